@@ -1,0 +1,46 @@
+# moee-pipeline: every target sets up .venv first (make install is idempotent).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+MODEL  ?= allenai/OLMoE-1B-7B-0924
+PROMPTS ?= none prompteol
+TASKS  ?=
+EXTRACT_ARGS ?=
+SCORE_ARGS ?=
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: help install test lint format demo extract score bench bench-gpu clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package with tested versions
+
+lint: install ## ruff lint + format check
+	$(VENV)/bin/ruff check moee_pipeline tests benchmarks
+	$(VENV)/bin/ruff format --check moee_pipeline tests benchmarks
+
+format: install ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix moee_pipeline tests benchmarks
+	$(VENV)/bin/ruff format moee_pipeline tests benchmarks
+
+test: lint ## Lint, then run the whole test suite (offline, CPU)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
+
+demo: install ## Run the whole pipeline offline on a tiny bundled model and task
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m moee_pipeline.demo
+
+extract: install ## Extract features on a GPU box: make extract MODEL=... PROMPTS="none prompteol" TASKS=STS12,...
+	$(VENV)/bin/moee extract --model $(MODEL) $(foreach p,$(PROMPTS),--prompt $(p)) $(if $(TASKS),--tasks $(TASKS)) $(EXTRACT_ARGS)
+
+score: install ## Score cached features on MTEB (CPU): make score MODEL=... PROMPTS="none prompteol"
+	CUDA_VISIBLE_DEVICES="" $(VENV)/bin/moee score --model $(MODEL) $(foreach p,$(PROMPTS),--prompt $(p)) $(if $(TASKS),--tasks $(TASKS)) $(SCORE_ARGS)
+
+clean: ## Remove build leftovers (keeps .venv and cache/)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info

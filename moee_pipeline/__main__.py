@@ -1,0 +1,3 @@
+from moee_pipeline.cli import main
+
+main()
