@@ -1,0 +1,215 @@
+"""Stage 1: run the model once per (task, prompt) and cache pooled features as Parquet parts.
+
+texts -> prompts -> length-sorted batches -> forward with router hooks -> pooled features
+-> parts written in a background thread while the next batches run -> manifest last.
+Reruns keep every complete part and extract only the texts that are missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from moee_pipeline import store
+from moee_pipeline.batching import Batch, encode_texts, make_batches
+from moee_pipeline.features import PooledBatch, RouterCapture, check_finite, forward_pooled
+from moee_pipeline.model import LoadedModel
+from moee_pipeline.prompts import Prompt
+from moee_pipeline.runinfo import run_metadata, shard_of
+from moee_pipeline.writer import PartWriter
+
+logger = logging.getLogger(__name__)
+
+
+class ExtractionError(RuntimeError):
+    """Extraction cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How to batch, shard and store one run."""
+
+    cache_dir: Path
+    batch_size: int = 64
+    max_batch_tokens: int = 16384
+    max_length: int = 512
+    rows_per_shard: int = 4096
+    shard: tuple[int, int] = (0, 1)
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """What one (task, prompt) extraction did."""
+
+    task: str
+    prompt_id: str
+    rows: int
+    new_rows: int
+    seconds: float
+    path: Path
+    skipped: bool = False
+    tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _select_shard(texts: Sequence[str], shard: tuple[int, int]) -> list[str]:
+    index, count = shard
+    return [t for t in texts if shard_of(store.text_id(t), count) == index]
+
+
+def _manifest_name(shard: tuple[int, int]) -> str:
+    return store.MANIFEST if shard[1] == 1 else f"_manifest.{shard[0]}of{shard[1]}.json"
+
+
+def _part_prefix(shard: tuple[int, int]) -> str:
+    return "part" if shard[1] == 1 else f"part-{shard[0]}of{shard[1]}"
+
+
+def _check_same_run(directory: Path, metadata: dict[str, Any]) -> None:
+    """Refuse to mix parts made with other settings into one task."""
+    parts = store.part_files(directory)
+    if not parts:
+        return
+    import pyarrow.parquet as pq
+
+    old = store.schema_metadata(pq.read_schema(parts[0]))
+    keys = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
+    diff = {k: (old.get(k), metadata.get(k)) for k in keys if old.get(k) != metadata.get(k)}
+    if diff:
+        raise ExtractionError(
+            f"{directory} holds parts made with other settings {diff}; "
+            "rerun with --overwrite or use another --cache-dir"
+        )
+
+
+def _forward_resilient(
+    loaded: LoadedModel, capture: RouterCapture, batch: Batch
+) -> Iterator[tuple[Batch, PooledBatch]]:
+    """Forward a batch; on out-of-memory split it in two and retry each half."""
+    try:
+        yield batch, forward_pooled(loaded, capture, batch.input_ids, batch.attention_mask)
+    except torch.OutOfMemoryError:
+        if loaded.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(batch.indices) == 1:
+            raise ExtractionError(
+                f"one text of {batch.input_ids.shape[1]} tokens does not fit in memory: "
+                "lower --max-length or use --quantization nf4"
+            ) from None
+        logger.warning("out of memory on a batch of %d; splitting it", len(batch.indices))
+        for half in batch.split():
+            yield from _forward_resilient(loaded, capture, half)
+
+
+def extract_task(
+    loaded: LoadedModel,
+    *,
+    task: str,
+    texts: Sequence[str],
+    prompt: Prompt,
+    options: ExtractOptions,
+    model_id: str,
+) -> TaskSummary:
+    """Extract (or finish extracting) one task's features under one prompt."""
+    start = time.perf_counter()
+    directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
+    manifest_name = _manifest_name(options.shard)
+    if options.overwrite and directory.exists():
+        logger.info("--overwrite: removing %s", directory)
+        shutil.rmtree(directory)
+    done = store.read_manifest(directory, manifest_name) or store.read_manifest(directory)
+    if done is not None:
+        return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, directory, skipped=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    store.clear_temp_files(directory)
+    metadata = run_metadata(
+        loaded, prompt=prompt, task=task, max_length=options.max_length, model_id=model_id
+    )
+    _check_same_run(directory, metadata)
+
+    mine = _select_shard(texts, options.shard)
+    have = store.existing_text_ids(directory)
+    todo = [t for t in mine if store.text_id(t) not in have]
+    encoded = encode_texts(loaded.tokenizer, prompt, todo, max_length=options.max_length)
+    empty = [todo[e.index] for e in encoded if not e.input_ids]
+    if empty:
+        raise ExtractionError(
+            f"{task}: {len(empty)} prompted text(s) have no tokens, e.g. {empty[0]!r}"
+        )
+    schema = store.feature_schema(
+        rw_dim=len(loaded.routers) * loaded.n_experts,
+        hidden_size=loaded.hidden_size,
+        metadata=metadata,
+    )
+    writer = PartWriter(
+        directory, schema, prefix=_part_prefix(options.shard), rows=options.rows_per_shard
+    )
+    tokens = 0
+    bar = tqdm(
+        total=len(todo), desc=f"{task} [{prompt.id}]", unit="text", disable=not options.progress
+    )
+    try:
+        with RouterCapture(loaded.routers) as capture:
+            batches = make_batches(
+                encoded,
+                pad_id=int(loaded.tokenizer.pad_token_id),
+                batch_size=options.batch_size,
+                max_batch_tokens=options.max_batch_tokens,
+            )
+            for batch in batches:
+                for part, pooled in _forward_resilient(loaded, capture, batch):
+                    part_texts = [todo[i] for i in part.indices]
+                    check_finite(pooled, part_texts)
+                    lengths = part.attention_mask.sum(dim=1).tolist()
+                    writer.add(part_texts, lengths, part.truncated, pooled)
+                    tokens += part.real_tokens
+                    bar.update(len(part.indices))
+                    elapsed = max(bar.format_dict["elapsed"], 1e-9)
+                    bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}", refresh=False)
+    finally:
+        bar.close()
+        writer.close()
+
+    seconds = time.perf_counter() - start
+    rows = len(have) + writer.written
+    manifest = {
+        **metadata,
+        "rows": rows,
+        "new_rows": writer.written,
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "truncated": int(sum(e.truncated for e in encoded)),
+        "shard": list(options.shard),
+        "texts_in_task": len(texts),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    store.write_json_atomic(directory / manifest_name, manifest)
+    if options.shard[1] > 1:
+        _combine_shard_manifests(directory, options.shard[1], manifest)
+    return TaskSummary(task, prompt.id, rows, writer.written, seconds, directory, tokens=tokens)
+
+
+def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) -> None:
+    """When every shard of a task is done, mark the whole task complete."""
+    manifests = [
+        store.read_manifest(directory, f"_manifest.{i}of{count}.json") for i in range(count)
+    ]
+    if any(m is None for m in manifests):
+        return
+    rows = int(np.sum([m["rows"] for m in manifests]))  # type: ignore[index]
+    seconds = float(np.sum([m["seconds"] for m in manifests]))  # type: ignore[index]
+    store.write_json_atomic(
+        directory / store.MANIFEST,
+        {**last, "rows": rows, "seconds": seconds, "shard": [0, 1], "shards": count},
+    )

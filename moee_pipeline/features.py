@@ -1,0 +1,118 @@
+"""One forward pass per batch, pooled features captured by router hooks.
+
+Each router gets a forward pre-hook that sees its input (the post-attention, pre-MoE
+hidden states). Router logits are affine in that input, so the mean of the logits over the
+real tokens equals the router applied to the mean input: the hook pools first and applies
+the router weight to two vectors per text, never to every token. Only pooled float32
+vectors leave the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from moee_pipeline.model import LoadedModel
+from moee_pipeline.routers import Router
+
+
+class NonFiniteFeatureError(ValueError):
+    """A feature came out NaN or inf; never cache it silently."""
+
+
+@dataclass(frozen=True)
+class PooledBatch:
+    """Pooled features of one batch, rows in batch order, float32 on the CPU."""
+
+    rw_last: np.ndarray
+    rw_mean: np.ndarray
+    hs_last: np.ndarray
+    hs_mean: np.ndarray
+
+    def rows(self) -> int:
+        return int(self.hs_last.shape[0])
+
+
+def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.to(torch.float32).unsqueeze(-1)
+    return (hidden.float() * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class RouterCapture:
+    """Forward pre-hooks that pool each router's input at the last token and over real tokens."""
+
+    def __init__(self, routers: Sequence[Router]) -> None:
+        self.routers = list(routers)
+        self._mask: torch.Tensor | None = None
+        self._last: list[torch.Tensor | None] = [None] * len(self.routers)
+        self._mean: list[torch.Tensor | None] = [None] * len(self.routers)
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> RouterCapture:
+        for slot, router in enumerate(self.routers):
+            hook = self._make_hook(slot)
+            self._handles.append(router.module.register_forward_pre_hook(hook))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _make_hook(self, slot: int):
+        router = self.routers[slot]
+
+        def hook(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            mask = self._mask
+            assert mask is not None, "set_mask() must be called before the forward pass"
+            hidden = args[0].reshape(mask.shape[0], mask.shape[1], -1)
+            self._last[slot] = router.logits(hidden[:, -1])
+            self._mean[slot] = router.logits(_masked_mean(hidden, mask))
+
+        return hook
+
+    def set_mask(self, attention_mask: torch.Tensor) -> None:
+        self._mask = attention_mask
+        self._last = [None] * len(self.routers)
+        self._mean = [None] * len(self.routers)
+
+    def collect(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer-major (batch, n_layers * n_experts) logits at the last token and mean-pooled."""
+        if any(x is None for x in self._last):
+            missing = [r.name for r, x in zip(self.routers, self._last, strict=True) if x is None]
+            raise RuntimeError(f"routers were not called in the forward pass: {missing}")
+        return torch.cat(self._last, dim=1), torch.cat(self._mean, dim=1)  # type: ignore[arg-type]
+
+
+@torch.inference_mode()
+def forward_pooled(
+    loaded: LoadedModel,
+    capture: RouterCapture,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> PooledBatch:
+    """Run the base model on one left-padded batch and pool its features."""
+    input_ids = input_ids.to(loaded.device)
+    attention_mask = attention_mask.to(loaded.device)
+    capture.set_mask(attention_mask)
+    output = loaded.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    hidden = output.last_hidden_state
+    rw_last, rw_mean = capture.collect()
+    tensors = (rw_last, rw_mean, hidden[:, -1].float(), _masked_mean(hidden, attention_mask))
+    arrays = [t.detach().to("cpu", torch.float32).numpy() for t in tensors]
+    return PooledBatch(*arrays)
+
+
+def check_finite(batch: PooledBatch, texts: Sequence[str]) -> None:
+    """Raise naming the first text whose features are NaN or inf."""
+    for name in ("rw_last", "rw_mean", "hs_last", "hs_mean"):
+        bad = ~np.isfinite(getattr(batch, name)).all(axis=1)
+        if bad.any():
+            index = int(np.flatnonzero(bad)[0])
+            raise NonFiniteFeatureError(
+                f"{name} is NaN/inf for {int(bad.sum())} text(s) in a batch, e.g. "
+                f"{texts[index][:120]!r}; try --dtype float32 or --quantization none"
+            )
