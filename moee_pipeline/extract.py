@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from moee_pipeline import store
 from moee_pipeline.batching import Batch, encode_texts, make_batches
 from moee_pipeline.features import PooledBatch, RouterCapture, check_finite, forward_pooled
-from moee_pipeline.model import LoadedModel
+from moee_pipeline.model import LoadedModel, ModelSpec, load_model
 from moee_pipeline.prompts import Prompt
 from moee_pipeline.runinfo import run_metadata, shard_of
 from moee_pipeline.writer import PartWriter
@@ -213,3 +213,50 @@ def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) 
         directory / store.MANIFEST,
         {**last, "rows": rows, "seconds": seconds, "shard": [0, 1], "shards": count},
     )
+
+
+def _all_done(cache_dir: Path, *, model_id: str, task: str, prompts: Sequence[Prompt]) -> bool:
+    return all(
+        store.read_manifest(store.task_dir(cache_dir, model=model_id, prompt_id=p.id, task=task))
+        for p in prompts
+    )
+
+
+def run_extract(
+    spec: ModelSpec,
+    *,
+    tasks: Sequence[str],
+    prompts: Sequence[Prompt],
+    options: ExtractOptions,
+    data_dir: Path | None = None,
+) -> Iterator[TaskSummary]:
+    """Extract every (task, prompt), loading the model once; yields a summary per pair.
+
+    Task data is loaded and snapshotted before the model, so a bad task name or data dir
+    fails in seconds, not after a multi-minute model load.
+    """
+    from moee_pipeline.tasks import load_task, task_texts, write_snapshot
+
+    todo: list[tuple[str, list[str]]] = []
+    for name in tasks:
+        if not options.overwrite and _all_done(
+            options.cache_dir, model_id=spec.model, task=name, prompts=prompts
+        ):
+            for prompt in prompts:
+                path = store.task_dir(
+                    options.cache_dir, model=spec.model, prompt_id=prompt.id, task=name
+                )
+                rows = store.read_manifest(path)["rows"]  # type: ignore[index]
+                yield TaskSummary(name, prompt.id, rows, 0, 0.0, path, skipped=True)
+            continue
+        task = load_task(name, cache_dir=options.cache_dir, data_dir=data_dir)
+        write_snapshot(task, cache_dir=options.cache_dir)
+        todo.append((name, task_texts(task)))
+    if not todo:
+        return
+    loaded = load_model(spec)
+    for name, texts in todo:
+        for prompt in prompts:
+            yield extract_task(
+                loaded, task=name, texts=texts, prompt=prompt, options=options, model_id=spec.model
+            )
