@@ -138,6 +138,7 @@ def extract_task(
     )
     _check_same_run(directory, metadata)
 
+    texts = list(dict.fromkeys(texts))
     mine = _select_shard(texts, options.shard)
     have = store.existing_text_ids(directory)
     todo = [t for t in mine if store.text_id(t) not in have]
@@ -182,7 +183,7 @@ def extract_task(
         writer.close()
 
     seconds = time.perf_counter() - start
-    rows = len(have) + writer.written
+    rows = len(mine)  # every text of this shard is now stored
     manifest = {
         **metadata,
         "rows": rows,

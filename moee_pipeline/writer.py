@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -13,19 +14,20 @@ from moee_pipeline.features import PooledBatch
 
 
 class PartWriter:
-    """Buffers pooled rows and writes full parts in a background thread."""
+    """Buffers pooled rows and writes parts of exactly `rows` rows (the last may be shorter).
+
+    Parts are written by one background thread while the model computes the next batches;
+    errors from that thread surface on the next call.
+    """
 
     def __init__(self, directory: Path, schema: pa.Schema, *, prefix: str, rows: int) -> None:
-        self.directory, self.schema, self.prefix, self.rows_per_part = (
-            directory,
-            schema,
-            prefix,
-            rows,
-        )
-        existing = [
-            int(p.stem.rsplit("-", 1)[-1]) for p in directory.glob(f"{prefix}-[0-9]*.parquet")
-        ]
-        self._next = max(existing, default=-1) + 1
+        self.directory = directory
+        self.schema = schema
+        self.prefix = prefix
+        self.rows_per_part = rows
+        pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)\.parquet$")
+        numbers = [int(m.group(1)) for p in directory.iterdir() if (m := pattern.match(p.name))]
+        self._next = max(numbers, default=-1) + 1
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moee-writer")
@@ -39,29 +41,37 @@ class PartWriter:
         truncated: Sequence[bool],
         pooled: PooledBatch,
     ) -> None:
-        columns = {
-            "text_id": pa.array([store.text_id(t) for t in texts], pa.string()),
-            "text": pa.array(list(texts), pa.string()),
-            "n_tokens": pa.array(list(tokens), pa.int32()),
-            "truncated": pa.array(list(truncated), pa.bool_()),
-        }
-        for name in store.VECTOR_COLUMNS:
-            columns[name] = store.vector_array(getattr(pooled, name))
-        self._buffer.append(pa.record_batch(list(columns.values()), schema=self.schema))
+        """Buffer one batch of rows; full parts go to the writer thread."""
+        columns = [
+            pa.array([store.text_id(t) for t in texts], pa.string()),
+            pa.array(list(texts), pa.string()),
+            pa.array(list(tokens), pa.int32()),
+            pa.array(list(truncated), pa.bool_()),
+            *(store.vector_array(getattr(pooled, name)) for name in store.VECTOR_COLUMNS),
+        ]
+        self._buffer.append(pa.record_batch(columns, schema=self.schema))
         self._buffered += len(texts)
         if self._buffered >= self.rows_per_part:
-            self.flush()
+            self._flush(final=False)
 
-    def flush(self) -> None:
-        if not self._buffer:
+    def _flush(self, *, final: bool) -> None:
+        if not self._buffered:
             return
         table = pa.Table.from_batches(self._buffer, schema=self.schema)
+        start = 0
+        while table.num_rows - start >= self.rows_per_part or (final and start < table.num_rows):
+            self._submit(table.slice(start, self.rows_per_part))
+            start += self.rows_per_part
+        rest = table.slice(start)
+        self._buffer = rest.to_batches() if rest.num_rows else []
+        self._buffered = rest.num_rows
+        self._raise_errors(block=False)
+
+    def _submit(self, table: pa.Table) -> None:
         path = self.directory / f"{self.prefix}-{self._next:05d}.parquet"
         self._next += 1
-        self._buffer, self._buffered = [], 0
         self._pending.append(self._pool.submit(store.write_part, table, path))
         self.written += table.num_rows
-        self._raise_errors(block=False)
 
     def _raise_errors(self, *, block: bool) -> None:
         still = []
@@ -73,9 +83,9 @@ class PartWriter:
         self._pending = still
 
     def close(self) -> None:
-        """Write what is buffered and wait for every part to be on disk."""
-        self.flush()
+        """Write what is buffered and wait until every part is on disk."""
         try:
+            self._flush(final=True)
             self._raise_errors(block=True)
         finally:
             self._pool.shutdown(wait=True)

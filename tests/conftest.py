@@ -1,0 +1,51 @@
+"""Shared fixtures: a tokenizer and tiny random MoE models, built once per session, offline."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from moee_pipeline.tiny import train_tokenizer
+
+    path = tmp_path_factory.mktemp("tokenizer")
+    train_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(
+    tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path
+) -> Callable[[str], Path]:
+    """A factory: tiny_model("olmoe") -> folder of a saved tiny random model (built once)."""
+    from moee_pipeline.tiny import build_tiny_model
+
+    built: dict[str, Path] = {}
+
+    def make(kind: str) -> Path:
+        if kind not in built:
+            folder = tmp_path_factory.mktemp(f"model-{kind}")
+            built[kind] = build_tiny_model(kind, folder, tokenizer_dir=tokenizer_dir)
+        return built[kind]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def mteb_data() -> Path:
+    """../shared/mteb-data, or skip where it is absent."""
+    path = SHARED / "mteb-data"
+    if not path.is_dir():
+        pytest.skip("../shared/mteb-data is not present")
+    return path
