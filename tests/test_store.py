@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from moee_pipeline import store
+
+
+def test_text_id_is_sha256_of_utf8() -> None:
+    assert store.text_id("café") == hashlib.sha256("café".encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("model", "slug"),
+    [
+        ("allenai/OLMoE-1B-7B-0924", "allenai--OLMoE-1B-7B-0924"),
+        ("/models/my tiny model", "my_tiny_model"),
+        ("./checkpoints/olmoe", "olmoe"),
+    ],
+)
+def test_model_slug(model: str, slug: str) -> None:
+    assert store.model_slug(model) == slug
+
+
+def test_vectors_round_trip_including_sliced_columns() -> None:
+    matrix = np.arange(24, dtype=np.float32).reshape(6, 4)
+    column = store.vector_array(matrix)
+    np.testing.assert_array_equal(store.column_matrix(column), matrix)
+    # a slice has an offset: .values would ignore it, flatten() must not
+    np.testing.assert_array_equal(store.column_matrix(column.slice(2, 3)), matrix[2:5])
+    chunked = pa.chunked_array([column.slice(0, 2), column.slice(2)])
+    np.testing.assert_array_equal(store.column_matrix(chunked), matrix)
+
+
+def test_write_part_leaves_no_temp_file(tmp_path: Path) -> None:
+    table = pa.table({"text_id": ["a"], "hs_last": store.vector_array(np.ones((1, 3)))})
+    store.write_part(table, tmp_path / "part-00000.parquet")
+    assert [p.name for p in tmp_path.iterdir()] == ["part-00000.parquet"]
+    (tmp_path / ".part-00001.parquet.tmp").write_bytes(b"half a part")
+    assert store.part_files(tmp_path) == [tmp_path / "part-00000.parquet"]
+    store.clear_temp_files(tmp_path)
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_read_features_explains_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(store.CacheError, match="not extracted: run `moee extract"):
+        store.read_features(tmp_path, model="org/m", prompt_id="none", task="STS12")
+    folder = store.task_dir(tmp_path, model="org/m", prompt_id="none", task="STS12")
+    folder.mkdir(parents=True)
+    with pytest.raises(store.CacheError, match="incomplete"):
+        store.read_features(tmp_path, model="org/m", prompt_id="none", task="STS12")
+
+
+def test_cache_root_prefers_argument_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOEE_CACHE_DIR", "/elsewhere")
+    assert store.cache_root(None) == Path("/elsewhere")
+    assert store.cache_root("here") == Path("here")
+    monkeypatch.delenv("MOEE_CACHE_DIR")
+    assert store.cache_root(None) == Path("cache")
