@@ -1,0 +1,257 @@
+"""How cached features become one embedding per text: HS, RW, MoEE (concat) and MoEE (sum).
+
+The math (issue 3), with `hs` and `rw` the selected feature matrices of one task (rows = all of its
+cached texts) and z(X) = (X - mean(X)) / (std(X) + 1e-8) per column, population std:
+
+- HS = hs (z(hs) with `zscore="all"`); RW = z(rw);
+- MoEE-concat = [z(hs), z(rw)];
+- MoEE-sum(w) = [z(hs)/|z(hs)|, sqrt(w) * z(rw)/|z(rw)|], rows L2-normalised, so the dot product of
+  two packed vectors is cos(hs) + w * cos(rw) exactly and mteb's unmodified evaluators (cosine, dot,
+  euclidean, k-means, logistic regression) all see the weighted-sum geometry.
+- `zscore="none"` z-scores nothing. Statistics always cover the whole task, never a batch.
+
+Layers are POSITIONS among the MoE layers (0..n_moe_layers-1, the order of the layer-major RW
+vector), not model layer indices: for DeepSeek-MoE (layer 0 dense) position 0 is model layer 1.
+The manifest's `moe_layers` maps positions to model layer indices.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Method = Literal["HS", "RW", "MoEE-concat", "MoEE-sum"]
+RwMode = Literal["logits", "softmax"]
+Pooling = Literal["last", "mean"]
+ZscoreMode = Literal["auto", "all", "none"]
+
+METHODS: tuple[str, ...] = ("HS", "RW", "MoEE-concat", "MoEE-sum")
+RW_MODES: tuple[str, ...] = ("logits", "softmax")
+POOLINGS: tuple[str, ...] = ("last", "mean")
+ZSCORE_MODES: tuple[str, ...] = ("auto", "all", "none")
+EPS = 1e-8
+
+
+def zscore(x: np.ndarray, *, eps: float = EPS) -> np.ndarray:
+    """Standardise each column with the statistics of all rows (population std).
+
+    Statistics accumulate in float64 so that large tasks do not lose precision; the result is
+    float32.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    mean = x64.mean(axis=0)
+    std = x64.std(axis=0)
+    return ((x64 - mean) / (std + eps)).astype(np.float32)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; an all-zero row stays zero instead of becoming NaN."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0).astype(np.float32)
+
+
+def parse_layers(spec: str | None) -> tuple[int, ...] | None:
+    """Parse "0-7", "0,4,8" or "0-3,8,10-11" into sorted unique MoE-layer positions.
+
+    None, "" and "all" mean every MoE layer (returned as None).
+    """
+    if spec is None or spec.strip().lower() in {"", "all"}:
+        return None
+    positions: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                start, stop = (int(v) for v in part.split("-", 1))
+                if stop < start:
+                    raise ValueError
+                positions.update(range(start, stop + 1))
+            else:
+                positions.add(int(part))
+        except ValueError:
+            raise ValueError(
+                f"bad --layers {spec!r}: use MoE-layer positions like 0-7 or 0,4,8"
+            ) from None
+    if not positions or min(positions) < 0:
+        raise ValueError(f"bad --layers {spec!r}: positions must be >= 0")
+    return tuple(sorted(positions))
+
+
+def format_layers(layers: tuple[int, ...] | None) -> str:
+    """Canonical text of a layer selection ("all", "0-7", "0,4,8-9"), used in scores.csv."""
+    if layers is None:
+        return "all"
+    runs: list[str] = []
+    start = prev = layers[0]
+    for value in [*layers[1:], None]:
+        if value is not None and value == prev + 1:
+            prev = value
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if value is not None:
+            start = prev = value
+    return ",".join(runs)
+
+
+def _as_layers(rw: np.ndarray, *, n_moe_layers: int, n_experts: int) -> np.ndarray:
+    """View the layer-major RW matrix as (rows, layers, experts), checking its width."""
+    if rw.shape[1] != n_moe_layers * n_experts:
+        raise ValueError(
+            f"RW width {rw.shape[1]} != n_moe_layers {n_moe_layers} x n_experts {n_experts}"
+        )
+    return rw.reshape(rw.shape[0], n_moe_layers, n_experts)
+
+
+def select_layers(
+    rw: np.ndarray, *, layers: tuple[int, ...] | None, n_moe_layers: int, n_experts: int
+) -> np.ndarray:
+    """Keep the RW blocks of the given MoE-layer positions (None keeps all)."""
+    cube = _as_layers(rw, n_moe_layers=n_moe_layers, n_experts=n_experts)
+    if layers is None:
+        return np.asarray(rw, dtype=np.float32)
+    bad = [p for p in layers if p >= n_moe_layers]
+    if bad:
+        raise ValueError(
+            f"--layers {format_layers(layers)}: positions {bad} out of range; this model has "
+            f"{n_moe_layers} MoE layers (positions 0-{n_moe_layers - 1})"
+        )
+    return np.ascontiguousarray(cube[:, list(layers), :], dtype=np.float32).reshape(rw.shape[0], -1)
+
+
+def softmax_per_layer(rw: np.ndarray, *, n_moe_layers: int, n_experts: int) -> np.ndarray:
+    """Turn each layer's router logits into probabilities over that layer's experts."""
+    cube = _as_layers(
+        np.asarray(rw, dtype=np.float32), n_moe_layers=n_moe_layers, n_experts=n_experts
+    )
+    shifted = cube - cube.max(axis=2, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=2, keepdims=True)).reshape(rw.shape[0], -1)
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One embedding configuration: method, RW weight (MoEE-sum only), feature options."""
+
+    method: Method
+    weight: float | None = None
+    rw: RwMode = "logits"
+    pooling: Pooling = "last"
+    layers: tuple[int, ...] | None = None
+    zscore: ZscoreMode = "auto"
+
+    def __post_init__(self) -> None:
+        """Reject configurations that would silently mean something else."""
+        checks = (
+            (self.method, METHODS, "method"),
+            (self.rw, RW_MODES, "rw"),
+            (self.pooling, POOLINGS, "pooling"),
+            (self.zscore, ZSCORE_MODES, "zscore"),
+        )
+        for value, allowed, name in checks:
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}: choose from {', '.join(allowed)}")
+        if self.method == "MoEE-sum":
+            if self.weight is None or not np.isfinite(self.weight) or self.weight < 0:
+                raise ValueError(f"MoEE-sum needs a finite weight >= 0, got {self.weight!r}")
+        elif self.weight is not None:
+            raise ValueError(f"{self.method} takes no weight (only MoEE-sum does)")
+
+    @property
+    def uses_hs(self) -> bool:
+        """Whether the embedding contains the hidden state."""
+        return self.method != "RW"
+
+    @property
+    def uses_rw(self) -> bool:
+        """Whether the embedding contains router weights."""
+        return self.method != "HS"
+
+    @property
+    def folder(self) -> str:
+        """A readable, unique, path-safe name (mteb's result folder of this configuration)."""
+        weight = f"_w{self.weight:g}" if self.weight is not None else ""
+        return (
+            f"{self.method}{weight}_rw-{self.rw}_pool-{self.pooling}"
+            f"_layers-{format_layers(self.layers).replace(',', '+')}_z-{self.zscore}"
+        )
+
+    def effective_key(self) -> tuple[object, ...]:
+        """What changes the embedding: HS ignores RW options, so equal keys score equal."""
+        if self.method == "HS":
+            return ("HS", self.pooling, self.zscore == "all")
+        return (
+            self.method,
+            self.weight,
+            self.rw,
+            self.pooling,
+            self.layers,
+            self.zscore != "none",
+        )
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The standardised, normalised building blocks of one (rw, pooling, layers, zscore) setting.
+
+    Computed once per task and setting; every method and every weight is then a cheap
+    concatenation or scaling of these arrays.
+    """
+
+    hs: np.ndarray | None  # raw hs
+    hs_z: np.ndarray | None  # z(hs), or hs when zscore="none"
+    rw_z: np.ndarray | None  # z(rw), or rw when zscore="none"
+    hs_unit: np.ndarray | None  # rows of hs_z, L2-normalised
+    rw_unit: np.ndarray | None  # rows of rw_z, L2-normalised
+
+
+def prepare_parts(
+    *,
+    hs: np.ndarray | None,
+    rw: np.ndarray | None,
+    rw_mode: RwMode,
+    layers: tuple[int, ...] | None,
+    zscore_mode: ZscoreMode,
+    n_moe_layers: int,
+    n_experts: int,
+) -> Parts:
+    """Apply softmax, layer selection and task-wide z-scoring once; None inputs stay None."""
+    standardise = zscore if zscore_mode != "none" else (lambda x: np.asarray(x, np.float32))
+    hs_z = hs_unit = rw_z = rw_unit = None
+    if hs is not None:
+        hs = np.asarray(hs, dtype=np.float32)
+        hs_z = standardise(hs)
+        hs_unit = l2_normalize(hs_z)
+    if rw is not None:
+        rw = np.asarray(rw, dtype=np.float32)
+        if rw_mode == "softmax":
+            rw = softmax_per_layer(rw, n_moe_layers=n_moe_layers, n_experts=n_experts)
+        rw = select_layers(rw, layers=layers, n_moe_layers=n_moe_layers, n_experts=n_experts)
+        rw_z = standardise(rw)
+        rw_unit = l2_normalize(rw_z)
+    return Parts(hs=hs, hs_z=hs_z, rw_z=rw_z, hs_unit=hs_unit, rw_unit=rw_unit)
+
+
+def _need(array: np.ndarray | None, what: str) -> np.ndarray:
+    if array is None:
+        raise ValueError(f"this method needs {what}, which was not prepared")
+    return array
+
+
+def embed(parts: Parts, combo: Combination) -> np.ndarray:
+    """The (rows, dim) float32 embedding matrix of one configuration."""
+    if combo.method == "HS":
+        return _need(parts.hs_z if combo.zscore == "all" else parts.hs, "hs")
+    if combo.method == "RW":
+        return _need(parts.rw_z, "rw")
+    if combo.method == "MoEE-concat":
+        return np.concatenate([_need(parts.hs_z, "hs"), _need(parts.rw_z, "rw")], axis=1)
+    scale = np.float32(np.sqrt(combo.weight))  # __post_init__ guarantees weight >= 0
+    return np.concatenate([_need(parts.hs_unit, "hs"), scale * _need(parts.rw_unit, "rw")], axis=1)
