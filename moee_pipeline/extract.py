@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from moee_pipeline import store
 from moee_pipeline.batching import Batch, encode_texts, make_batches
+from moee_pipeline.errors import MoeeError
 from moee_pipeline.features import PooledBatch, RouterCapture, check_finite, forward_pooled
 from moee_pipeline.model import LoadedModel, ModelSpec, load_model
 from moee_pipeline.prompts import Prompt
@@ -30,7 +31,7 @@ from moee_pipeline.writer import PartWriter
 logger = logging.getLogger(__name__)
 
 
-class ExtractionError(RuntimeError):
+class ExtractionError(MoeeError, RuntimeError):
     """Extraction cannot go on; the message says why and what to do."""
 
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from moee_pipeline.errors import MoeeError
 from moee_pipeline.model import LoadedModel
 from moee_pipeline.routers import Router
 
 
-class NonFiniteFeatureError(ValueError):
+class NonFiniteFeatureError(MoeeError, ValueError):
     """A feature came out NaN or inf; never cache it silently."""
 
 

@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from moee_pipeline.errors import MoeeError
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -55,7 +57,7 @@ PROMPTS: dict[str, str] = {
 _SENTENCE_ENDS = (".", "?", "!", '"', "'")
 
 
-class PromptError(ValueError):
+class PromptError(MoeeError, ValueError):
     """A prompt name or template that cannot be used."""
 
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from moee_pipeline.errors import MoeeError
+
 ROUTER_NAMES = ("gate", "router")
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
 
 
-class NotMoEError(ValueError):
+class NotMoEError(MoeeError, ValueError):
     """The model has no expert router, so there are no routing weights to extract."""
 
 

@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from moee_pipeline.errors import MoeeError
+
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -34,7 +36,7 @@ VECTOR_COLUMNS = ("rw_last", "rw_mean", "hs_last", "hs_mean")
 PART_GLOB = "part-*.parquet"
 
 
-class CacheError(Exception):
+class CacheError(MoeeError):
     """A cache entry is missing, incomplete or inconsistent; the message says what to run."""
 
 
