@@ -1,0 +1,195 @@
+"""Task snapshots: a task's loaded evaluation data, frozen under `<cache>/tasks/<Task>/`.
+
+Scoring must work on a laptop with no network and no data dir, so extraction freezes exactly the
+data mteb evaluated (after `dataset_transform`). The layout mirrors `task.dataset` generically:
+every `datasets.Dataset` becomes one Parquet file (row order and features kept: classification
+draws its few-shot rows by row index), every plain dict without datasets inside (retrieval qrels,
+top_ranked) one JSON file, and `manifest.json` records the tree. The manifest is written last and
+the folder is renamed into place, so a folder without it is never taken as complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mteb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import Dataset, DatasetDict, DatasetInfo, Features
+from mteb.abstasks import AbsTask
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+SNAPSHOT_FORMAT = 1
+
+
+def snapshot_dir(name: str, cache_dir: Path) -> Path:
+    """Where the snapshot of task `name` lives under a cache root."""
+    return Path(cache_dir) / "tasks" / name
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of a complete snapshot, or None when the folder is absent or half-written."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != SNAPSHOT_FORMAT:
+        return None
+    return manifest
+
+
+def _contains_dataset(value: Any) -> bool:
+    """Whether a nested value holds a Dataset somewhere, i.e. must be a folder, not a JSON leaf."""
+    if isinstance(value, Dataset):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_dataset(v) for v in value.values())
+    return False
+
+
+def _json_default(value: Any) -> Any:
+    """Turn numpy scalars and other non-JSON leaves into plain Python values."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, set | tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a task snapshot")
+
+
+def _write_node(value: Any, folder: Path, stem: str) -> dict[str, Any]:
+    """Write one node of the dataset tree under `folder` and describe it for the manifest."""
+    if isinstance(value, Dataset):
+        table = value.with_format("arrow")[:]  # applies any select()/indices mapping, in row order
+        pq.write_table(table, folder / f"{stem}.parquet", compression="zstd")
+        return {
+            "kind": "dataset",
+            "file": f"{stem}.parquet",
+            "rows": value.num_rows,
+            "features": value.features.to_dict(),
+        }
+    if isinstance(value, dict) and _contains_dataset(value):
+        sub = folder / stem
+        sub.mkdir()
+        children = {}
+        for i, (key, child) in enumerate(value.items()):
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(key))[:60]
+            children[str(key)] = _write_node(child, sub, f"{i:03d}-{safe}")
+        kind = "datasetdict" if isinstance(value, DatasetDict) else "dict"
+        return {"kind": kind, "dir": stem, "children": children}
+    if value is None:
+        return {"kind": "none"}
+    (folder / f"{stem}.json").write_text(
+        json.dumps(value, default=_json_default, ensure_ascii=False), encoding="utf-8"
+    )
+    return {"kind": "json", "file": f"{stem}.json"}
+
+
+def _read_node(node: dict[str, Any], folder: Path) -> Any:
+    """Rebuild one node written by `_write_node`, in memory (never through the datasets cache)."""
+    kind = node["kind"]
+    if kind == "dataset":
+        table = pq.read_table(folder / node["file"])
+        features = Features.from_dict(node["features"])
+        table = table.replace_schema_metadata(None).cast(features.arrow_schema)
+        return Dataset(table, info=DatasetInfo(features=features))
+    if kind in {"dict", "datasetdict"}:
+        sub = folder / node["dir"]
+        children = {key: _read_node(child, sub) for key, child in node["children"].items()}
+        return DatasetDict(children) if kind == "datasetdict" else children
+    if kind == "none":
+        return None
+    return json.loads((folder / node["file"]).read_text(encoding="utf-8"))
+
+
+def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -> Path:
+    """Freeze the task's loaded evaluation data under `<cache_dir>/tasks/<name>/`.
+
+    A complete snapshot of the same task is kept as is (a no-op) unless `overwrite`; concurrent
+    writers (e.g. two extraction shards) are safe because the folder appears by one rename.
+    """
+    name = task.metadata.name
+    if not task.data_loaded or task.dataset is None:
+        raise ValueError(f"task {name} has no data loaded; load it with load_task() first")
+    final = snapshot_dir(name, cache_dir)
+    existing = read_manifest(final)
+    if existing is not None and existing.get("task") == name and not overwrite:
+        logger.debug("snapshot of %s already complete at %s", name, final)
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=final.parent))
+    try:
+        tree = _write_node(task.dataset, tmp, "data")
+        manifest = {
+            "format": SNAPSHOT_FORMAT,
+            "task": name,
+            "task_type": task.metadata.type,
+            "mteb_version": mteb.__version__,
+            "dataset_revision": task.metadata.dataset.get("revision"),
+            "eval_splits": list(task.eval_splits),
+            "hf_subsets": list(task.hf_subsets) if task.hf_subsets else None,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tree": tree,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        _move_into_place(tmp, final, overwrite=overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("wrote task snapshot %s", final)
+    return final
+
+
+def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
+    """Move the temp folder to `final`, replacing a half-written (or, if asked, old) one."""
+    if final.exists():
+        if read_manifest(final) is not None and not overwrite:
+            return  # another writer finished first; its snapshot is equivalent
+        trash = final.with_name(f".trash-{final.name}-{uuid.uuid4().hex[:8]}")
+        try:
+            final.rename(trash)
+        except FileNotFoundError:
+            trash = None  # removed concurrently
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    try:
+        tmp.rename(final)
+    except OSError:
+        if read_manifest(final) is None:
+            raise
+        # lost a race to a concurrent writer whose snapshot is complete: keep theirs
+
+
+def read_snapshot(name: str, *, cache_dir: Path) -> Any | None:
+    """The dataset tree of a complete snapshot of `name`, or None when there is none."""
+    folder = snapshot_dir(name, cache_dir)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        if folder.exists():
+            logger.warning("ignoring incomplete task snapshot %s (no %s)", folder, MANIFEST)
+        return None
+    if manifest.get("task") != name:
+        logger.warning("ignoring snapshot %s: it holds task %s", folder, manifest.get("task"))
+        return None
+    if manifest.get("mteb_version") != mteb.__version__:
+        logger.warning(
+            "snapshot %s was written with mteb %s, running %s",
+            folder,
+            manifest.get("mteb_version"),
+            mteb.__version__,
+        )
+    return _read_node(manifest["tree"], folder)
+
+
+def arrow_table(dataset: Dataset) -> pa.Table:
+    """The rows of a Dataset as one Arrow table, in order (helper for tests and callers)."""
+    return dataset.with_format("arrow")[:]
