@@ -23,6 +23,8 @@ from typing import Literal
 
 import numpy as np
 
+from moee_pipeline.errors import MoeeError
+
 logger = logging.getLogger(__name__)
 
 Method = Literal["HS", "RW", "MoEE-concat", "MoEE-sum"]
@@ -35,6 +37,10 @@ RW_MODES: tuple[str, ...] = ("logits", "softmax")
 POOLINGS: tuple[str, ...] = ("last", "mean")
 ZSCORE_MODES: tuple[str, ...] = ("auto", "all", "none")
 EPS = 1e-8
+
+
+class CombineError(MoeeError, ValueError):
+    """A configuration that cannot be built (bad layers, weight, method); says what to use."""
 
 
 def zscore(x: np.ndarray, *, eps: float = EPS) -> np.ndarray:
@@ -77,11 +83,11 @@ def parse_layers(spec: str | None) -> tuple[int, ...] | None:
             else:
                 positions.add(int(part))
         except ValueError:
-            raise ValueError(
+            raise CombineError(
                 f"bad --layers {spec!r}: use MoE-layer positions like 0-7 or 0,4,8"
             ) from None
     if not positions or min(positions) < 0:
-        raise ValueError(f"bad --layers {spec!r}: positions must be >= 0")
+        raise CombineError(f"bad --layers {spec!r}: positions must be >= 0")
     return tuple(sorted(positions))
 
 
@@ -104,7 +110,7 @@ def format_layers(layers: tuple[int, ...] | None) -> str:
 def _as_layers(rw: np.ndarray, *, n_moe_layers: int, n_experts: int) -> np.ndarray:
     """View the layer-major RW matrix as (rows, layers, experts), checking its width."""
     if rw.shape[1] != n_moe_layers * n_experts:
-        raise ValueError(
+        raise CombineError(
             f"RW width {rw.shape[1]} != n_moe_layers {n_moe_layers} x n_experts {n_experts}"
         )
     return rw.reshape(rw.shape[0], n_moe_layers, n_experts)
@@ -119,7 +125,7 @@ def select_layers(
         return np.asarray(rw, dtype=np.float32)
     bad = [p for p in layers if p >= n_moe_layers]
     if bad:
-        raise ValueError(
+        raise CombineError(
             f"--layers {format_layers(layers)}: positions {bad} out of range; this model has "
             f"{n_moe_layers} MoE layers (positions 0-{n_moe_layers - 1})"
         )
@@ -157,12 +163,12 @@ class Combination:
         )
         for value, allowed, name in checks:
             if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}: choose from {', '.join(allowed)}")
+                raise CombineError(f"unknown {name} {value!r}: choose from {', '.join(allowed)}")
         if self.method == "MoEE-sum":
             if self.weight is None or not np.isfinite(self.weight) or self.weight < 0:
-                raise ValueError(f"MoEE-sum needs a finite weight >= 0, got {self.weight!r}")
+                raise CombineError(f"MoEE-sum needs a finite weight >= 0, got {self.weight!r}")
         elif self.weight is not None:
-            raise ValueError(f"{self.method} takes no weight (only MoEE-sum does)")
+            raise CombineError(f"{self.method} takes no weight (only MoEE-sum does)")
 
     @property
     def uses_hs(self) -> bool:
@@ -241,7 +247,7 @@ def prepare_parts(
 
 def _need(array: np.ndarray | None, what: str) -> np.ndarray:
     if array is None:
-        raise ValueError(f"this method needs {what}, which was not prepared")
+        raise CombineError(f"this method needs {what}, which was not prepared")
     return array
 
 

@@ -1,0 +1,198 @@
+"""Evaluate one task with one precomputed embedding matrix through mteb's own evaluators.
+
+The encoder never runs a model: it looks every text mteb asks for up by its text id in the
+cached rows and gathers the matching rows of the embedding matrix. A text that is not cached
+is an error, never a zero vector, because a silent zero would quietly lower the score.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mteb
+import numpy as np
+from datasets import DatasetDict
+from mteb.abstasks import AbsTask
+from mteb.models.model_meta import ModelMeta
+from mteb.similarity_functions import cos_sim, pairwise_cos_sim
+
+from moee_pipeline.errors import MoeeError
+from moee_pipeline.store import text_id
+
+logger = logging.getLogger(__name__)
+
+ENCODE_BATCH = 4096  # texts per DataLoader batch; large because a lookup costs nothing
+
+
+class MissingTextsError(MoeeError, LookupError):
+    """mteb asked for texts that the feature cache does not hold."""
+
+
+def row_index(text_ids: Sequence[str]) -> dict[str, int]:
+    """text_id -> row of the cached arrays (the first row wins if a text was stored twice)."""
+    index: dict[str, int] = {}
+    for row, tid in enumerate(text_ids):
+        index.setdefault(tid, row)
+    return index
+
+
+class CachedEncoder:
+    """An mteb 2.x encoder (EncoderProtocol) whose vectors come from a cached matrix.
+
+    Args:
+        index: text_id -> row of `embeddings`, built once per task with `row_index`.
+        embeddings: (rows, dim) float32 matrix, one row per cached text.
+        name: model name shown in mteb's results ("org/name" form).
+        revision: model revision shown in mteb's results.
+        hint: appended to the missing-text error, e.g. the extract command to run.
+    """
+
+    def __init__(
+        self,
+        *,
+        index: Mapping[str, int],
+        embeddings: np.ndarray,
+        name: str = "moee/cached",
+        revision: str = "cached",
+        hint: str = "",
+    ) -> None:
+        if embeddings.ndim != 2 or embeddings.shape[0] < len(set(index.values())):
+            raise ValueError(f"embeddings of shape {embeddings.shape} do not fit the index")
+        self._index = index
+        self._embeddings = np.asarray(embeddings, dtype=np.float32)
+        self._hint = hint
+        self._meta = ModelMeta.create_empty(
+            {
+                "name": name,
+                "revision": revision,
+                "embed_dim": int(embeddings.shape[1]),
+                "similarity_fn_name": "cosine",
+                "framework": [],
+            }
+        )
+
+    @property
+    def mteb_model_meta(self) -> ModelMeta:
+        """Metadata mteb requires of every encoder; without it mteb replaces the model."""
+        return self._meta
+
+    def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:
+        """Row numbers of `texts` in the cache; raises MissingTextsError naming the task."""
+        get = self._index.get
+        rows = np.fromiter((get(text_id(t), -1) for t in texts), dtype=np.int64, count=len(texts))
+        missing = int((rows < 0).sum())
+        if missing:
+            raise MissingTextsError(
+                f"{task_name}: {missing} of {len(texts)} texts mteb asked for are not in the "
+                f"feature cache{'; ' + self._hint if self._hint else ''}"
+            )
+        return rows
+
+    def encode(
+        self,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        task_metadata: Any,
+        hf_split: str,
+        hf_subset: str,
+        prompt_type: Any = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        """Gather the cached vectors of every text in the DataLoader, in its order."""
+        texts: list[str] = []
+        for batch in inputs:
+            if "text" not in batch:
+                raise MissingTextsError(f"{task_metadata.name} feeds non-text inputs")
+            texts.extend(batch["text"])
+        rows = self.rows_for(texts, task_name=task_metadata.name)
+        return self._embeddings[rows]
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
+        """Cosine similarity matrix (for MoEE-sum a monotone map of cos_hs + w cos_rw)."""
+        return cos_sim(embeddings1, embeddings2)
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
+        """Row-wise cosine similarity."""
+        return pairwise_cos_sim(embeddings1, embeddings2)
+
+
+def fresh_view(task: AbsTask) -> AbsTask:
+    """A shallow copy with private RNG state and containers, so every evaluation starts alike.
+
+    Non-legacy clustering draws documents from `task.rng_state`; reusing one task object for
+    many configurations would otherwise encode different texts each time.
+    """
+
+    def containers(value: Any) -> Any:
+        if isinstance(value, DatasetDict):
+            return DatasetDict({k: containers(v) for k, v in value.items()})
+        if isinstance(value, dict):
+            return {k: containers(v) for k, v in value.items()}
+        return value
+
+    view = copy.copy(task)
+    view.rng_state = copy.deepcopy(task.rng_state)
+    view.np_rng = copy.deepcopy(task.np_rng)
+    view.dataset = containers(task.dataset)
+    return view
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    """The main score of one task under one configuration, as mteb reports it (0-1)."""
+
+    task: str
+    task_type: str
+    split: str
+    main_metric: str
+    main_score: float
+    result_path: Path | None
+
+
+def evaluate_task(
+    task: AbsTask,
+    *,
+    encoder: CachedEncoder,
+    output_dir: Path | None = None,
+) -> TaskScore:
+    """Run mteb's evaluation of a loaded task with a cached encoder.
+
+    Results go to `<output_dir>/<Task>.json` (never mteb's ~/.cache). The reported split is
+    "test" when evaluated, else the first split; subsets are averaged as mteb does.
+    """
+    name = task.metadata.name
+    if not task.data_loaded:
+        raise ValueError(f"task {name} has no data loaded")
+    result = mteb.evaluate(
+        encoder,
+        fresh_view(task),
+        cache=None,
+        co2_tracker=False,
+        raise_error=True,
+        show_progress_bar=False,
+        encode_kwargs={"batch_size": ENCODE_BATCH, "show_progress_bar": False},
+    )
+    if result.exceptions:
+        raise RuntimeError(f"mteb failed on {name}: {result.exceptions[0].exception}")
+    task_result = result.task_results[0]
+    splits = list(task_result.scores)
+    split = "test" if "test" in splits else splits[0]
+    score = float(task_result.get_score(splits=[split]))
+    path = None
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        path = output_dir / f"{name}.json"
+        task_result.to_disk(path)
+    return TaskScore(
+        task=name,
+        task_type=str(task.metadata.type),
+        split=split,
+        main_metric=str(task.metadata.main_score),
+        main_score=score,
+        result_path=path,
+    )

@@ -1,0 +1,103 @@
+"""The cache-backed mteb encoder and one-task evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from mteb.models.models_protocols import EncoderProtocol
+
+from moee_pipeline.evaluate import (
+    CachedEncoder,
+    MissingTextsError,
+    evaluate_task,
+    row_index,
+)
+from moee_pipeline.store import text_id
+
+TEXTS = ["alpha", "beta", "gamma", "delta"]
+META = SimpleNamespace(name="SomeTask")
+
+
+def _encoder(texts: list[str] = TEXTS, dim: int = 3) -> tuple[CachedEncoder, np.ndarray]:
+    emb = np.arange(len(texts) * dim, dtype=np.float32).reshape(len(texts), dim)
+    return CachedEncoder(index=row_index([text_id(t) for t in texts]), embeddings=emb), emb
+
+
+def test_encoder_satisfies_mteb_protocol() -> None:
+    encoder, _ = _encoder()
+    assert isinstance(encoder, EncoderProtocol)
+    meta = encoder.mteb_model_meta
+    assert meta.embed_dim == 3 and meta.name == "moee/cached"
+
+
+def test_encode_gathers_rows_in_dataloader_order() -> None:
+    encoder, emb = _encoder()
+    batches = [{"text": ["gamma", "alpha"]}, {"text": ["gamma", "delta", "beta"]}]
+    out = encoder.encode(batches, task_metadata=META, hf_split="test", hf_subset="default")
+    np.testing.assert_array_equal(out, emb[[2, 0, 2, 3, 1]])
+    assert out.dtype == np.float32
+
+
+def test_missing_texts_raise_with_task_and_count() -> None:
+    encoder, _ = _encoder()
+    batches = [{"text": ["alpha", "nope", "also missing"]}]
+    with pytest.raises(MissingTextsError, match=r"SomeTask: 2 of 3 texts"):
+        encoder.encode(batches, task_metadata=META, hf_split="test", hf_subset="default")
+
+
+def test_row_index_keeps_first_duplicate() -> None:
+    assert row_index(["a", "b", "a"]) == {"a": 0, "b": 1}
+
+
+def _toy(name: str):  # type: ignore[no-untyped-def]
+    from moee_pipeline.tasks import load_task, task_texts
+
+    task = load_task(name)
+    texts = task_texts(task)
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((len(texts), 8)).astype(np.float32)
+    return task, CachedEncoder(index=row_index([text_id(t) for t in texts]), embeddings=emb)
+
+
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [("MoeeToySTS", "cosine_spearman"), ("MoeeToyReranking", "map_at_1000")],
+)
+def test_evaluate_task_writes_json_only_under_output(
+    name: str, metric: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MTEB_CACHE", str(home / "mteb-cache"))
+    task, encoder = _toy(name)
+    out = tmp_path / "out" / "HS"
+    result = evaluate_task(task, encoder=encoder, output_dir=out)
+    assert result.task == name and result.main_metric == metric and result.split == "test"
+    assert -1 <= result.main_score <= 1
+    saved = json.loads((out / f"{name}.json").read_text())
+    assert saved["scores"]["test"][0]["main_score"] == pytest.approx(result.main_score)
+    assert not home.exists()  # nothing under ~/.cache
+
+
+def test_repeated_evaluation_is_identical() -> None:
+    """Each evaluation gets a fresh RNG view, so k-means and sampling repeat exactly."""
+    task, encoder = _toy("MoeeToyClustering")
+    first = evaluate_task(task, encoder=encoder).main_score
+    assert evaluate_task(task, encoder=encoder).main_score == first
+
+
+def test_missing_text_inside_mteb_propagates() -> None:
+    from moee_pipeline.tasks import load_task, task_texts
+
+    task = load_task("MoeeToySTS")
+    texts = task_texts(task)[1:]
+    emb = np.ones((len(texts), 4), np.float32)
+    encoder = CachedEncoder(
+        index=row_index([text_id(t) for t in texts]), embeddings=emb, hint="run extract"
+    )
+    with pytest.raises(MissingTextsError, match=r"MoeeToySTS: 1 of \d+ texts.*run extract"):
+        evaluate_task(task, encoder=encoder)

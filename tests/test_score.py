@@ -1,0 +1,221 @@
+"""`moee score` on synthetic feature caches of the six toy tasks, checked independently."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from scipy.stats import spearmanr
+from sklearn.metrics import average_precision_score
+
+from moee_pipeline import store
+from moee_pipeline.cli import main
+from moee_pipeline.evaluate import MissingTextsError
+from moee_pipeline.score import SCORE_COLUMNS, ScoreConfig, combinations, format_table, run_score
+from moee_pipeline.toy import TOY_TASKS
+
+MODEL = "test-org/tiny-moe"
+L, E, H = 3, 4, 16
+PROMPT = "none"
+
+
+def _word_vector(word: str, dim: int, salt: str) -> np.ndarray:
+    seed = int(hashlib.sha256(f"{salt}:{word}".encode()).hexdigest()[:8], 16)
+    return np.random.default_rng(seed).standard_normal(dim)
+
+
+def synthetic_features(texts: list[str]) -> dict[str, np.ndarray]:
+    """Bag-of-words vectors plus an offset, so topics matter and z-scoring changes things."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in store.VECTOR_COLUMNS}
+    for text in texts:
+        words = text.lower().replace(".", " ").split()
+        for name in store.VECTOR_COLUMNS:
+            dim = L * E if name.startswith("rw") else H
+            vec = sum(_word_vector(w, dim, name) for w in words) / max(len(words), 1)
+            out[name].append(vec + (3.0 if name.startswith("hs") else 0.5))
+    return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def write_synthetic_task(cache: Path, task: str, texts: list[str], *, prompt: str = PROMPT) -> None:
+    """One task's features in the store's layout, written with the store's own writer."""
+    directory = store.task_dir(cache, model=MODEL, prompt_id=prompt, task=task)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"model": MODEL, "revision": "r1", "n_moe_layers": L, "n_experts": E, "hidden_size": H}
+    schema = store.feature_schema(rw_dim=L * E, hidden_size=H, metadata=meta)
+    arrays = synthetic_features(texts)
+    columns = {
+        "text_id": pa.array([store.text_id(t) for t in texts]),
+        "text": pa.array(texts),
+        "n_tokens": pa.array([len(t.split()) for t in texts], pa.int32()),
+        "truncated": pa.array([False] * len(texts)),
+        **{k: store.vector_array(v) for k, v in arrays.items()},
+    }
+    table = pa.table(columns, schema=schema)
+    store.write_part(table, directory / "part-00000.parquet")
+    store.write_json_atomic(directory / store.MANIFEST, {**meta, "rows": len(texts)})
+
+
+@pytest.fixture(scope="session")
+def toy_texts() -> dict[str, list[str]]:
+    from moee_pipeline.tasks import load_task, task_texts
+
+    return {name: task_texts(load_task(name)) for name in TOY_TASKS}
+
+
+@pytest.fixture
+def cache(tmp_path: Path, toy_texts: dict[str, list[str]]) -> Path:
+    root = tmp_path / "cache"
+    for name, texts in toy_texts.items():
+        write_synthetic_task(root, name, texts)
+    return root
+
+
+def _config(cache: Path, out: Path, **kw: object) -> ScoreConfig:
+    return ScoreConfig(model=MODEL, cache_dir=cache, output=out, progress=False, **kw)  # type: ignore[arg-type]
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    return (x - x.mean(0)) / (x.std(0) + 1e-8)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _pair_vectors(cache: Path, task_name: str, w: float) -> dict[str, tuple]:  # type: ignore[type-arg]
+    """Independent per-method embeddings of the test pairs, straight from the Parquet files."""
+    from moee_pipeline.tasks import load_task
+
+    feats = store.read_features(
+        cache, model=MODEL, prompt_id=PROMPT, task=task_name, columns=("hs_last", "rw_last")
+    )
+    row = {t: i for i, t in enumerate(feats.text_ids)}
+    hs, rw = feats.arrays["hs_last"].astype(np.float64), feats.arrays["rw_last"]
+    ds = load_task(task_name).dataset["test"]
+    a = np.array([row[store.text_id(t)] for t in ds["sentence1"]])
+    b = np.array([row[store.text_id(t)] for t in ds["sentence2"]])
+    methods = {
+        "HS": hs,
+        "RW": _z(rw),
+        "MoEE-concat": np.hstack([_z(hs), _z(rw)]),
+        "MoEE-sum": np.hstack([_unit(_z(hs)), np.sqrt(w) * _unit(_z(rw))]),
+    }
+    pairs = {m: (x[a], x[b]) for m, x in methods.items()}
+    pairs["z-parts"] = (_z(hs)[a], _z(hs)[b], _z(rw)[a], _z(rw)[b])
+    return pairs, ds  # type: ignore[return-value]
+
+
+def test_all_six_task_types_and_independent_sts_pairclf(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    w = 0.7
+    rows = run_score(_config(cache, out, weights=(w,)))
+    got = {(r.combo.method, r.score.task): r.score.main_score for r in rows}
+    assert {r.score.task_type for r in rows} == {
+        "STS", "Classification", "Clustering", "PairClassification", "Reranking", "Summarization"
+    }  # fmt: skip
+    assert all(np.isfinite(r.score.main_score) for r in rows)
+    assert len(_read_csv(out / "scores.csv")) == 4 * 6
+    assert len(list((out / "mteb").rglob("*.json"))) == 4 * 6
+
+    pairs, sts = _pair_vectors(cache, "MoeeToySTS", w)
+    hs_a, hs_b, rw_a, rw_b = pairs.pop("z-parts")
+    for method, (x, y) in pairs.items():
+        if method == "MoEE-sum":  # the similarity the paper defines: cos_hs + w cos_rw
+            sim = (_unit(hs_a) * _unit(hs_b)).sum(1) + w * (_unit(rw_a) * _unit(rw_b)).sum(1)
+        else:
+            sim = (_unit(x) * _unit(y)).sum(1)
+        expected = spearmanr(sim, sts["score"]).statistic
+        assert got[(method, "MoeeToySTS")] == pytest.approx(expected, abs=1e-6), method
+
+    pairs, pc = _pair_vectors(cache, "MoeeToyPairClassification", w)
+    pairs.pop("z-parts")
+    labels = np.asarray(pc["labels"])
+    for method, (x, y) in pairs.items():
+        candidates = [
+            (_unit(x) * _unit(y)).sum(1),
+            (x * y).sum(1),
+            -np.linalg.norm(x - y, axis=1),
+            -np.abs(x - y).sum(1),
+        ]
+        expected = max(average_precision_score(labels, s) for s in candidates)
+        assert got[(method, "MoeeToyPairClassification")] == pytest.approx(expected, abs=1e-6)
+
+    table = format_table(rows)
+    assert "Avg over task types" in table and "[Reranking] avg" in table
+    assert "MoEE-sum(w=0.7)" in table
+
+
+def test_sum_with_tiny_weight_ranks_like_zscored_hs(cache: Path, tmp_path: Path) -> None:
+    config = _config(
+        cache,
+        tmp_path / "r",
+        tasks=("MoeeToySTS", "MoeeToyReranking"),
+        methods=("HS", "MoEE-sum"),
+        weights=(1e-9,),
+        zscore=("all",),
+    )
+    rows = run_score(config)
+    by = {(r.combo.method, r.score.task): r.score.main_score for r in rows}
+    for task in ("MoeeToySTS", "MoeeToyReranking"):
+        assert by[("MoEE-sum", task)] == pytest.approx(by[("HS", task)], abs=1e-6)
+
+
+def test_scores_csv_replaces_rows_on_rerun(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    base = {"tasks": ("MoeeToySTS",), "methods": ("RW", "MoEE-sum")}
+    run_score(_config(cache, out, **base))
+    first = _read_csv(out / "scores.csv")
+    assert list(first[0]) == list(SCORE_COLUMNS)
+    run_score(_config(cache, out, **base))
+    assert _read_csv(out / "scores.csv") == first  # replaced, not duplicated
+    run_score(_config(cache, out, **base, weights=(1.0, 2.0), rw=("softmax",)))
+    rows = _read_csv(out / "scores.csv")
+    assert len(rows) == 2 + 3  # old (RW, sum w=1) logits rows + RW, sum w=1, sum w=2 softmax
+    assert {r["weight"] for r in rows if r["method"] == "RW"} == {""}
+    keys = [tuple(r[c] for c in SCORE_COLUMNS[:9]) for r in rows]
+    assert len(keys) == len(set(keys))
+
+
+def test_missing_text_is_an_error_naming_the_task(
+    tmp_path: Path, toy_texts: dict[str, list[str]]
+) -> None:
+    root = tmp_path / "cache"
+    texts = toy_texts["MoeeToyPairClassification"]
+    write_synthetic_task(root, "MoeeToyPairClassification", texts[:-2])
+    with pytest.raises(MissingTextsError, match=r"MoeeToyPairClassification: 2 of \d+ texts"):
+        run_score(_config(root, tmp_path / "r", tasks=("MoeeToyPairClassification",)))
+
+
+def test_combinations_expand_sweeps() -> None:
+    config = ScoreConfig(model=MODEL, weights=(0.5, 1.0), rw=("logits", "softmax"))
+    combos = combinations(config)
+    methods = [c.method for c in combos]
+    assert methods.count("HS") == 1  # router options do not apply to HS
+    assert methods.count("RW") == 2 and methods.count("MoEE-sum") == 4
+
+
+def test_cli_score(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    args = ["score", "--model", MODEL, "--cache-dir", str(cache), "--output", str(out)]
+    result = CliRunner().invoke(
+        main, [*args, "--tasks", "MoeeToySTS", "--method", "HS", "--method", "MoEE-sum"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "MoeeToySTS" in result.output and "Avg over task types" in result.output
+    assert len(_read_csv(out / "scores.csv")) == 2
+    bad = CliRunner().invoke(main, [*args, "--tasks", "MoeeToySTS", "--prompt", "prompteol"])
+    assert bad.exit_code != 0
+    assert "moee extract" in bad.output and "Traceback" not in bad.output
+    bad_layers = CliRunner().invoke(main, [*args, "--tasks", "MoeeToySTS", "--layers", "0-9"])
+    assert bad_layers.exit_code != 0 and "out of range" in bad_layers.output
