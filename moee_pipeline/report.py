@@ -1,0 +1,295 @@
+"""`moee report`: the paper's tables (Tables 3-4 per task type; per task) from scores.csv.
+
+Rows of scores.csv are (configuration, task, split) with main_score in 0-1; tables show x100 with
+two decimals. A task-type average covers the tasks of that type that were scored for the row; it is
+marked with a dagger whenever that is fewer than the type's tasks (the paper's 19 tasks plus any
+other task of the type found in scores.csv), and the notes name the tasks it covers.
+
+MoEE-sum weights: by default every scored weight is its own row. `weight` keeps one weight;
+`select_on` picks the best weight per (configuration, task) on a split: on a validation split the
+table reports the test score at the weight chosen there; where a task has no rows on that split the
+pick falls back to the test score itself and is labelled "oracle" (it has seen the test labels).
+Ties go to the smallest weight.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moee_pipeline.errors import MoeeError
+from moee_pipeline.paper import AVERAGE, load_paper, paper_task_order
+
+logger = logging.getLogger(__name__)
+
+SCORE_COLUMNS = (
+    "model",
+    "prompt",
+    "method",
+    "weight",
+    "rw",
+    "zscore",
+    "pooling",
+    "layers",
+    "task",
+    "task_type",
+    "split",
+    "main_metric",
+    "main_score",
+)
+GROUP_KEY = ["model", "prompt", "method", "rw", "zscore", "pooling", "layers"]
+ROW_KEY = ["model", "prompt", "method", "weight_label", "rw", "zscore", "pooling", "layers"]
+TYPE_ORDER = ("STS", "Classification", "PairClassification", "Clustering", "Reranking")
+TYPE_ORDER += ("Summarization",)
+METHOD_ORDER = ("HS", "RW", "MoEE-concat", "MoEE-sum")
+SUM = "MoEE-sum"
+ORACLE = "oracle"
+DAGGER = "†"
+
+
+class ReportError(MoeeError, ValueError):
+    """scores.csv is missing, malformed, or holds nothing the options ask for."""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Which rows make the tables and how MoEE-sum's weight is chosen."""
+
+    split: str = "test"
+    weight: float | None = None
+    select_on: str | None = None
+
+    def single_weight(self) -> ReportOptions:
+        """These options, or an oracle best-weight pick when they would keep every weight."""
+        if self.weight is None and self.select_on is None:
+            return ReportOptions(split=self.split, select_on=self.split)
+        return self
+
+
+@dataclass(frozen=True)
+class TypeTable:
+    """Per-row task-type means (x100), the tasks each covers and what the type should cover."""
+
+    values: pd.DataFrame
+    covered: dict[tuple[tuple[str, ...], str], tuple[str, ...]]
+    expected: dict[str, tuple[str, ...]]
+    notes: list[str] = field(default_factory=list)
+
+
+def load_scores(path: Path) -> pd.DataFrame:
+    """Read `<results>/scores.csv` (or the file itself) with its exact column set checked."""
+    path = Path(path)
+    file = path / "scores.csv" if path.is_dir() else path
+    if not file.is_file():
+        raise ReportError(f"no scores at {file}: run `moee score --output {path}` first")
+    scores = pd.read_csv(
+        file, keep_default_na=False, na_values={"weight": [""], "main_score": [""]}, dtype=str
+    )
+    missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
+    if missing:
+        raise ReportError(f"{file} lacks column(s) {', '.join(missing)}")
+    scores["weight"] = pd.to_numeric(scores["weight"])
+    scores["main_score"] = pd.to_numeric(scores["main_score"])
+    key = [*GROUP_KEY, "weight", "task", "split"]
+    duplicated = scores.duplicated(key, keep="last")
+    if duplicated.any():
+        logger.warning("%s: %d duplicated rows; keeping the last of each", file, duplicated.sum())
+        scores = scores[~duplicated]
+    return scores.reset_index(drop=True)
+
+
+def format_weight(weight: float) -> str:
+    """A weight as it appears in tables: shortest exact-looking form (1, 0.5, 2.5)."""
+    return f"{weight:g}"
+
+
+def resolve_weights(scores: pd.DataFrame, *, options: ReportOptions) -> pd.DataFrame:
+    """The rows on the report split, with MoEE-sum reduced as the options say.
+
+    Adds `weight_label` (the table's weight column) and `basis` (how each task's weight was
+    chosen: "fixed", "oracle" or the selection split).
+    """
+    rows = scores[scores["split"] == options.split].copy()
+    if rows.empty:
+        splits = ", ".join(sorted(scores["split"].unique()))
+        raise ReportError(f"no rows on split {options.split!r}; scores.csv has: {splits}")
+    rows["basis"] = np.where(rows["method"] == SUM, "fixed", "")
+    rows["weight_label"] = [
+        format_weight(w) if m == SUM else ""
+        for m, w in zip(rows["method"], rows["weight"], strict=True)
+    ]
+    sums = rows["method"] == SUM
+    if options.weight is not None and sums.any():
+        keep = ~sums | np.isclose(rows["weight"], options.weight)
+        if not (keep & sums).any():
+            have = ", ".join(format_weight(w) for w in sorted(rows.loc[sums, "weight"].unique()))
+            raise ReportError(f"no MoEE-sum rows at weight {options.weight:g}; scored: {have}")
+        return rows[keep].reset_index(drop=True)
+    if options.select_on is None or not sums.any():
+        return rows.reset_index(drop=True)
+    picked = _select(rows[sums], scores, options=options)
+    return pd.concat([rows[~sums], picked], ignore_index=True)
+
+
+def _best_weight(frame: pd.DataFrame, task_key: list[str]) -> pd.DataFrame:
+    """The highest-scoring weight per (configuration, task); ties go to the smallest weight."""
+    best = frame.sort_values("weight", kind="stable").groupby(task_key, sort=False)["main_score"]
+    return frame.loc[best.idxmax(), [*task_key, "weight"]]
+
+
+def _select(sums: pd.DataFrame, scores: pd.DataFrame, *, options: ReportOptions) -> pd.DataFrame:
+    """One MoEE-sum row per (configuration, task): the weight that scores best on `select_on`."""
+    task_key = [*GROUP_KEY, "task"]
+    choice = _best_weight(sums, task_key).assign(basis=ORACLE)
+    if options.select_on != options.split:
+        held = scores[(scores["split"] == options.select_on) & (scores["method"] == SUM)]
+        held = held.merge(sums[[*task_key, "weight"]], on=[*task_key, "weight"])
+        if not held.empty:
+            val = _best_weight(held, task_key).rename(columns={"weight": "val_weight"})
+            choice = choice.merge(val, on=task_key, how="left")
+            has_val = choice["val_weight"].notna()
+            choice["weight"] = choice["val_weight"].where(has_val, choice["weight"])
+            choice["basis"] = np.where(has_val, options.select_on, ORACLE)
+            choice = choice.drop(columns="val_weight")
+    n_weights = sums.groupby(task_key, sort=False)["weight"].nunique().rename("n_weights")
+    choice = choice.merge(n_weights.reset_index(), on=task_key)
+    choice.loc[choice["n_weights"] == 1, "basis"] = "fixed"
+    picks = sums.drop(columns="basis").merge(
+        choice.drop(columns="n_weights"), on=[*task_key, "weight"]
+    )
+    labels = {}
+    for key, group in picks.groupby(GROUP_KEY, sort=False):
+        bases = group["basis"].value_counts()
+        if list(bases.index) == ["fixed"] and group["weight"].nunique() == 1:
+            labels[key] = format_weight(group["weight"].iloc[0])
+        elif len(bases) == 1:
+            labels[key] = f"best ({bases.index[0]})"
+        else:
+            order = sorted(bases.index, key=lambda b: (b in (ORACLE, "fixed"), b == "fixed"))
+            labels[key] = "best (" + ", ".join(f"{b} {bases[b]}" for b in order) + ")"
+    picks["weight_label"] = [labels[tuple(k)] for k in picks[GROUP_KEY].itertuples(index=False)]
+    return picks
+
+
+def expected_tasks(rows: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+    """What each task type should cover: the paper's tasks of that type, then any other scored."""
+    order = paper_task_order(load_paper())
+    expected = {t: tuple(order.get(t, ())) for t in type_order(rows)}
+    for task_type, task in rows[["task_type", "task"]].drop_duplicates().itertuples(index=False):
+        if task not in expected[task_type]:
+            expected[task_type] = (*expected[task_type], task)
+    return expected
+
+
+def type_order(rows: pd.DataFrame) -> list[str]:
+    """The paper's six task types, then any other type in the rows."""
+    others = sorted(set(rows["task_type"]) - set(TYPE_ORDER))
+    return [*TYPE_ORDER, *others]
+
+
+def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the paper's order: model, prompt, then HS, RW, MoEE-concat, MoEE-sum."""
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    keys = frame["method"].map(lambda m: rank.get(m, len(rank)))
+    return frame.assign(_m=keys).sort_values(["model", "prompt", "_m", "layers"]).drop(columns="_m")
+
+
+def type_table(rows: pd.DataFrame) -> TypeTable:
+    """Task-type means (x100) per row key, their average, and what each mean covers."""
+    expected = expected_tasks(rows)
+    types = [t for t in type_order(rows) if t in set(rows["task_type"])]
+    records, covered = [], {}
+    for key, group in sort_rows(rows).groupby(ROW_KEY, sort=False):
+        record = dict(zip(ROW_KEY, key, strict=True))
+        means = []
+        for task_type in types:
+            part = group[group["task_type"] == task_type]
+            covered[(key, task_type)] = tuple(
+                t for t in expected[task_type] if t in set(part["task"])
+            )
+            value = 100 * part["main_score"].mean() if len(part) else np.nan
+            record[task_type] = value
+            if len(part):
+                means.append(value)
+        record[AVERAGE] = float(np.mean(means)) if means else np.nan
+        records.append(record)
+    notes = _coverage_notes(covered, expected, all_types=type_order(rows))
+    return TypeTable(pd.DataFrame(records), covered, expected, notes)
+
+
+def incomplete(table: TypeTable, key: tuple[str, ...], task_type: str) -> bool:
+    """Whether a cell averages over fewer tasks (or, for Average, types) than it should."""
+    if task_type == AVERAGE:
+        full = [t for t in TYPE_ORDER if table.expected.get(t)]
+        return len(full) < len(TYPE_ORDER) or any(incomplete(table, key, t) for t in table.expected)
+    have = table.covered.get((key, task_type), ())
+    return len(have) < len(table.expected[task_type])
+
+
+def _coverage_notes(covered: dict, expected: dict, *, all_types: list[str]) -> list[str]:
+    groups: dict[tuple[str, tuple[str, ...]], int] = {}
+    for (_key, task_type), have in covered.items():
+        if len(have) < len(expected[task_type]):
+            groups[(task_type, have)] = groups.get((task_type, have), 0) + 1
+    n_rows = len({k for k, _ in covered})
+    notes = []
+    for (task_type, have), count in groups.items():
+        missing = [t for t in expected[task_type] if t not in have]
+        rows = "all rows" if count == n_rows else f"{count} of {n_rows} rows"
+        notes.append(
+            f"{DAGGER} {task_type} averages {len(have)} of {len(expected[task_type])} tasks "
+            f"({', '.join(have) or 'none'}); missing {', '.join(missing)} [{rows}]"
+        )
+    absent = [t for t in TYPE_ORDER if t not in {t for _, t in covered}]
+    if absent:
+        notes.append(f"{DAGGER} Average leaves out task types never scored: {', '.join(absent)}")
+    return notes
+
+
+def task_table(rows: pd.DataFrame, *, model: str) -> pd.DataFrame:
+    """Per-task scores (x100) of one model: rows (task_type, task), columns = row labels."""
+    mine = sort_rows(rows[rows["model"] == model])
+    varying = [k for k in ROW_KEY if k != "model" and mine[k].nunique() > 1]
+    varying = varying or ["method"]
+    mine = mine.assign(label=[row_label(r, varying) for r in mine.to_dict("records")])
+    wide = mine.pivot_table(
+        index=["task_type", "task"], columns="label", values="main_score", sort=False
+    )
+    order = {t: i for i, t in enumerate(type_order(rows))}
+    paper_pos = {t: i for tasks in expected_tasks(rows).values() for i, t in enumerate(tasks)}
+    wide = wide.reset_index()
+    wide = wide.assign(_t=wide["task_type"].map(order), _p=wide["task"].map(paper_pos))
+    wide = wide.sort_values(["_t", "_p"]).drop(columns=["_t", "_p"])
+    labels = list(dict.fromkeys(mine["label"]))
+    return wide[["task_type", "task", *labels]].assign(**{c: wide[c] * 100 for c in labels})
+
+
+def row_label(row: dict, keys: list[str]) -> str:
+    """A short column label from the row-key fields that vary (e.g. "MoEE-sum w=2 · prompteol")."""
+    parts = []
+    for key in keys:
+        value = row[key]
+        if key == "weight_label":
+            if value:
+                parts.append(value if value.startswith("best") else f"w={value}")
+        elif key in ("model", "prompt", "method"):
+            parts.append(str(value))
+        else:
+            parts.append(f"{key}={value}")
+    return " · ".join(parts)
+
+
+def varying_columns(frame: pd.DataFrame) -> list[str]:
+    """Row-key columns worth showing: model/prompt/method always, the others when they vary."""
+    fixed = ["model", "prompt", "method", "weight_label"]
+    return fixed + [k for k in ROW_KEY if k not in fixed and frame[k].nunique() > 1]
+
+
+def constant_settings(frame: pd.DataFrame) -> str:
+    """The settings every row shares, for a note under the table."""
+    same = [k for k in ("rw", "zscore", "pooling", "layers") if frame[k].nunique() == 1]
+    return ", ".join(f"{k}={frame[k].iloc[0]}" for k in same)
