@@ -1,0 +1,202 @@
+"""`moee ls`: what the feature cache holds, how big it is and how far each extraction got.
+
+A task folder is complete when `_manifest.json` exists. Otherwise it is either sharded (some
+`_manifest.<i>of<n>.json` exist: those shards finished) or partial (an interrupted run: parts but no
+manifest). Progress counts the rows in the part files (from Parquet footers, no data read) against
+the number of texts the task has, which manifests record as `texts_in_task`; an interrupted run
+has no manifest of its own, so the count is borrowed from any other entry of the same task (the
+task's texts do not depend on the model or the prompt).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from moee_pipeline import store
+from moee_pipeline.errors import MoeeError
+
+logger = logging.getLogger(__name__)
+
+_SHARD_MANIFEST = re.compile(r"_manifest\.(\d+)of(\d+)\.json")
+
+
+@dataclass(frozen=True)
+class InventoryRow:
+    """One (model, prompt, task) entry of the cache, as `moee ls` shows it."""
+
+    model: str
+    model_slug: str
+    prompt: str
+    task: str
+    status: str
+    rows: int
+    texts_in_task: int | None
+    shards_done: int | None
+    shards: int | None
+    n_moe_layers: int | None
+    n_experts: int | None
+    hidden_size: int | None
+    size_bytes: int
+    made: str | None
+    path: str
+
+    @property
+    def progress(self) -> float | None:
+        """Rows stored / texts in the task, or None when the task's size is unknown."""
+        if self.status == "complete":
+            return 1.0
+        return self.rows / self.texts_in_task if self.texts_in_task else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict including the derived progress."""
+        return {**asdict(self), "progress": self.progress}
+
+
+class InventoryError(MoeeError, ValueError):
+    """A cache file cannot be read; the message names it."""
+
+
+def _rows_in_parts(parts: Sequence[Path]) -> int:
+    try:
+        return sum(pq.read_metadata(part).num_rows for part in parts)
+    except (OSError, pa.ArrowException) as error:
+        raise InventoryError(f"unreadable part file in {parts[0].parent}: {error}") from error
+
+
+def _shard_manifests(directory: Path) -> tuple[list[dict[str, Any]], int | None]:
+    """Finished shard manifests of a folder and the shard count they declare."""
+    found: list[dict[str, Any]] = []
+    count: int | None = None
+    for path in sorted(directory.glob("_manifest.*of*.json")):
+        match = _SHARD_MANIFEST.fullmatch(path.name)
+        manifest = store.read_manifest(directory, path.name) if match else None
+        if match and manifest is not None:
+            found.append(manifest)
+            count = int(match.group(2))
+    return found, count
+
+
+def _iso_mtime(path: Path) -> str:
+    return datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="seconds")
+
+
+def _entry_row(entry: store.CacheEntry, texts_by_task: dict[str, int]) -> InventoryRow:
+    directory = entry.path
+    parts = store.part_files(directory)
+    rows = _rows_in_parts(parts)
+    shard_done, shard_count = _shard_manifests(directory)
+    manifests = [m for m in [entry.manifest, *shard_done] if m]
+    meta: dict[str, Any] = dict(manifests[0]) if manifests else {}
+    if not meta and parts:
+        meta = store.schema_metadata(pq.read_schema(parts[0]))
+    if entry.complete:
+        status = "complete"
+        if entry.manifest and entry.manifest.get("rows") != rows:
+            status = f"inconsistent: manifest says {entry.manifest.get('rows')} rows"
+    else:
+        status = "sharded" if shard_done else "partial"
+    times = [m["created"] for m in manifests if m.get("created")]
+    made = max(times) if times else None
+    if not entry.complete and parts:
+        made = _iso_mtime(max(parts, key=lambda p: p.stat().st_mtime))
+    size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+    texts = meta.get("texts_in_task") or texts_by_task.get(entry.task)
+    return InventoryRow(
+        model=str(meta.get("model") or entry.model_slug),
+        model_slug=entry.model_slug,
+        prompt=entry.prompt_id,
+        task=entry.task,
+        status=status,
+        rows=rows,
+        texts_in_task=int(texts) if texts else None,
+        shards_done=len(shard_done) if shard_done else None,
+        shards=shard_count,
+        n_moe_layers=meta.get("n_moe_layers"),
+        n_experts=meta.get("n_experts"),
+        hidden_size=meta.get("hidden_size"),
+        size_bytes=size,
+        made=made,
+        path=str(directory),
+    )
+
+
+def inventory(*, cache_dir: Path, model: str | None = None) -> list[InventoryRow]:
+    """One row per cached (model, prompt, task), sorted as the cache is laid out."""
+    entries = store.list_cached(Path(cache_dir), model=model)
+    texts_by_task: dict[str, int] = {}
+    for directory in store.iter_task_dirs(Path(cache_dir)):
+        for path in sorted(directory.glob("_manifest*.json")):
+            manifest = store.read_manifest(directory, path.name) or {}
+            if manifest.get("texts_in_task"):
+                texts_by_task.setdefault(
+                    directory.name.removeprefix("task="), manifest["texts_in_task"]
+                )
+    return [_entry_row(entry, texts_by_task) for entry in entries]
+
+
+def human_size(size: int) -> str:
+    """Bytes as B/KiB/MiB/GiB with one decimal."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _state(row: InventoryRow) -> str:
+    progress = "?" if row.progress is None else f"{100 * row.progress:.0f}%"
+    total = row.texts_in_task if row.texts_in_task else "?"
+    if row.status == "complete":
+        return "complete"
+    if row.status == "sharded":
+        return (
+            f"sharded: {row.shards_done}/{row.shards} shards done, {row.rows}/{total} ({progress})"
+        )
+    if row.status == "partial":
+        return f"partial: {row.rows}/{total} ({progress}), no manifest"
+    return row.status
+
+
+def format_inventory(rows: Sequence[InventoryRow]) -> str:
+    """A plain-text table for the terminal."""
+    headers = ("model", "prompt", "task", "rows", "RW (layers x experts)", "hidden", "size")
+    headers += ("state", "made")
+    table = [headers]
+    for row in rows:
+        rw = f"{row.n_moe_layers} x {row.n_experts}" if row.n_moe_layers else "?"
+        table.append(
+            (
+                row.model_slug,
+                row.prompt,
+                row.task,
+                str(row.rows),
+                rw,
+                str(row.hidden_size or "?"),
+                human_size(row.size_bytes),
+                _state(row),
+                row.made or "?",
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def inventory_json(rows: Sequence[InventoryRow]) -> str:
+    """The inventory as a JSON list, for scripts."""
+    return json.dumps([row.as_dict() for row in rows], indent=2)
