@@ -365,11 +365,3 @@ def ls_command(*, cache_dir: str | None, model: str | None, as_json: bool) -> No
         click.echo(f"no cached features under {root}")
     else:
         click.echo(format_inventory(rows))
-
-
-@main.command()
-def models() -> None:
-    """List the paper's models: aliases, layer and expert counts, expected weight memory."""
-    from moee_pipeline.catalog import PAPER_MODELS, describe, format_models
-
-    click.echo(format_models([describe(m) for m in PAPER_MODELS.values()]))
