@@ -26,7 +26,9 @@ from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
+from threadpoolctl import threadpool_limits
 
+from moee_pipeline.errors import MoeeError
 from moee_pipeline.snapshot import read_snapshot, write_snapshot
 from moee_pipeline.toy import TOY_TASKS
 
@@ -79,7 +81,7 @@ _RECORD_DIM = 8
 _RECORD_BATCH = 1024
 
 
-class TaskError(Exception):
+class TaskError(MoeeError):
     """A task cannot be found, selected or loaded; the message says what to do."""
 
 
@@ -315,14 +317,17 @@ def task_texts(task: AbsTask) -> list[str]:
     if not task.data_loaded:
         raise TaskError(f"task {task.metadata.name} has no data loaded; use load_task() first")
     recorder = _TextRecorder()
-    mteb.evaluate(
-        recorder,
-        _clone_for_recording(task),
-        cache=None,
-        co2_tracker=False,
-        show_progress_bar=False,
-        encode_kwargs={"batch_size": _RECORD_BATCH, "show_progress_bar": False},
-    )
+    # k-means and logistic regression on tiny random vectors gain nothing from threads, and
+    # OpenMP spinning on a busy machine made this 20x slower
+    with threadpool_limits(limits=1):
+        mteb.evaluate(
+            recorder,
+            _clone_for_recording(task),
+            cache=None,
+            co2_tracker=False,
+            show_progress_bar=False,
+            encode_kwargs={"batch_size": _RECORD_BATCH, "show_progress_bar": False},
+        )
     texts = list(dict.fromkeys(recorder.texts))
     logger.info("%s: %d texts (%d encoded)", task.metadata.name, len(texts), len(recorder.texts))
     return texts

@@ -150,6 +150,7 @@ class MoeeToyClustering(AbsTaskClustering):
     metadata = _metadata("MoeeToyClustering", "Clustering", "v_measure", "Toy topic clustering.")
     max_fraction_of_documents_to_embed = None
     n_clusters = 3
+    max_documents_per_cluster = 60  # bootstrap sample size; mteb's default (16384) is slow here
 
     def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
         """Build 60 sentences with their topic ids as cluster labels."""

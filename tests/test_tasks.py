@@ -77,6 +77,26 @@ class BagOfWordsEncoder:
         return pairwise_cos_sim(a, b)
 
 
+class LookupEncoder(BagOfWordsEncoder):
+    """Looks texts up by sha256(text), as the scoring stage does; fails on a miss."""
+
+    def __init__(self, texts: list[str]) -> None:
+        super().__init__()
+        self.known = {hashlib.sha256(t.encode()).hexdigest() for t in texts}
+
+    def encode(self, inputs: Any, **kwargs: Any) -> np.ndarray:
+        batches = list(inputs)
+        for batch in batches:
+            for text in batch["text"]:
+                assert hashlib.sha256(text.encode()).hexdigest() in self.known, text
+        return super().encode(batches)
+
+
+def _score_with_lookup(task: Any, texts: list[str]) -> float:
+    result = mteb.evaluate(LookupEncoder(texts), task, cache=None, show_progress_bar=False)
+    return float(result.task_results[0].get_score())
+
+
 # ---------------------------------------------------------------- selection
 def test_select_tasks_defaults_and_types() -> None:
     assert select_tasks() == list(PAPER_TASKS)
@@ -149,13 +169,20 @@ def _expected_texts(task: Any) -> set[str]:
         rows = list(data["human_summaries"]) + list(data["machine_summaries"])
         return {s for row in rows for s in row}
     assert isinstance(task, AbsTaskClassification)
-    train = task.dataset[task.train_split]
+    # few-shot rows, re-implemented: each experiment re-shuffles the previous permutation with a
+    # fresh RandomState(seed) and walks it, taking the first samples_per_label rows of each label
+    train = snapshot.arrow_table(task.dataset[task.train_split])
+    labels, train_texts = train.column("label").to_pylist(), train.column("text").to_pylist()
+    idxs = list(range(len(labels)))
     picked: set[int] = set()
-    idxs = None
-    for i in range(task.n_experiments):  # mteb's own sampling function, as its evaluation calls it
-        _, idxs, selected = task._undersample_data(train, i, idxs)
-        picked.update(selected)
-    return set(data["text"]) | {train[i]["text"] for i in picked}
+    for _ in range(task.n_experiments):
+        np.random.RandomState(task.seed).shuffle(idxs)
+        counts: dict[Any, int] = {}
+        for i in idxs:
+            if counts.get(labels[i], 0) < task.samples_per_label:
+                counts[labels[i]] = counts.get(labels[i], 0) + 1
+                picked.add(i)
+    return set(data["text"]) | {train_texts[i] for i in picked}
 
 
 @pytest.mark.parametrize("name", list(TOY_TASKS))
@@ -210,7 +237,10 @@ def test_snapshot_round_trip(name: str, tmp_path: Path) -> None:
     assert manifest["task"] == name and manifest["mteb_version"] == mteb.__version__
     again = load_task(name, cache_dir=tmp_path)
     _tree_equal(task.dataset, again.dataset)
-    assert task_texts(again) == task_texts(task)
+    texts = task_texts(task)
+    assert task_texts(again) == texts
+    # the scoring stage's contract: every text mteb asks for was recorded at extraction time
+    assert math.isfinite(_score_with_lookup(load_task(name, cache_dir=tmp_path), texts))
 
 
 def test_snapshot_keeps_order_features_and_selection(tmp_path: Path) -> None:
@@ -266,6 +296,7 @@ def test_load_real_sts_and_summeval(tmp_path: Path) -> None:
     assert sts.data_loaded and len(sts.dataset["test"]) == 1379
     texts = task_texts(sts)
     assert set(texts) == _expected_texts(sts) and task_texts(sts) == texts
+    assert math.isfinite(_score_with_lookup(sts, texts))
     summ = load_task("SummEval", data_dir=data)
     assert set(task_texts(summ)) == _expected_texts(summ)
     write_snapshot(summ, cache_dir=tmp_path)
