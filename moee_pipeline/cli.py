@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-_ERRORS: tuple[type[Exception], ...] = (ValueError, RuntimeError, OSError, LookupError)
+from moee_pipeline.errors import MoeeError
+
+_ERRORS: tuple[type[Exception], ...] = (MoeeError, OSError)
 
 
 def _fail(error: Exception) -> click.ClickException:
@@ -47,7 +49,7 @@ def main(verbose: int) -> None:
     "--model",
     default="allenai/OLMoE-1B-7B-0924",
     show_default=True,
-    help="Hugging Face id or local directory of a transformers MoE model.",
+    help="Hugging Face id, local directory, or alias: olmoe, qwen1.5-moe, deepseek-moe.",
 )
 @click.option("--revision", default=None, help="Model revision (branch, tag or commit).")
 @click.option("--tasks", default=None, help="Comma-separated MTEB task names.")
@@ -130,6 +132,7 @@ def extract(
 ) -> None:
     """Run the model once per task and prompt; cache router logits and hidden states."""
     from moee_pipeline import extract as extract_lib
+    from moee_pipeline.catalog import resolve_model
     from moee_pipeline.model import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
     from moee_pipeline.tasks import select_tasks
@@ -138,7 +141,7 @@ def extract(
         resolved = [resolve_prompt(p) for p in prompts]
         names = select_tasks(tasks=_csv(tasks), task_types=_csv(task_types))
         spec = ModelSpec(
-            model=model,
+            model=resolve_model(model),
             revision=revision,
             quantization=quantization,  # type: ignore[arg-type]
             dtype=dtype,
@@ -365,3 +368,11 @@ def ls_command(*, cache_dir: str | None, model: str | None, as_json: bool) -> No
         click.echo(f"no cached features under {root}")
     else:
         click.echo(format_inventory(rows))
+
+
+@main.command()
+def models() -> None:
+    """List the paper's models: aliases, layer and expert counts, expected weight memory."""
+    from moee_pipeline.catalog import PAPER_MODELS, describe, format_models
+
+    click.echo(format_models([describe(m) for m in PAPER_MODELS.values()]))

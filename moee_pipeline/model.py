@@ -2,17 +2,28 @@
 
 Only the base model is loaded (`AutoModel`): the LM head is never needed, so it is never
 loaded or computed.
+
+Quantized loads (`nf4`, `int8`) read the checkpoint unquantized into CPU memory and
+quantize it block by block onto the device (`moee_pipeline.quantize`): fused expert
+weights are quantized too, and the GPU never holds the bf16 model. Before anything is
+loaded, the weight memory is estimated from the config and checked against the GPU's free
+memory. Checkpoints of architectures transformers lacks but can express exactly (DeepSeekMoE)
+are loaded through a native mapping (`NATIVE_MAPPINGS`) instead of remote code.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from moee_pipeline import deepseek, memory, quantize
+from moee_pipeline.errors import MoeeError
 from moee_pipeline.routers import Router, find_routers
 
 logger = logging.getLogger(__name__)
@@ -21,7 +32,7 @@ Quantization = Literal["nf4", "int8", "none"]
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(MoeeError, RuntimeError):
     """The model cannot be loaded; the message says what to do."""
 
 
@@ -83,13 +94,46 @@ class LoadedModel:
         return [r.layer for r in self.routers]
 
 
+@dataclass(frozen=True)
+class NativeMapping:
+    """How to load a checkpoint of an architecture transformers lacks through one it has."""
+
+    source_model_type: str
+    target_model_type: str
+    config: Callable[[dict[str, Any]], Any]
+    key_mapping: dict[str, str]
+    finish_loading: Callable[[torch.nn.Module], Any]
+
+
+#: Checkpoint `model_type` -> native mapping (used unless --trust-remote-code is given).
+NATIVE_MAPPINGS: dict[str, NativeMapping] = {
+    deepseek.MODEL_TYPE: NativeMapping(
+        source_model_type=deepseek.MODEL_TYPE,
+        target_model_type="qwen2_moe",
+        config=deepseek.qwen2moe_config,
+        key_mapping=deepseek.KEY_MAPPING,
+        finish_loading=deepseek.finish_loading_,
+    )
+}
+
+#: GPU memory needed beyond the weights: CUDA context, a batch's activations, allocator slack.
+RUNTIME_RESERVE_BYTES = int(1.5 * memory.GIB)
+
+
 def _hub_kwargs(spec: ModelSpec) -> dict[str, Any]:
     return {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
 
 
 def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
     """The model's tokenizer, set up for left padding (features are read at the last position)."""
-    tokenizer = AutoTokenizer.from_pretrained(spec.model, **_hub_kwargs(spec))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.model, **_hub_kwargs(spec))
+    except (ValueError, KeyError):
+        # A checkpoint whose model_type transformers does not know (loaded through a
+        # native mapping) and whose tokenizer_config names no class: load tokenizer.json.
+        from transformers import PreTrainedTokenizerFast
+
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(spec.model, revision=spec.revision)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -98,58 +142,200 @@ def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def _not_found(spec: ModelSpec, error: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"cannot load model {spec.model!r}: it is not a local folder and could not be "
+        "fetched from the Hugging Face Hub (offline? typo?). Download it first "
+        f"(`hf download {spec.model}`) or pass a local directory. ({error.__class__.__name__})"
+    )
+
+
+def native_mapping(spec: ModelSpec) -> NativeMapping | None:
+    """The native mapping for the checkpoint's model_type, or None (transformers knows it)."""
+    if spec.trust_remote_code:
+        return None
+    from transformers import PretrainedConfig
+
+    try:
+        raw, _ = PretrainedConfig.get_config_dict(spec.model, revision=spec.revision)
+    except (OSError, ValueError) as error:
+        raise _not_found(spec, error) from error
+    return NATIVE_MAPPINGS.get(raw.get("model_type", ""))
+
+
 def load_config(spec: ModelSpec) -> Any:
-    """The model's config; a clear error when it cannot be found (offline, typo)."""
+    """The model's config (mapped, for a native mapping); a clear error when it is missing."""
+    mapping = native_mapping(spec)
+    if mapping is not None:
+        from transformers import PretrainedConfig
+
+        raw, _ = PretrainedConfig.get_config_dict(spec.model, revision=spec.revision)
+        config = mapping.config(raw)
+        config._commit_hash = raw.get("_commit_hash")
+        return config
     try:
         return AutoConfig.from_pretrained(spec.model, **_hub_kwargs(spec))
     except (OSError, ValueError) as error:
-        raise ModelLoadError(
-            f"cannot load model {spec.model!r}: it is not a local folder and could not be "
-            "fetched from the Hugging Face Hub (offline? typo?). Download it first "
-            f"(`hf download {spec.model}`) or pass a local directory. ({error.__class__.__name__})"
-        ) from error
+        if "trust_remote_code" in str(error) or "does not recognize" in str(error):
+            raise ModelLoadError(
+                f"{spec.model!r} is an architecture transformers does not know: pass "
+                "--trust-remote-code to run the model's own Hub code"
+            ) from error
+        raise _not_found(spec, error) from error
 
 
-def _quantization_config(quantization: Quantization, dtype: torch.dtype) -> Any:
-    if quantization == "none":
-        return None
-    from transformers import BitsAndBytesConfig
+# ---------------------------------------------------------------------------------------
+# Memory pre-check
+# ---------------------------------------------------------------------------------------
 
-    if quantization == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["lm_head", "gate"])
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=dtype,
-        llm_int8_skip_modules=["lm_head", "gate", "router"],
+
+def required_device_bytes(estimate: dict[str, Any], quantization: str) -> int:
+    """GPU memory a load needs: weights, one layer dequantized or in transit, a reserve."""
+    transient = int(estimate.get("largest_layer_bytes", 0)) if quantization != "none" else 0
+    return int(estimate["total_bytes"]) + transient + RUNTIME_RESERVE_BYTES
+
+
+def check_fits(
+    model: str,
+    *,
+    quantization: str,
+    estimate: Callable[[str], dict[str, Any]],
+    free_bytes: int,
+    device: str,
+) -> int:
+    """Raise a one-line error naming what fits when the model does not fit in `free_bytes`.
+
+    Returns:
+        The bytes needed with `quantization`.
+
+    Raises:
+        ModelLoadError: the estimated need exceeds the free memory.
+    """
+    need = required_device_bytes(estimate(quantization), quantization)
+    if need <= free_bytes:
+        return need
+    fits = []
+    for other in ("nf4", "int8", "none"):
+        if other != quantization:
+            other_need = required_device_bytes(estimate(other), other)
+            if other_need <= free_bytes:
+                fits.append(f"--quantization {other} (~{memory.format_bytes(other_need)})")
+    advice = (
+        f"options that fit: {', '.join(fits)}"
+        if fits
+        else "no quantization fits: use a GPU with more memory, or --device cpu (slow)"
     )
+    raise ModelLoadError(
+        f"{model} needs about {memory.format_bytes(need)} of GPU memory with --quantization "
+        f"{quantization} (weights {memory.format_bytes(estimate(quantization)['total_bytes'])}"
+        f" + runtime), but {device} has {memory.format_bytes(free_bytes)} free; {advice}"
+    )
+
+
+def _precheck(spec: ModelSpec, config: Any, quantization: str, dtype: torch.dtype) -> None:
+    device = spec.resolved_device()
+    estimates: dict[str, dict[str, Any]] = {}
+
+    def estimate(q: str) -> dict[str, Any]:
+        if q not in estimates:
+            estimates[q] = memory.estimate_weight_memory(config, quantization=q, dtype=dtype)
+        return estimates[q]
+
+    try:
+        estimate(quantization)
+    except Exception as error:  # remote-code or unusual configs: no estimate, no check
+        logger.info("no weight-memory estimate for %s: %s", spec.model, error)
+        return
+    if quantization != "none":
+        _warn_host_memory(spec, estimate("none"))
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        check_fits(
+            spec.model,
+            quantization=quantization,
+            estimate=estimate,
+            free_bytes=free,
+            device=str(device),
+        )
+
+
+def _warn_host_memory(spec: ModelSpec, unquantized: dict[str, Any]) -> None:
+    try:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    except Exception:  # pragma: no cover - psutil missing or unsupported platform
+        return
+    if unquantized["total_bytes"] > available:
+        logger.warning(
+            "%s is read unquantized into CPU memory before it is quantized: that needs about "
+            "%s, and %s is available",
+            spec.model,
+            memory.format_bytes(unquantized["total_bytes"]),
+            memory.format_bytes(available),
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
+
+
+def _from_pretrained(
+    spec: ModelSpec, config: Any, mapping: NativeMapping | None, kwargs: dict[str, Any]
+) -> torch.nn.Module:
+    if mapping is None:
+        return AutoModel.from_pretrained(spec.model, config=config, **kwargs)
+    from transformers.utils import logging as hf_logging
+
+    # The mapping's missing shared-expert gates are set by `finish_loading`, not missing.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModel.from_pretrained(
+            spec.model, config=config, key_mapping=mapping.key_mapping, **kwargs
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    mapping.finish_loading(model)
+    logger.info("%s loaded as %s", mapping.source_model_type, mapping.target_model_type)
+    return model
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load the base model, its tokenizer and find its routers.
 
     Raises:
-        ModelLoadError: the model cannot be found or loaded.
+        ModelLoadError: the model cannot be found or loaded, or does not fit the GPU.
         NotMoEError: the model has no expert router.
     """
+    mapping = native_mapping(spec)
     config = load_config(spec)
     device = spec.resolved_device()
     quantization = spec.resolved_quantization()
     dtype_name = spec.resolved_dtype()
     dtype = DTYPES[dtype_name]
+    _precheck(spec, config, quantization, dtype)
     kwargs: dict[str, Any] = {"dtype": dtype, **_hub_kwargs(spec)}
-    quant_config = _quantization_config(quantization, dtype)
-    if quant_config is not None:
-        kwargs["quantization_config"] = quant_config
-        kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
+    if quantization == "none" and device.type == "cuda":
+        kwargs["device_map"] = {"": device.index or 0}
     logger.info("loading %s (%s, %s) on %s", spec.model, quantization, dtype_name, device)
-    model = AutoModel.from_pretrained(spec.model, config=config, **kwargs)
-    if quant_config is None:
+    model = _from_pretrained(spec, config, mapping, kwargs)
+    if quantization == "none":
         model.to(device)
+    else:
+        quantize.quantize_model_(model, method=quantization, device=device, compute_dtype=dtype)
     model.eval()
     hidden_size = int(model.config.hidden_size)
     routers = find_routers(model, hidden_size=hidden_size)
+    report = memory.weight_memory(model)
+    sys.stderr.write(memory.format_report(report, title=f"{spec.model} [{quantization}]") + "\n")
+    info: dict[str, Any] = {
+        "revision": getattr(config, "_commit_hash", None) or spec.revision,
+        "weight_memory": report,
+    }
+    if mapping is not None:
+        info["checkpoint_model_type"] = mapping.source_model_type
     return LoadedModel(
         spec=spec,
         model=model,
@@ -158,5 +344,5 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         device=device,
         quantization=quantization,
         dtype=dtype_name,
-        info={"revision": getattr(config, "_commit_hash", None) or spec.revision},
+        info=info,
     )
