@@ -183,7 +183,7 @@ class Combination:
     @property
     def folder(self) -> str:
         """A readable, unique, path-safe name (mteb's result folder of this configuration)."""
-        weight = f"_w{self.weight:g}" if self.weight is not None else ""
+        weight = f"_w{self.weight:.10g}" if self.weight is not None else ""
         return (
             f"{self.method}{weight}_rw-{self.rw}_pool-{self.pooling}"
             f"_layers-{format_layers(self.layers).replace(',', '+')}_z-{self.zscore}"

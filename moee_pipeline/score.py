@@ -38,6 +38,11 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "task", "task_type", "split", "main_metric", "main_score",
 )  # fmt: skip
 KEY_COLUMNS: tuple[str, ...] = SCORE_COLUMNS[:9]
+_NOISY_LOGGERS = (
+    "mteb.abstasks.abstask",
+    "mteb.evaluate",
+    "mteb._evaluators.pair_classification_evaluator",
+)
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,7 @@ class ScoreRow:
             "model": self.model,
             "prompt": self.prompt,
             "method": c.method,
-            "weight": "" if c.weight is None else format(c.weight, "g"),
+            "weight": "" if c.weight is None else format(c.weight, ".10g"),
             "rw": c.rw,
             "zscore": c.zscore,
             "pooling": c.pooling,
@@ -164,8 +169,8 @@ class _TaskRun:
             m = self.features.manifest
             arrays = self.features.arrays
             self.parts[key] = prepare_parts(
-                hs=arrays[f"hs_{combo.pooling}"],
-                rw=arrays[f"rw_{combo.pooling}"],
+                hs=arrays.get(f"hs_{combo.pooling}"),
+                rw=arrays.get(f"rw_{combo.pooling}"),
                 rw_mode=combo.rw,
                 layers=combo.layers,
                 zscore_mode=combo.zscore,
@@ -175,16 +180,37 @@ class _TaskRun:
         return self.parts[key]
 
 
+class _OncePerMessage(logging.Filter):
+    """Let each distinct message through once (mteb repeats its warnings on every evaluation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self._seen:
+            return False
+        self._seen.add(message)
+        return True
+
+
 @contextlib.contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """Hide the datasets library's per-call progress bars while mteb runs, then restore them."""
+def _quiet_libraries() -> Iterator[None]:
+    """While mteb runs many times: no datasets progress bars, each mteb warning once; restore."""
     import datasets
 
     was_disabled = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
+    once = _OncePerMessage()
+    noisy = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    for log in noisy:
+        log.addFilter(once)
     try:
         yield
     finally:
+        for log in noisy:
+            log.removeFilter(once)
         if not was_disabled:
             datasets.enable_progress_bars()
 
@@ -197,11 +223,14 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
     prompts = list(dict.fromkeys(prompt_id(p) for p in config.prompts))
     tasks = resolve_tasks(config, prompts)
     slug = store.model_slug(config.model)
-    columns = sorted({f"{kind}_{c.pooling}" for c in combos for kind in ("hs", "rw")})
+    columns = sorted(
+        {f"hs_{c.pooling}" for c in combos if c.uses_hs}
+        | {f"rw_{c.pooling}" for c in combos if c.uses_rw}
+    )
     rows: list[ScoreRow] = []
     total = len(tasks) * len(prompts) * len(combos)
     with (
-        _quiet_datasets(),
+        _quiet_libraries(),
         tqdm(total=total, desc="scoring", unit="eval", disable=not config.progress) as bar,
     ):
         for name in tasks:
@@ -258,7 +287,7 @@ def write_scores(path: Path, rows: Sequence[ScoreRow]) -> None:
 
 def _label(combo: Combination, varying: set[str]) -> str:
     """A column title: the method, its weight, and only the options that vary in this run."""
-    label = combo.method + (f"(w={combo.weight:g})" if combo.weight is not None else "")
+    label = combo.method + (f"(w={combo.weight:.10g})" if combo.weight is not None else "")
     extras = [
         f"{name}={value}"
         for name, value in (
