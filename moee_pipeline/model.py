@@ -103,6 +103,7 @@ class NativeMapping:
     config: Callable[[dict[str, Any]], Any]
     key_mapping: dict[str, str]
     finish_loading: Callable[[torch.nn.Module], Any]
+    expected_missing: tuple[str, ...] = ()  # key endings `finish_loading` fills in
 
 
 #: Checkpoint `model_type` -> native mapping (used unless --trust-remote-code is given).
@@ -113,6 +114,7 @@ NATIVE_MAPPINGS: dict[str, NativeMapping] = {
         config=deepseek.qwen2moe_config,
         key_mapping=deepseek.KEY_MAPPING,
         finish_loading=deepseek.finish_loading_,
+        expected_missing=("shared_expert_gate.weight",),
     )
 }
 
@@ -284,21 +286,37 @@ def _warn_host_memory(spec: ModelSpec, unquantized: dict[str, Any]) -> None:
 def _from_pretrained(
     spec: ModelSpec, config: Any, mapping: NativeMapping | None, kwargs: dict[str, Any]
 ) -> torch.nn.Module:
-    if mapping is None:
-        return AutoModel.from_pretrained(spec.model, config=config, **kwargs)
+    """Load the base model; we report what was left out ourselves, not transformers' table.
+
+    The base model never has the checkpoint's LM head, so transformers would warn about an
+    "unexpected" lm_head on every load; a missing weight, though, would leave a layer random.
+    """
     from transformers.utils import logging as hf_logging
 
-    # The mapping's missing shared-expert gates are set by `finish_loading`, not missing.
+    if mapping is not None:
+        kwargs = {**kwargs, "key_mapping": mapping.key_mapping}
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModel.from_pretrained(
-            spec.model, config=config, key_mapping=mapping.key_mapping, **kwargs
+        model, info = AutoModel.from_pretrained(
+            spec.model, config=config, output_loading_info=True, **kwargs
         )
     finally:
         hf_logging.set_verbosity(verbosity)
-    mapping.finish_loading(model)
-    logger.info("%s loaded as %s", mapping.source_model_type, mapping.target_model_type)
+    expected_missing = mapping.expected_missing if mapping is not None else ()
+    missing = sorted(k for k in info["missing_keys"] if not k.endswith(expected_missing))
+    if missing:
+        raise ModelLoadError(
+            f"{spec.model}: the checkpoint lacks {len(missing)} weight(s) the model needs, e.g. "
+            f"{missing[:3]}; is it complete, and the architecture the one in its config?"
+        )
+    unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith("lm_head"))
+    if unexpected:
+        logger.warning("%s: %d checkpoint weights unused, e.g. %s", spec.model, len(unexpected),
+                       unexpected[:3])  # fmt: skip
+    if mapping is not None:
+        mapping.finish_loading(model)
+        logger.info("%s loaded as %s", mapping.source_model_type, mapping.target_model_type)
     return model
 
 
