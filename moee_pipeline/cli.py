@@ -42,6 +42,8 @@ def main(verbose: int) -> None:
     """MoE router weights as embeddings: extract once on a GPU, score on MTEB on a CPU."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # bitsandbytes warns on import that an optional CPU kernel package is absent
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(max(level, logging.ERROR))
 
 
 @main.command()

@@ -35,9 +35,7 @@ def _run(args: list[str]) -> None:
 
 
 def _show_cache(cache: Path) -> None:
-    """What a user would type to look at the cache with pandas."""
-    import pandas as pd
-
+    """Show, then run, what a user would type to look at the cache with pandas."""
     code = (
         "import pandas as pd\n"
         f"df = pd.read_parquet('{cache}/features', filters=[('task', '=', 'MoeeToySTS')])\n"
@@ -46,12 +44,7 @@ def _show_cache(cache: Path) -> None:
     )
     click.secho("\n$ python  # reading the cache with pandas", bold=True)
     click.echo(code)
-    df = pd.read_parquet(cache / "features", filters=[("task", "=", "MoeeToySTS")])
-    with pd.option_context("display.width", 120, "display.max_colwidth", 40):
-        click.echo(df[["prompt", "text", "n_tokens", "truncated"]].head(3))
-    click.echo(
-        f"rw_last width: {len(df.rw_last.iloc[0])}  hs_last width: {len(df.hs_last.iloc[0])}"
-    )
+    exec(compile(code, "demo", "exec"), {})
 
 
 def run_demo(workdir: Path) -> None:
@@ -67,15 +60,12 @@ def run_demo(workdir: Path) -> None:
     common = ["--model", str(model), "--cache-dir", str(cache), "--tasks", ",".join(TOY_TASKS)]
     _run(["extract", *common, "--prompt", "none", "--prompt", "prompteol"])
     _show_cache(cache)
-    if "score" in cli.commands:
-        results = workdir / "results"
-        weights = ["--weight", "0.5", "--weight", "1", "--weight", "2"]
-        prompts = ["--prompt", "none", "--prompt", "prompteol"]
-        _run(["score", *common, *prompts, *weights, "--output", str(results)])
-        if "report" in cli.commands:
-            _run(["report", "--results", str(results)])
-    if "ls" in cli.commands:
-        _run(["ls", "--cache-dir", str(cache)])
+    results = workdir / "results"
+    weights = ["--weight", "0.5", "--weight", "1", "--weight", "2"]
+    prompts = ["--prompt", "none", "--prompt", "prompteol"]
+    _run(["score", *common, *prompts, *weights, "--output", str(results)])
+    _run(["report", "--results", str(results), "--plots", str(workdir / "plots")])
+    _run(["ls", "--cache-dir", str(cache)])
     click.secho(
         f"\nDemo finished in {time.perf_counter() - start:.1f} s; files in {workdir}/", bold=True
     )

@@ -7,12 +7,11 @@ cheap concatenation or scaling, evaluated by mteb's own evaluators. No model is 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import itertools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from moee_pipeline.combine import (
     prepare_parts,
 )
 from moee_pipeline.evaluate import CachedEncoder, TaskScore, evaluate_task, row_index
+from moee_pipeline.quiet import quiet_libraries
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +38,6 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "task", "task_type", "split", "main_metric", "main_score",
 )  # fmt: skip
 KEY_COLUMNS: tuple[str, ...] = SCORE_COLUMNS[:9]
-_NOISY_LOGGERS = (
-    "mteb.abstasks.abstask",
-    "mteb.evaluate",
-    "mteb._evaluators.pair_classification_evaluator",
-)
 
 
 @dataclass(frozen=True)
@@ -180,41 +175,6 @@ class _TaskRun:
         return self.parts[key]
 
 
-class _OncePerMessage(logging.Filter):
-    """Let each distinct message through once (mteb repeats its warnings on every evaluation)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message in self._seen:
-            return False
-        self._seen.add(message)
-        return True
-
-
-@contextlib.contextmanager
-def _quiet_libraries() -> Iterator[None]:
-    """While mteb runs many times: no datasets progress bars, each mteb warning once; restore."""
-    import datasets
-
-    was_disabled = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    once = _OncePerMessage()
-    noisy = [logging.getLogger(name) for name in _NOISY_LOGGERS]
-    for log in noisy:
-        log.addFilter(once)
-    try:
-        yield
-    finally:
-        for log in noisy:
-            log.removeFilter(once)
-        if not was_disabled:
-            datasets.enable_progress_bars()
-
-
 def run_score(config: ScoreConfig) -> list[ScoreRow]:
     """Score every (prompt, task, configuration); write scores.csv and mteb's JSON results."""
     from moee_pipeline.tasks import load_task
@@ -230,7 +190,7 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
     rows: list[ScoreRow] = []
     total = len(tasks) * len(prompts) * len(combos)
     with (
-        _quiet_libraries(),
+        quiet_libraries(),
         tqdm(total=total, desc="scoring", unit="eval", disable=not config.progress) as bar,
     ):
         for name in tasks:

@@ -29,6 +29,7 @@ from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 from threadpoolctl import threadpool_limits
 
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.snapshot import read_snapshot, write_snapshot
 from moee_pipeline.toy import TOY_TASKS
 
@@ -319,7 +320,7 @@ def task_texts(task: AbsTask) -> list[str]:
     recorder = _TextRecorder()
     # k-means and logistic regression on tiny random vectors gain nothing from threads, and
     # OpenMP spinning on a busy machine made this 20x slower
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1), quiet_libraries():
         mteb.evaluate(
             recorder,
             _clone_for_recording(task),
