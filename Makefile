@@ -42,5 +42,11 @@ extract: install ## Extract features on a GPU box: make extract MODEL=... PROMPT
 score: install ## Score cached features on MTEB (CPU): make score MODEL=... PROMPTS="none prompteol"
 	CUDA_VISIBLE_DEVICES="" $(VENV)/bin/moee score --model $(MODEL) $(foreach p,$(PROMPTS),--prompt $(p)) $(if $(TASKS),--tasks $(TASKS)) $(SCORE_ARGS)
 
+bench: install ## CPU speed/memory benchmarks vs the reference approach -> benchmarks/results/
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 CUDA_VISIBLE_DEVICES="" $(PY) -m benchmarks.run $(BENCH_ARGS)
+
+bench-gpu: install ## GPU benchmark: random full-size OLMoE-1B-7B, ours (nf4, bf16) vs the reference
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m benchmarks.gpu $(BENCH_ARGS)
+
 clean: ## Remove build leftovers (keeps .venv and cache/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info

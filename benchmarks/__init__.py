@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks of moee-pipeline against the reference approach (`make bench`)."""
