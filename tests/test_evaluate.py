@@ -101,3 +101,41 @@ def test_missing_text_inside_mteb_propagates() -> None:
     )
     with pytest.raises(MissingTextsError, match=r"MoeeToySTS: 1 of \d+ texts.*run extract"):
         evaluate_task(task, encoder=encoder)
+
+
+def _plain_mteb_scores(task, encoder) -> dict:
+    """mteb's evaluation of an untouched copy of the task: the reference for our fast path."""
+    import copy
+
+    import mteb
+
+    plain = copy.copy(task)
+    plain.rng_state = copy.deepcopy(task.rng_state)
+    plain.np_rng = copy.deepcopy(task.np_rng)
+    result = mteb.evaluate(encoder, plain, cache=None, co2_tracker=False, show_progress_bar=False)
+    return result.task_results[0].scores["test"][0]
+
+
+@pytest.mark.parametrize("name", ["MoeeToyClassification", "EmotionClassification"])
+def test_classification_fast_labels_give_mteb_scores(name: str, tmp_path: Path) -> None:
+    from moee_pipeline.tasks import load_task, task_texts
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "mteb-data"
+    if name != "MoeeToyClassification" and not data.is_dir():
+        pytest.skip("../shared/mteb-data is not present")
+    task = load_task(name, data_dir=data)
+    texts = task_texts(task)
+    rng = np.random.default_rng(0)
+    encoder = CachedEncoder(
+        index=row_index([text_id(t) for t in texts]),
+        embeddings=rng.standard_normal((len(texts), 32)).astype(np.float32),
+    )
+    ours = evaluate_task(task, encoder=encoder, output_dir=tmp_path)
+    reference = _plain_mteb_scores(task, encoder)
+    assert ours.main_score == pytest.approx(reference["main_score"], abs=0)
+    written = json.loads((tmp_path / f"{name}.json").read_text())
+    experiments = written["scores"]["test"][0]["scores_per_experiment"]
+    expected = reference["scores_per_experiment"]
+    for key in ("accuracy", "f1", "precision_weighted"):  # the JSON keeps 6 decimals
+        got = [e[key] for e in experiments]
+        assert got == pytest.approx([e[key] for e in expected], abs=5e-7)
