@@ -23,21 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import DEFAULT_DATA, REPO, corpus_texts, host_info, run_worker, stage_mix
+from moee_pipeline.catalog import PAPER_MODELS
 
-OLMOE_1B_7B: dict[str, Any] = {
-    "hidden_size": 2048,
-    "intermediate_size": 1024,
-    "num_hidden_layers": 16,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 16,
-    "num_experts": 64,
-    "num_experts_per_tok": 8,
-    "max_position_embeddings": 4096,
-    "rope_theta": 10000.0,
-    "norm_topk_prob": False,
-    "clip_qkv": None,
-}
-VOCAB = 50304
 GPU_MIX: dict[str, dict[str, int]] = {
     "STS12": {"test": 1000},
     "SICK-R": {"test": 1000},
@@ -53,7 +40,7 @@ def build_full_model(out: Path, data_dir: Path | None) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    from moee_pipeline.tiny import tiny_config, train_tokenizer
+    from moee_pipeline.tiny import train_tokenizer
 
     model_dir = out / "olmoe-1b-7b-random"
     if (model_dir / "config.json").exists():
@@ -64,7 +51,7 @@ def build_full_model(out: Path, data_dir: Path | None) -> Path:
         train_tokenizer(tok_dir, texts=texts, vocab_size=32000)
     else:
         train_tokenizer(tok_dir)
-    config = tiny_config("olmoe", vocab_size=VOCAB, **OLMOE_1B_7B)
+    config = PAPER_MODELS["olmoe"].config()  # the real OLMoE-1B-7B config, random weights
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
@@ -112,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **host_info(),
-        "model": {**OLMOE_1B_7B, "vocab_size": VOCAB},
+        "model": PAPER_MODELS["olmoe"].hub_config,
         "mix": {t: len(v) for t, v in texts.items()},
         "prompt": PROMPT,
         "sides": {},

@@ -7,7 +7,6 @@ is an error, never a zero vector, because a silent zero would quietly lower the 
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 import mteb
 import numpy as np
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
 from datasets.arrow_dataset import Column
 from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
@@ -25,6 +24,7 @@ from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.store import text_id
+from moee_pipeline.tasks import private_copy
 
 logger = logging.getLogger(__name__)
 
@@ -124,23 +124,8 @@ class CachedEncoder:
 
 
 def fresh_view(task: AbsTask) -> AbsTask:
-    """A shallow copy with private RNG state and containers, so every evaluation starts alike.
-
-    Non-legacy clustering draws documents from `task.rng_state`; reusing one task object for
-    many configurations would otherwise encode different texts each time.
-    """
-
-    def containers(value: Any) -> Any:
-        if isinstance(value, DatasetDict):
-            return DatasetDict({k: containers(v) for k, v in value.items()})
-        if isinstance(value, dict):
-            return {k: containers(v) for k, v in value.items()}
-        return value
-
-    view = copy.copy(task)
-    view.rng_state = copy.deepcopy(task.rng_state)
-    view.np_rng = copy.deepcopy(task.np_rng)
-    view.dataset = containers(task.dataset)
+    """A private copy of the task (same texts every time), with labels read fast."""
+    view = private_copy(task)
     if isinstance(view, AbsTaskClassification):
         _eager_labels(view)
     return view

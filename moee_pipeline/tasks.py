@@ -278,11 +278,12 @@ class _TextRecorder:
         return pairwise_cos_sim(embeddings1, embeddings2)
 
 
-def _clone_for_recording(task: AbsTask) -> AbsTask:
-    """A shallow copy whose RNGs and container dicts are private, so recording leaves `task` as is.
+def private_copy(task: AbsTask) -> AbsTask:
+    """A shallow copy with private RNG state and container dicts: every evaluation starts alike.
 
-    Non-legacy clustering draws documents from `task.rng_state`; consuming it here would make the
-    scoring run (on the same object) encode other texts than the ones recorded.
+    Non-legacy clustering draws documents from `task.rng_state`; evaluating one task object
+    twice (recording its texts, then scoring many configurations) would otherwise encode
+    different texts each time. The data itself is shared, not copied.
     """
 
     def containers(value: Any) -> Any:
@@ -296,6 +297,12 @@ def _clone_for_recording(task: AbsTask) -> AbsTask:
     clone.rng_state = copy.deepcopy(task.rng_state)
     clone.np_rng = copy.deepcopy(task.np_rng)
     clone.dataset = containers(task.dataset)
+    return clone
+
+
+def _clone_for_recording(task: AbsTask) -> AbsTask:
+    """A private copy (see `private_copy`) that skips classification metrics."""
+    clone = private_copy(task)
     if isinstance(clone, AbsTaskClassification):
         # Metrics run after all encoding and never encode; on 30k-row tasks sklearn's checks over
         # datasets' lazy label columns take most of the time, so the recording run skips them.
