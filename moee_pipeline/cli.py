@@ -174,7 +174,12 @@ def extract(
 
 
 @main.command()
-@click.option("--model", required=True, help="Model id or folder, as given to `moee extract`.")
+@click.option(
+    "--model",
+    default="allenai/OLMoE-1B-7B-0924",
+    show_default=True,
+    help="Model id, folder or alias, as given to `moee extract`.",
+)
 @click.option(
     "--prompt",
     "prompts",
@@ -254,13 +259,12 @@ def score(
 ) -> None:
     """Score cached features on MTEB (CPU only, no model): HS, RW, MoEE-concat, MoEE-sum."""
     from moee_pipeline import score as score_lib
-    from moee_pipeline.store import CacheError
-    from moee_pipeline.tasks import TaskError
+    from moee_pipeline.catalog import resolve_model
 
     listed = _csv(tasks)
     types = _csv(task_types)
     config = score_lib.ScoreConfig(
-        model=model,
+        model=resolve_model(model),
         prompts=prompts,
         tasks=tuple(listed) if listed else None,
         task_types=tuple(types) if types else None,
@@ -276,7 +280,7 @@ def score(
     )
     try:
         rows = score_lib.run_score(config)
-    except (*_ERRORS, CacheError, TaskError) as error:
+    except _ERRORS as error:
         raise _fail(error) from error
     click.echo(score_lib.format_table(rows))
     click.echo(f"\n{len(rows)} scores -> {output / 'scores.csv'}")
