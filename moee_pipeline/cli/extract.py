@@ -1,0 +1,145 @@
+"""`moee extract` and `moee models`: the GPU stage and the models it knows by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from moee_pipeline.cli._common import USER_ERRORS, one_line, parse_shard, split_csv
+from moee_pipeline.store import cache_root
+
+
+@click.command()
+@click.option(
+    "--model",
+    default="allenai/OLMoE-1B-7B-0924",
+    show_default=True,
+    help="Hugging Face id, local directory, or alias: olmoe, qwen1.5-moe, deepseek-moe.",
+)
+@click.option("--revision", default=None, help="Model revision (branch, tag or commit).")
+@click.option("--tasks", default=None, help="Comma-separated MTEB task names.")
+@click.option(
+    "--task-types",
+    default=None,
+    help="Comma-separated task types (STS, Classification, ...). Default: the paper's 19 tasks.",
+)
+@click.option(
+    "--prompt",
+    "prompts",
+    multiple=True,
+    default=("none",),
+    show_default=True,
+    help="none, prompteol, a one-word prompt name, or a template with {text}; repeatable.",
+)
+@click.option(
+    "--quantization",
+    type=click.Choice(["nf4", "int8", "none"]),
+    default=None,
+    help="Default: nf4 on CUDA, none on CPU.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["bfloat16", "float16", "float32"]),
+    default=None,
+    help="Default: bfloat16 on CUDA, float32 on CPU.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--max-batch-tokens",
+    default=16384,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Token budget of a padded batch.",
+)
+@click.option(
+    "--max-length",
+    default=512,
+    show_default=True,
+    type=click.IntRange(min=8),
+    help="Longer prompted texts are cut inside the template.",
+)
+@click.option("--rows-per-shard", default=4096, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Read task data from <DIR>/<Task>/<split>.parquet instead of the Hub.",
+)
+@click.option("--cache-dir", default=None, help="Cache root (default ./cache or $MOEE_CACHE_DIR).")
+@click.option(
+    "--shard",
+    default="0/1",
+    show_default=True,
+    help="I/N: extract only this process's share of the texts (by text id).",
+)
+@click.option("--trust-remote-code", is_flag=True, help="Allow the model's own Hub code.")
+@click.option("--overwrite", is_flag=True, help="Re-extract tasks that are already complete.")
+def extract(
+    *,
+    model: str,
+    revision: str | None,
+    tasks: str | None,
+    task_types: str | None,
+    prompts: tuple[str, ...],
+    quantization: str | None,
+    dtype: str | None,
+    device: str,
+    batch_size: int,
+    max_batch_tokens: int,
+    max_length: int,
+    rows_per_shard: int,
+    data_dir: Path | None,
+    cache_dir: str | None,
+    shard: str,
+    trust_remote_code: bool,
+    overwrite: bool,
+) -> None:
+    """Run the model once per task and prompt; cache router logits and hidden states."""
+    from moee_pipeline import extract as extract_lib
+    from moee_pipeline.catalog import resolve_model
+    from moee_pipeline.model import ModelSpec
+    from moee_pipeline.prompts import resolve_prompt
+    from moee_pipeline.tasks import select_tasks
+
+    try:
+        resolved = [resolve_prompt(p) for p in prompts]
+        names = select_tasks(tasks=split_csv(tasks), task_types=split_csv(task_types))
+        spec = ModelSpec(
+            model=resolve_model(model),
+            revision=revision,
+            quantization=quantization,  # type: ignore[arg-type]
+            dtype=dtype,
+            device=device,
+            trust_remote_code=trust_remote_code,
+        )
+        options = extract_lib.ExtractOptions(
+            cache_dir=cache_root(cache_dir),
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+            max_length=max_length,
+            rows_per_shard=rows_per_shard,
+            shard=parse_shard(shard),
+            overwrite=overwrite,
+        )
+        summaries = extract_lib.run_extract(
+            spec, tasks=names, prompts=resolved, options=options, data_dir=data_dir
+        )
+        for s in summaries:
+            what = (
+                "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"
+            )
+            click.echo(f"{s.task} [{s.prompt_id}]: {s.rows} rows, {what} -> {s.path}")
+    except click.ClickException:
+        raise
+    except USER_ERRORS as error:
+        raise one_line(error) from error
+
+
+@click.command()
+def models() -> None:
+    """List the paper's models: aliases, layer and expert counts, expected weight memory."""
+    from moee_pipeline.catalog import PAPER_MODELS, describe, format_models
+
+    click.echo(format_models([describe(m) for m in PAPER_MODELS.values()]))

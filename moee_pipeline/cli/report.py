@@ -1,0 +1,101 @@
+"""`moee report` and `moee ls`: tables, figures and the cache inventory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from moee_pipeline.cli._common import USER_ERRORS, one_line
+from moee_pipeline.store import cache_root
+
+
+@click.command()
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder holding scores.csv (or the CSV file itself).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "csv", "latex"]),
+    default="markdown",
+    show_default=True,
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="Write here, not stdout."
+)
+@click.option("--split", default="test", show_default=True, help="The split the tables report.")
+@click.option("--weight", type=float, default=None, help="Keep only this MoEE-sum weight.")
+@click.option(
+    "--select-weight-on",
+    default=None,
+    help="Pick MoEE-sum's weight per task on this split (e.g. validation); 'test' = oracle.",
+)
+@click.option("--compare-paper", is_flag=True, help="Published numbers next to ours, with diffs.")
+@click.option(
+    "--plots", type=click.Path(path_type=Path), default=None, help="Write PNG figures here."
+)
+def report(
+    *,
+    results: Path,
+    fmt: str,
+    out: Path | None,
+    split: str,
+    weight: float | None,
+    select_weight_on: str | None,
+    compare_paper: bool,
+    plots: Path | None,
+) -> None:
+    """The paper's tables (per task type and per task) from scores.csv, optionally vs the paper."""
+    from moee_pipeline import report as report_lib
+    from moee_pipeline.render import build_report
+
+    if weight is not None and select_weight_on is not None:
+        raise click.ClickException("use either --weight or --select-weight-on, not both")
+    options = report_lib.ReportOptions(split=split, weight=weight, select_on=select_weight_on)
+    try:
+        scores = report_lib.load_scores(results)
+        text = build_report(
+            scores=scores,
+            options=options,
+            fmt=fmt,  # type: ignore[arg-type]
+            compare_paper=compare_paper,
+        )
+        if plots is not None:
+            from moee_pipeline.plots import make_plots
+
+            written = make_plots(scores=scores, options=options, out_dir=plots)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+    except USER_ERRORS as error:
+        raise one_line(error) from error
+    click.echo(f"report -> {out}" if out is not None else text.rstrip("\n"))
+    if plots is not None:
+        click.echo(f"{len(written)} figure(s) -> {plots}")
+
+
+@click.command(name="ls")
+@click.option("--cache-dir", default=None, help="Cache root (default ./cache or $MOEE_CACHE_DIR).")
+@click.option("--model", default=None, help="Only this model (Hub id, folder or cache slug).")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+def ls_command(*, cache_dir: str | None, model: str | None, as_json: bool) -> None:
+    """The feature cache: rows, widths, size, progress and age per (model, prompt, task)."""
+    from moee_pipeline.catalog import resolve_model
+    from moee_pipeline.inventory import format_inventory, inventory, inventory_json
+
+    root = cache_root(cache_dir)
+    try:
+        rows = inventory(cache_dir=root, model=resolve_model(model) if model else None)
+    except USER_ERRORS as error:
+        raise one_line(error) from error
+    if as_json:
+        click.echo(inventory_json(rows))
+    elif not rows:
+        click.echo(f"no cached features under {root}")
+    else:
+        click.echo(format_inventory(rows))
