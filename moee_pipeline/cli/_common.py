@@ -6,6 +6,14 @@ import click
 
 from moee_pipeline.errors import MoeeError
 
+#: The model both stages use when --model is not given.
+DEFAULT_MODEL = "allenai/OLMoE-1B-7B-0924"
+
+#: The cache root option, the same in every command that reads or writes the cache.
+cache_dir_option = click.option(
+    "--cache-dir", default=None, help="Cache root (default ./cache or $MOEE_CACHE_DIR)."
+)
+
 #: Errors the user can fix: shown as one line, without a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (MoeeError, OSError)
 

@@ -6,14 +6,21 @@ from pathlib import Path
 
 import click
 
-from moee_pipeline.cli._common import USER_ERRORS, one_line, parse_shard, split_csv
+from moee_pipeline.cli._common import (
+    DEFAULT_MODEL,
+    USER_ERRORS,
+    cache_dir_option,
+    one_line,
+    parse_shard,
+    split_csv,
+)
 from moee_pipeline.store import cache_root
 
 
 @click.command()
 @click.option(
     "--model",
-    default="allenai/OLMoE-1B-7B-0924",
+    default=DEFAULT_MODEL,
     show_default=True,
     help="Hugging Face id, local directory, or alias: olmoe, qwen1.5-moe, deepseek-moe.",
 )
@@ -67,7 +74,7 @@ from moee_pipeline.store import cache_root
     default=None,
     help="Read task data from <DIR>/<Task>/<split>.parquet instead of the Hub.",
 )
-@click.option("--cache-dir", default=None, help="Cache root (default ./cache or $MOEE_CACHE_DIR).")
+@cache_dir_option
 @click.option(
     "--shard",
     default="0/1",

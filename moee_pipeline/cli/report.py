@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from moee_pipeline.cli._common import USER_ERRORS, one_line
+from moee_pipeline.cli._common import USER_ERRORS, cache_dir_option, one_line
 from moee_pipeline.store import cache_root
 
 
@@ -80,7 +80,7 @@ def report(
 
 
 @click.command(name="ls")
-@click.option("--cache-dir", default=None, help="Cache root (default ./cache or $MOEE_CACHE_DIR).")
+@cache_dir_option
 @click.option("--model", default=None, help="Only this model (Hub id, folder or cache slug).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def ls_command(*, cache_dir: str | None, model: str | None, as_json: bool) -> None:

@@ -6,14 +6,20 @@ from pathlib import Path
 
 import click
 
-from moee_pipeline.cli._common import USER_ERRORS, one_line, split_csv
+from moee_pipeline.cli._common import (
+    DEFAULT_MODEL,
+    USER_ERRORS,
+    cache_dir_option,
+    one_line,
+    split_csv,
+)
 from moee_pipeline.store import cache_root
 
 
 @click.command()
 @click.option(
     "--model",
-    default="allenai/OLMoE-1B-7B-0924",
+    default=DEFAULT_MODEL,
     show_default=True,
     help="Model id, folder or alias, as given to `moee extract`.",
 )
@@ -64,7 +70,7 @@ from moee_pipeline.store import cache_root
     type=click.Choice(["auto", "all", "none"]),
     help="auto: z-score RW and MoEE parts; all: HS too; none: nothing. Repeatable.",
 )
-@click.option("--cache-dir", default=None, help="Cache root (default ./cache or $MOEE_CACHE_DIR).")
+@cache_dir_option
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
