@@ -189,18 +189,23 @@ def evaluate_task(
     *,
     encoder: CachedEncoder,
     output_dir: Path | None = None,
-) -> TaskScore:
-    """Run mteb's evaluation of a loaded task with a cached encoder.
+    splits: Sequence[str] | None = None,
+) -> list[TaskScore]:
+    """Run mteb's evaluation of a loaded task with a cached encoder; one score per split.
 
-    Results go to `<output_dir>/<Task>.json` (never mteb's ~/.cache). The reported split is
-    "test" when evaluated, else the first split; subsets are averaged as mteb does.
+    `splits` evaluates other splits than the task's own (e.g. validation as well as test).
+    Results go to `<output_dir>/<Task>.json` (never mteb's ~/.cache); subsets are averaged
+    as mteb does.
     """
     name = task.metadata.name
     if not task.data_loaded:
         raise ValueError(f"task {name} has no data loaded")
+    view = fresh_view(task)
+    if splits:
+        view.filter_eval_splits(list(splits))
     result = mteb.evaluate(
         encoder,
-        fresh_view(task),
+        view,
         cache=None,
         co2_tracker=False,
         raise_error=True,
@@ -210,19 +215,19 @@ def evaluate_task(
     if result.exceptions:
         raise RuntimeError(f"mteb failed on {name}: {result.exceptions[0].exception}")
     task_result = result.task_results[0]
-    splits = list(task_result.scores)
-    split = "test" if "test" in splits else splits[0]
-    score = float(task_result.get_score(splits=[split]))
     path = None
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         path = output_dir / f"{name}.json"
         task_result.to_disk(path)
-    return TaskScore(
-        task=name,
-        task_type=str(task.metadata.type),
-        split=split,
-        main_metric=str(task.metadata.main_score),
-        main_score=score,
-        result_path=path,
-    )
+    return [
+        TaskScore(
+            task=name,
+            task_type=str(task.metadata.type),
+            split=split,
+            main_metric=str(task.metadata.main_score),
+            main_score=float(task_result.get_score(splits=[split])),
+            result_path=path,
+        )
+        for split in task_result.scores
+    ]

@@ -121,8 +121,13 @@ def extract_task(
     prompt: Prompt,
     options: ExtractOptions,
     model_id: str,
+    splits: Sequence[str] = (),
 ) -> TaskSummary:
-    """Extract (or finish extracting) one task's features under one prompt."""
+    """Extract (or finish extracting) one task's features under one prompt.
+
+    `splits` names the evaluation splits `texts` cover; a complete entry made for fewer splits
+    is completed with the missing texts, not skipped.
+    """
     start = time.perf_counter()
     directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
     manifest_name = _manifest_name(options.shard)
@@ -130,8 +135,11 @@ def extract_task(
         logger.info("--overwrite: removing %s", directory)
         shutil.rmtree(directory)
     done = store.read_manifest(directory, manifest_name) or store.read_manifest(directory)
-    if done is not None:
+    if done is not None and set(splits) <= set(done.get("splits") or splits):
         return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, directory, skipped=True)
+    if done is not None:  # complete for fewer splits: no longer complete while it grows
+        for name in {manifest_name, store.MANIFEST}:
+            (directory / name).unlink(missing_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
     store.clear_temp_files(directory)
     metadata = run_metadata(
@@ -194,6 +202,7 @@ def extract_task(
         "truncated": int(sum(e.truncated for e in encoded)),
         "shard": list(options.shard),
         "texts_in_task": len(texts),
+        "splits": list(splits),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     store.write_json_atomic(directory / manifest_name, manifest)
@@ -231,18 +240,21 @@ def run_extract(
     prompts: Sequence[Prompt],
     options: ExtractOptions,
     data_dir: Path | None = None,
+    splits: Sequence[str] | None = None,
 ) -> Iterator[TaskSummary]:
     """Extract every (task, prompt), loading the model once; yields a summary per pair.
 
     Task data is loaded and snapshotted before the model, so a bad task name or data dir
     fails in seconds, not after a multi-minute model load.
     """
-    from moee_pipeline.tasks import load_task, task_texts, write_snapshot
+    from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
 
-    todo: list[tuple[str, list[str]]] = []
+    todo: list[tuple[str, list[str], list[str]]] = []
     for name in tasks:
-        if not options.overwrite and _all_done(
-            options.cache_dir, model_id=spec.model, task=name, prompts=prompts
+        if (
+            splits is None
+            and not options.overwrite
+            and _all_done(options.cache_dir, model_id=spec.model, task=name, prompts=prompts)
         ):
             for prompt in prompts:
                 path = store.task_dir(
@@ -253,12 +265,19 @@ def run_extract(
             continue
         task = load_task(name, cache_dir=options.cache_dir, data_dir=data_dir)
         write_snapshot(task, cache_dir=options.cache_dir)
-        todo.append((name, task_texts(task)))
+        chosen = eval_splits(task, splits)
+        todo.append((name, chosen, task_texts(task, splits=chosen)))
     if not todo:
         return
     loaded = load_model(spec)
-    for name, texts in todo:
+    for name, chosen, texts in todo:
         for prompt in prompts:
             yield extract_task(
-                loaded, task=name, texts=texts, prompt=prompt, options=options, model_id=spec.model
+                loaded,
+                task=name,
+                texts=texts,
+                prompt=prompt,
+                options=options,
+                model_id=spec.model,
+                splits=chosen,
             )

@@ -37,7 +37,8 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "model", "prompt", "method", "weight", "rw", "zscore", "pooling", "layers",
     "task", "task_type", "split", "main_metric", "main_score",
 )  # fmt: skip
-KEY_COLUMNS: tuple[str, ...] = SCORE_COLUMNS[:9]
+#: What identifies a row: a rerun of the same configuration, task and split replaces it.
+KEY_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS[:9], "split")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ScoreConfig:
     pooling: tuple[str, ...] = ("last",)
     layers: tuple[str, ...] = ("all",)
     zscore: tuple[str, ...] = ("auto",)
+    splits: tuple[str, ...] = ("test",)
     cache_dir: Path = Path("cache")
     data_dir: Path | None = None
     output: Path = Path("results")
@@ -156,7 +158,7 @@ class _TaskRun:
     features: store.Features
     index: dict[str, int]
     parts: dict[tuple[object, ...], Parts] = field(default_factory=dict)
-    scores: dict[tuple[object, ...], TaskScore] = field(default_factory=dict)
+    scores: dict[tuple[object, ...], list[TaskScore]] = field(default_factory=dict)
 
     def parts_for(self, combo: Combination) -> Parts:
         key = _setting(combo)
@@ -177,7 +179,7 @@ class _TaskRun:
 
 def run_score(config: ScoreConfig) -> list[ScoreRow]:
     """Score every (prompt, task, configuration); write scores.csv and mteb's JSON results."""
-    from moee_pipeline.tasks import load_task
+    from moee_pipeline.tasks import eval_splits, load_task
 
     combos = combinations(config)
     prompts = list(dict.fromkeys(prompt_id(p) for p in config.prompts))
@@ -202,10 +204,14 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
                 for p in prompts
             }
             task = load_task(name, cache_dir=config.cache_dir, data_dir=config.data_dir)
+            splits = eval_splits(task, config.splits)
             for p in prompts:
                 feats = features.pop(p)
                 run = _TaskRun(features=feats, index=row_index(feats.text_ids))
-                hint = f"run `moee extract --model {config.model} --prompt {p} --tasks {name}`"
+                hint = (
+                    f"run `moee extract --model {config.model} --prompt {p} --tasks {name} "
+                    f"--splits {','.join(splits)}`"
+                )
                 for combo in combos:
                     bar.set_postfix_str(f"{name} {p} {combo.folder}", refresh=False)
                     key = combo.effective_key()
@@ -218,8 +224,10 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
                             hint=hint,
                         )
                         out = config.output / "mteb" / slug / p / combo.folder
-                        run.scores[key] = evaluate_task(task, encoder=encoder, output_dir=out)
-                    rows.append(ScoreRow(config.model, p, combo, run.scores[key]))
+                        run.scores[key] = evaluate_task(
+                            task, encoder=encoder, output_dir=out, splits=splits
+                        )
+                    rows.extend(ScoreRow(config.model, p, combo, s) for s in run.scores[key])
                     bar.update(1)
     write_scores(config.output / "scores.csv", rows)
     return rows
@@ -267,6 +275,9 @@ def format_table(rows: Sequence[ScoreRow]) -> str:
 
     if not rows:
         return "(no scores)"
+    # one split per table: test when scored (validation rows are for `moee report`)
+    split = "test" if any(r.score.split == "test" for r in rows) else rows[0].score.split
+    rows = [r for r in rows if r.score.split == split]
     varying = {
         name
         for name, get in (
@@ -303,7 +314,7 @@ def format_table(rows: Sequence[ScoreRow]) -> str:
         header = " | ".join(
             [f"{'task':<{width}}", *(f"{lab:>{w}}" for lab, w in zip(labels, cols, strict=True))]
         )
-        out = [f"{model} / prompt={prompt}", header, "-" * len(header)]
+        out = [f"{model} / prompt={prompt} / split={split}", header, "-" * len(header)]
         for i, (name, values) in enumerate(body):
             if i in {len(lines), len(lines) + len(type_means)}:
                 out.append("-" * len(header))

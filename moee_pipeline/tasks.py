@@ -316,21 +316,49 @@ def _dummy_classification_scores(y_test: Any, y_pred: Any) -> dict[str, float | 
     return {**dict.fromkeys(keys, 0.0), "recall_weighted": 0.0, "ap": None, "ap_weighted": None}
 
 
-def task_texts(task: AbsTask) -> list[str]:
+def data_splits(task: AbsTask) -> set[str]:
+    """The split names the loaded task data holds (over all its subsets)."""
+    dataset: Any = task.dataset
+    subsets = [dataset[s] for s in task.hf_subsets if s in dataset]
+    return {str(k) for d in (subsets or [dataset]) for k in d}
+
+
+def eval_splits(task: AbsTask, wanted: Sequence[str] | None = None) -> list[str]:
+    """The splits to evaluate: the task's own eval splits, or those of `wanted` it holds.
+
+    A task without the asked-for split (STS12 has no validation split) simply skips it;
+    a task holding none of them is an error.
+    """
+    if not wanted:
+        return list(task.eval_splits)
+    have = data_splits(task)
+    chosen = [s for s in dict.fromkeys(wanted) if s in have]
+    if not chosen:
+        raise TaskError(
+            f"{task.metadata.name} has none of the splits {list(wanted)}; it has {sorted(have)}"
+        )
+    return chosen
+
+
+def task_texts(task: AbsTask, *, splits: Sequence[str] | None = None) -> list[str]:
     """Exactly the texts mteb's evaluation of `task` encodes, deduplicated, in first-seen order.
 
     Runs the real evaluation once with a recording encoder, so it cannot drift from mteb
     (few-shot train rows, titles joined to documents, summaries, both sides of pairs).
+    `splits` evaluates other splits than the task's own (see `eval_splits`), e.g. validation
+    as well as test, for choosing MoEE-sum's weight without test labels.
     """
     if not task.data_loaded:
         raise TaskError(f"task {task.metadata.name} has no data loaded; use load_task() first")
+    clone = _clone_for_recording(task)
+    clone.filter_eval_splits(eval_splits(task, splits))
     recorder = _TextRecorder()
     # k-means and logistic regression on tiny random vectors gain nothing from threads, and
     # OpenMP spinning on a busy machine made this 20x slower
     with threadpool_limits(limits=1), quiet_libraries():
         mteb.evaluate(
             recorder,
-            _clone_for_recording(task),
+            clone,
             cache=None,
             co2_tracker=False,
             show_progress_bar=False,

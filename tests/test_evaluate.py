@@ -75,7 +75,7 @@ def test_evaluate_task_writes_json_only_under_output(
     monkeypatch.setenv("MTEB_CACHE", str(home / "mteb-cache"))
     task, encoder = _toy(name)
     out = tmp_path / "out" / "HS"
-    result = evaluate_task(task, encoder=encoder, output_dir=out)
+    (result,) = evaluate_task(task, encoder=encoder, output_dir=out)
     assert result.task == name and result.main_metric == metric and result.split == "test"
     assert -1 <= result.main_score <= 1
     saved = json.loads((out / f"{name}.json").read_text())
@@ -86,8 +86,8 @@ def test_evaluate_task_writes_json_only_under_output(
 def test_repeated_evaluation_is_identical() -> None:
     """Each evaluation gets a fresh RNG view, so k-means and sampling repeat exactly."""
     task, encoder = _toy("MoeeToyClustering")
-    first = evaluate_task(task, encoder=encoder).main_score
-    assert evaluate_task(task, encoder=encoder).main_score == first
+    first = evaluate_task(task, encoder=encoder)[0].main_score
+    assert evaluate_task(task, encoder=encoder)[0].main_score == first
 
 
 def test_missing_text_inside_mteb_propagates() -> None:
@@ -130,7 +130,7 @@ def test_classification_fast_labels_give_mteb_scores(name: str, tmp_path: Path) 
         index=row_index([text_id(t) for t in texts]),
         embeddings=rng.standard_normal((len(texts), 32)).astype(np.float32),
     )
-    ours = evaluate_task(task, encoder=encoder, output_dir=tmp_path)
+    (ours,) = evaluate_task(task, encoder=encoder, output_dir=tmp_path)
     reference = _plain_mteb_scores(task, encoder)
     assert ours.main_score == pytest.approx(reference["main_score"], abs=0)
     written = json.loads((tmp_path / f"{name}.json").read_text())

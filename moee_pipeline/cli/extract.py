@@ -81,6 +81,12 @@ from moee_pipeline.store import cache_root
     show_default=True,
     help="I/N: extract only this process's share of the texts (by text id).",
 )
+@click.option(
+    "--splits",
+    default=None,
+    help="Comma-separated splits to cover (default: the task's own, test); e.g. test,validation "
+    "so that `moee report --select-weight-on validation` can pick weights without test labels.",
+)
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model's own Hub code.")
 @click.option("--overwrite", is_flag=True, help="Re-extract tasks that are already complete.")
 def extract(
@@ -100,6 +106,7 @@ def extract(
     data_dir: Path | None,
     cache_dir: str | None,
     shard: str,
+    splits: str | None,
     trust_remote_code: bool,
     overwrite: bool,
 ) -> None:
@@ -131,7 +138,12 @@ def extract(
             overwrite=overwrite,
         )
         summaries = extract_lib.run_extract(
-            spec, tasks=names, prompts=resolved, options=options, data_dir=data_dir
+            spec,
+            tasks=names,
+            prompts=resolved,
+            options=options,
+            data_dir=data_dir,
+            splits=split_csv(splits),
         )
         for s in summaries:
             what = (

@@ -70,6 +70,13 @@ from moee_pipeline.store import cache_root
     type=click.Choice(["auto", "all", "none"]),
     help="auto: z-score RW and MoEE parts; all: HS too; none: nothing. Repeatable.",
 )
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    help="Split(s) to score, repeatable (default test); e.g. --split test --split validation "
+    "for `moee report --select-weight-on validation` (extract with --splits test,validation).",
+)
 @cache_dir_option
 @click.option(
     "--data-dir",
@@ -96,6 +103,7 @@ def score(
     pooling: tuple[str, ...],
     layers: tuple[str, ...],
     zscore: tuple[str, ...],
+    splits: tuple[str, ...],
     cache_dir: str | None,
     data_dir: Path | None,
     output: Path,
@@ -117,6 +125,7 @@ def score(
         pooling=pooling or ("last",),
         layers=layers or ("all",),
         zscore=zscore or ("auto",),
+        splits=splits or ("test",),
         cache_dir=cache_root(cache_dir),
         data_dir=data_dir,
         output=output,
