@@ -77,21 +77,41 @@ def _part_prefix(shard: tuple[int, int]) -> str:
     return "part" if shard[1] == 1 else f"part-{shard[0]}of{shard[1]}"
 
 
+#: Settings that change the features: a cache entry made with others is never reused.
+SETTINGS = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
+
+
+def check_same_settings(old: dict[str, Any], new: dict[str, Any], *, where: Path) -> None:
+    """Refuse to reuse or extend a cache entry made with other settings."""
+    diff = {k: (old.get(k), new[k]) for k in SETTINGS if k in new and old.get(k) != new[k]}
+    if diff:
+        raise ExtractionError(
+            f"{where} was made with other settings {diff}; "
+            "rerun with --overwrite or use another --cache-dir"
+        )
+
+
 def _check_same_run(directory: Path, metadata: dict[str, Any]) -> None:
     """Refuse to mix parts made with other settings into one task."""
     parts = store.part_files(directory)
-    if not parts:
-        return
-    import pyarrow.parquet as pq
+    if parts:
+        import pyarrow.parquet as pq
 
-    old = store.schema_metadata(pq.read_schema(parts[0]))
-    keys = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
-    diff = {k: (old.get(k), metadata.get(k)) for k in keys if old.get(k) != metadata.get(k)}
-    if diff:
-        raise ExtractionError(
-            f"{directory} holds parts made with other settings {diff}; "
-            "rerun with --overwrite or use another --cache-dir"
-        )
+        old = store.schema_metadata(pq.read_schema(parts[0]))
+        check_same_settings(old, metadata, where=directory)
+
+
+def _remove_own_work(directory: Path, shard: tuple[int, int]) -> None:
+    """--overwrite: drop this shard's parts and manifests, never another running shard's."""
+    if shard[1] == 1:
+        logger.info("--overwrite: removing %s", directory)
+        shutil.rmtree(directory)
+        return
+    prefix = _part_prefix(shard)
+    for path in [*directory.glob(f"{prefix}-*.parquet"), *directory.glob(f".{prefix}-*.tmp")]:
+        path.unlink()
+    for name in (_manifest_name(shard), store.MANIFEST):
+        (directory / name).unlink(missing_ok=True)
 
 
 def _forward_resilient(
@@ -131,23 +151,26 @@ def extract_task(
     start = time.perf_counter()
     directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
     manifest_name = _manifest_name(options.shard)
+    if not texts:
+        raise ExtractionError(f"{task} has no texts to extract; check its data")
     if options.overwrite and directory.exists():
-        logger.info("--overwrite: removing %s", directory)
-        shutil.rmtree(directory)
-    done = store.read_manifest(directory, manifest_name) or store.read_manifest(directory)
-    if done is not None and set(splits) <= set(done.get("splits") or splits):
-        return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, directory, skipped=True)
-    if done is not None:  # complete for fewer splits: no longer complete while it grows
-        for name in {manifest_name, store.MANIFEST}:
-            (directory / name).unlink(missing_ok=True)
-    directory.mkdir(parents=True, exist_ok=True)
-    store.clear_temp_files(directory)
+        _remove_own_work(directory, options.shard)
     metadata = run_metadata(
         loaded, prompt=prompt, task=task, max_length=options.max_length, model_id=model_id
     )
+    done = store.read_manifest(directory, manifest_name) or store.read_manifest(directory)
+    if done is not None:
+        check_same_settings(done, metadata, where=directory)
+        if set(splits) <= set(done.get("splits") or splits):
+            return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, directory, skipped=True)
+        for name in {manifest_name, store.MANIFEST}:  # grows to more splits: incomplete again
+            (directory / name).unlink(missing_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    store.clear_temp_files(directory, prefix=_part_prefix(options.shard))
     _check_same_run(directory, metadata)
 
     texts = list(dict.fromkeys(texts))
+    metadata["texts_in_task"] = len(texts)  # lets `moee ls` show progress of a first, killed run
     mine = _select_shard(texts, options.shard)
     have = store.existing_text_ids(directory)
     todo = [t for t in mine if store.text_id(t) not in have]
@@ -226,11 +249,24 @@ def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) 
     )
 
 
-def _all_done(cache_dir: Path, *, model_id: str, task: str, prompts: Sequence[Prompt]) -> bool:
-    return all(
-        store.read_manifest(store.task_dir(cache_dir, model=model_id, prompt_id=p.id, task=task))
-        for p in prompts
-    )
+def _all_done(
+    spec: ModelSpec, *, options: ExtractOptions, task: str, prompts: Sequence[Prompt]
+) -> bool:
+    """Whether every prompt of a task is complete with these settings (checked before loading)."""
+    for prompt in prompts:
+        folder = store.task_dir(options.cache_dir, model=spec.model, prompt_id=prompt.id, task=task)
+        manifest = store.read_manifest(folder)
+        if manifest is None:
+            return False
+        expected = {
+            "model": spec.model,
+            "prompt_template": prompt.template,
+            "max_length": options.max_length,
+            "quantization": spec.resolved_quantization(),
+            "dtype": spec.resolved_dtype(),
+        }
+        check_same_settings(manifest, expected, where=folder)
+    return True
 
 
 def run_extract(
@@ -254,7 +290,7 @@ def run_extract(
         if (
             splits is None
             and not options.overwrite
-            and _all_done(options.cache_dir, model_id=spec.model, task=name, prompts=prompts)
+            and _all_done(spec, options=options, task=name, prompts=prompts)
         ):
             for prompt in prompts:
                 path = store.task_dir(

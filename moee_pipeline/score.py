@@ -233,16 +233,20 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
     return rows
 
 
+def _row_key(row: dict[str, str]) -> tuple[str, ...]:
+    """What identifies a row; HS ignores the RW options it records, so they are not part of it."""
+    ignored = {"rw", "layers"} if row["method"] == "HS" else set()
+    return tuple("*" if k in ignored else row[k] for k in KEY_COLUMNS)
+
+
 def write_scores(path: Path, rows: Sequence[ScoreRow]) -> None:
     """Merge rows into scores.csv: a rerun configuration replaces its old rows."""
     new = [r.as_csv() for r in rows]
-    keys = {tuple(r[k] for k in KEY_COLUMNS) for r in new}
+    keys = {_row_key(r) for r in new}
     old: list[dict[str, str]] = []
     if path.is_file():
         with path.open(newline="", encoding="utf-8") as handle:
-            old = [
-                r for r in csv.DictReader(handle) if tuple(r[k] for k in KEY_COLUMNS) not in keys
-            ]
+            old = [r for r in csv.DictReader(handle) if _row_key(r) not in keys]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as handle:

@@ -109,7 +109,7 @@ def part_files(directory: Path) -> list[Path]:
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     """Write JSON so that readers see either the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # shards may write one at once
     tmp.write_text(json.dumps(dict(payload), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
 
@@ -131,9 +131,12 @@ def write_part(table: pa.Table, path: Path) -> None:
     tmp.replace(path)
 
 
-def clear_temp_files(directory: Path) -> None:
-    """Remove temp files a killed run left behind; they were never part of the cache."""
-    for tmp in directory.glob(".*.tmp"):
+def clear_temp_files(directory: Path, *, prefix: str = "part") -> None:
+    """Remove part temp files a killed run left behind; they were never part of the cache.
+
+    Only files of `prefix` go: another shard may be writing its own at this moment.
+    """
+    for tmp in directory.glob(f".{prefix}-[0-9]*.tmp"):
         tmp.unlink(missing_ok=True)
 
 

@@ -298,3 +298,38 @@ def test_dense_model_is_not_moe(tmp_path: Path, tokenizer_dir: Path) -> None:
     (tmp_path / "tokenizer.json").write_bytes((tokenizer_dir / "tokenizer.json").read_bytes())
     with pytest.raises(NotMoEError, match="not a Mixture-of-Experts model"):
         load_model(ModelSpec(str(tmp_path)))
+
+
+def test_complete_entry_with_other_settings_is_refused(
+    olmoe: tuple[Path, LoadedModel], tmp_path: Path
+) -> None:
+    model_dir, loaded = olmoe
+    run(loaded, model_dir, tmp_path)
+    with pytest.raises(ExtractionError, match="other settings"):
+        run(loaded, model_dir, tmp_path, max_length=32)
+    from moee_pipeline.extract import _all_done
+
+    spec = ModelSpec(str(model_dir), dtype="bfloat16")
+    with pytest.raises(ExtractionError, match="dtype"):
+        _all_done(spec, options=options(tmp_path), task="T", prompts=[resolve_prompt("prompteol")])
+
+
+def test_empty_task_is_an_error(olmoe: tuple[Path, LoadedModel], tmp_path: Path) -> None:
+    model_dir, loaded = olmoe
+    with pytest.raises(ExtractionError, match="no texts"):
+        run(loaded, model_dir, tmp_path, texts=[])
+
+
+def test_overwriting_one_shard_keeps_the_other(
+    olmoe: tuple[Path, LoadedModel], tmp_path: Path
+) -> None:
+    model_dir, loaded = olmoe
+    run(loaded, model_dir, tmp_path, shard=(0, 2))
+    b = run(loaded, model_dir, tmp_path, shard=(1, 2))
+    others = sorted(p.name for p in b.path.glob("part-0of2-*.parquet"))
+    assert others and store.read_manifest(b.path) is not None
+    again = run(loaded, model_dir, tmp_path, shard=(1, 2), overwrite=True)
+    assert sorted(p.name for p in b.path.glob("part-0of2-*.parquet")) == others
+    assert (b.path / "_manifest.0of2.json").is_file()
+    assert again.new_rows == b.rows and store.read_manifest(b.path) is not None
+    assert len(read(tmp_path, model_dir).text_ids) == len(TEXTS)

@@ -77,10 +77,12 @@ def cache(tiny_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFa
         )
 
     run("Done", TEXTS)
-    run("Half", TEXTS, prompt=eol)  # complete under another prompt: tells how many texts Half has
-    run("Half", TEXTS[:5])  # then "killed": only the parts of the first 5 texts stay
+    run("Half", TEXTS, prompt=eol)
+    run("Half", TEXTS)  # then "killed": the manifest and the last two parts never came
     half = store.task_dir(root, model=str(model_dir), prompt_id=none.id, task="Half")
     (half / store.MANIFEST).unlink()
+    for part in sorted(half.glob("part-*.parquet"))[1:]:
+        part.unlink()
     run("Split", TEXTS, shard=(0, 2))
     return root
 
@@ -100,8 +102,8 @@ def test_complete_partial_and_sharded(cache: Path) -> None:
     assert done.made and done.made[:2] == "20"
 
     half = rows[("Half", "none")]
-    assert half.status == "partial" and half.rows == parquet_rows(Path(half.path)) == 5
-    assert half.texts_in_task == 12 and half.progress == pytest.approx(5 / 12)
+    assert half.status == "partial" and half.rows == parquet_rows(Path(half.path)) == 4
+    assert half.texts_in_task == 12 and half.progress == pytest.approx(4 / 12)
     assert half.n_moe_layers == 3 and half.hidden_size == 64  # read from the part's schema
 
     split = rows[("Split", "none")]
@@ -112,7 +114,8 @@ def test_complete_partial_and_sharded(cache: Path) -> None:
 
 
 @pytest.mark.slow
-def test_partial_without_any_count_has_unknown_progress(cache: Path, tmp_path: Path) -> None:
+def test_first_run_killed_still_shows_progress(cache: Path, tmp_path: Path) -> None:
+    """No manifest anywhere (no other prompt either): the parts themselves know the total."""
     source = next(
         d for d in store.iter_task_dirs(cache) if d.name == "task=Half" and "none" in str(d)
     )
@@ -121,8 +124,8 @@ def test_partial_without_any_count_has_unknown_progress(cache: Path, tmp_path: P
     for part in source.glob("part-*.parquet"):
         (target / part.name).write_bytes(part.read_bytes())
     (row,) = inventory(cache_dir=tmp_path)
-    assert row.status == "partial" and row.rows == 5
-    assert row.texts_in_task is None and row.progress is None
+    assert row.status == "partial" and row.rows == 4
+    assert row.texts_in_task == 12 and row.progress == pytest.approx(4 / 12)
 
 
 @pytest.mark.slow
@@ -139,7 +142,7 @@ def test_cli_ls_text_and_json(cache: Path) -> None:
     }
     assert all(r["n_experts"] == 8 for r in payload)
     text = runner.invoke(main, ["ls", "--cache-dir", str(cache)]).output
-    assert "partial: 5/12 (42%), no manifest" in text
+    assert "partial: 4/12 (33%), no manifest" in text
     assert "sharded: 1/2 shards done" in text and "3 x 8" in text
     empty = runner.invoke(main, ["ls", "--cache-dir", str(cache / "nothing")])
     assert empty.exit_code == 0 and "no cached features" in empty.output

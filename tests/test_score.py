@@ -219,3 +219,11 @@ def test_cli_score(cache: Path, tmp_path: Path) -> None:
     assert "moee extract" in bad.output and "Traceback" not in bad.output
     bad_layers = CliRunner().invoke(main, [*args, "--tasks", "MoeeToySTS", "--layers", "0-9"])
     assert bad_layers.exit_code != 0 and "out of range" in bad_layers.output
+
+
+def test_hs_rerun_under_other_rw_options_replaces_its_row(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",)))
+    run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",), rw=("softmax",)))
+    rows = _read_csv(out / "scores.csv")
+    assert len(rows) == 1 and rows[0]["rw"] == "softmax"
