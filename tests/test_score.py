@@ -227,3 +227,18 @@ def test_hs_rerun_under_other_rw_options_replaces_its_row(cache: Path, tmp_path:
     run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",), rw=("softmax",)))
     rows = _read_csv(out / "scores.csv")
     assert len(rows) == 1 and rows[0]["rw"] == "softmax"
+
+
+def test_cli_leaves_home_cache_alone(tmp_path: Path) -> None:
+    """mteb creates ~/.cache/mteb on import; the CLI points it elsewhere."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MTEB_CACHE"} | {"HOME": str(tmp_path)}
+    args = ["score", "--model", "x", "--cache-dir", str(tmp_path / "none")]
+    done = subprocess.run(
+        [sys.executable, "-m", "moee_pipeline", *args], env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "run `moee extract` first" in done.stderr
+    assert not (tmp_path / ".cache").exists()
