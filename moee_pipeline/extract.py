@@ -81,9 +81,20 @@ def _part_prefix(shard: tuple[int, int]) -> str:
 SETTINGS = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
 
 
+def _same(key: str, old: Any, new: Any) -> bool:
+    """Equal settings; a local model given by another path to the same folder is the same."""
+    if old == new:
+        return True
+    if key == "model" and old and Path(old).is_dir() and Path(new).is_dir():
+        return Path(old).resolve() == Path(new).resolve()
+    return False
+
+
 def check_same_settings(old: dict[str, Any], new: dict[str, Any], *, where: Path) -> None:
-    """Refuse to reuse or extend a cache entry made with other settings."""
-    diff = {k: (old.get(k), new[k]) for k in SETTINGS if k in new and old.get(k) != new[k]}
+    """Refuse to reuse or extend a cache entry made with other settings (or another model)."""
+    diff = {
+        k: (old.get(k), new[k]) for k in SETTINGS if k in new and not _same(k, old.get(k), new[k])
+    }
     if diff:
         raise ExtractionError(
             f"{where} was made with other settings {diff}; "

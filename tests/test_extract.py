@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -333,3 +334,19 @@ def test_overwriting_one_shard_keeps_the_other(
     assert (b.path / "_manifest.0of2.json").is_file()
     assert again.new_rows == b.rows and store.read_manifest(b.path) is not None
     assert len(read(tmp_path, model_dir).text_ids) == len(TEXTS)
+
+
+def test_same_folder_name_other_model_is_refused(
+    olmoe: tuple[Path, LoadedModel], tmp_path: Path
+) -> None:
+    """Local models are cached under their folder's name; a namesake is not reused silently."""
+    import shutil
+
+    model_dir, loaded = olmoe
+    run(loaded, model_dir, tmp_path / "cache")
+    namesake = tmp_path / "elsewhere" / model_dir.name
+    shutil.copytree(model_dir, namesake)
+    with pytest.raises(ExtractionError, match="'model'"):
+        run(loaded, namesake, tmp_path / "cache")
+    relative = Path(os.path.relpath(model_dir))  # the same folder by another path is fine
+    assert run(loaded, relative, tmp_path / "cache").skipped
