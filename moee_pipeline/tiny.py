@@ -14,6 +14,22 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
+#: DeepSeek-V2/V3 share their MoE layout (dense first layer, shared expert) and MLA attention.
+_DEEPSEEK: dict[str, Any] = {
+    "n_routed_experts": 8,
+    "num_key_value_heads": 4,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_size": 32,
+    "first_k_dense_replace": 1,
+    "kv_lora_rank": 16,
+    "qk_nope_head_dim": 16,
+    "qk_rope_head_dim": 16,
+    "v_head_dim": 16,
+    "n_group": 1,
+    "topk_group": 1,
+}
+
 #: Small architectures of each router family we support, keyed by a short name.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "olmoe": {"model_type": "olmoe", "num_experts": 8, "num_experts_per_tok": 2},
@@ -33,38 +49,8 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "moe_intermediate_size": 32,
     },
     "mixtral": {"model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 2},
-    "deepseek_v2": {
-        "model_type": "deepseek_v2",
-        "n_routed_experts": 8,
-        "num_key_value_heads": 4,
-        "n_shared_experts": 1,
-        "num_experts_per_tok": 2,
-        "moe_intermediate_size": 32,
-        "first_k_dense_replace": 1,
-        "kv_lora_rank": 16,
-        "q_lora_rank": None,
-        "qk_nope_head_dim": 16,
-        "qk_rope_head_dim": 16,
-        "v_head_dim": 16,
-        "n_group": 1,
-        "topk_group": 1,
-    },
-    "deepseek_v3": {
-        "model_type": "deepseek_v3",
-        "n_routed_experts": 8,
-        "num_key_value_heads": 4,
-        "n_shared_experts": 1,
-        "num_experts_per_tok": 2,
-        "moe_intermediate_size": 32,
-        "first_k_dense_replace": 1,
-        "kv_lora_rank": 16,
-        "q_lora_rank": 32,
-        "qk_nope_head_dim": 16,
-        "qk_rope_head_dim": 16,
-        "v_head_dim": 16,
-        "n_group": 1,
-        "topk_group": 1,
-    },
+    "deepseek_v2": {**_DEEPSEEK, "model_type": "deepseek_v2", "q_lora_rank": None},
+    "deepseek_v3": {**_DEEPSEEK, "model_type": "deepseek_v3", "q_lora_rank": 32},
 }
 
 _CORPUS = (
