@@ -260,15 +260,20 @@ def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) 
     )
 
 
-def _all_done(
+def _already_done(
     spec: ModelSpec, *, options: ExtractOptions, task: str, prompts: Sequence[Prompt]
-) -> bool:
-    """Whether every prompt of a task is complete with these settings (checked before loading)."""
+) -> list[TaskSummary] | None:
+    """Summaries when every prompt of a task is complete with these settings, else None.
+
+    Checked before anything is loaded; settings that need the model (revision) are checked
+    again by `extract_task`.
+    """
+    summaries = []
     for prompt in prompts:
         folder = store.task_dir(options.cache_dir, model=spec.model, prompt_id=prompt.id, task=task)
         manifest = store.read_manifest(folder)
         if manifest is None:
-            return False
+            return None
         expected = {
             "model": spec.model,
             "prompt_template": prompt.template,
@@ -277,7 +282,8 @@ def _all_done(
             "dtype": spec.resolved_dtype(),
         }
         check_same_settings(manifest, expected, where=folder)
-    return True
+        summaries.append(TaskSummary(task, prompt.id, manifest["rows"], 0, 0.0, folder, True))
+    return summaries
 
 
 def run_extract(
@@ -298,17 +304,11 @@ def run_extract(
 
     todo: list[tuple[str, list[str], list[str]]] = []
     for name in tasks:
-        if (
-            splits is None
-            and not options.overwrite
-            and _all_done(spec, options=options, task=name, prompts=prompts)
-        ):
-            for prompt in prompts:
-                path = store.task_dir(
-                    options.cache_dir, model=spec.model, prompt_id=prompt.id, task=name
-                )
-                rows = store.read_manifest(path)["rows"]  # type: ignore[index]
-                yield TaskSummary(name, prompt.id, rows, 0, 0.0, path, skipped=True)
+        done = None
+        if splits is None and not options.overwrite:
+            done = _already_done(spec, options=options, task=name, prompts=prompts)
+        if done is not None:
+            yield from done
             continue
         task = load_task(name, cache_dir=options.cache_dir, data_dir=data_dir)
         write_snapshot(task, cache_dir=options.cache_dir)

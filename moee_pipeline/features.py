@@ -33,9 +33,6 @@ class PooledBatch:
     hs_last: np.ndarray
     hs_mean: np.ndarray
 
-    def rows(self) -> int:
-        return int(self.hs_last.shape[0])
-
 
 def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.to(torch.float32).unsqueeze(-1)

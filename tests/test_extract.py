@@ -308,11 +308,13 @@ def test_complete_entry_with_other_settings_is_refused(
     run(loaded, model_dir, tmp_path)
     with pytest.raises(ExtractionError, match="other settings"):
         run(loaded, model_dir, tmp_path, max_length=32)
-    from moee_pipeline.extract import _all_done
+    from moee_pipeline.extract import _already_done
 
     spec = ModelSpec(str(model_dir), dtype="bfloat16")
     with pytest.raises(ExtractionError, match="dtype"):
-        _all_done(spec, options=options(tmp_path), task="T", prompts=[resolve_prompt("prompteol")])
+        _already_done(
+            spec, options=options(tmp_path), task="T", prompts=[resolve_prompt("prompteol")]
+        )
 
 
 def test_empty_task_is_an_error(olmoe: tuple[Path, LoadedModel], tmp_path: Path) -> None:

@@ -242,3 +242,30 @@ def test_cli_leaves_home_cache_alone(tmp_path: Path) -> None:
     )
     assert done.returncode != 0 and "run `moee extract` first" in done.stderr
     assert not (tmp_path / ".cache").exists()
+
+
+def test_pooling_softmax_layers_and_no_zscore_use_the_right_features(
+    cache: Path, tmp_path: Path
+) -> None:
+    """--pooling mean, --rw softmax, --layers 1-2, --zscore none, recomputed from Parquet."""
+    from moee_pipeline.tasks import load_task
+
+    config = _config(
+        cache, tmp_path / "r", tasks=("MoeeToySTS",), methods=("HS", "RW"),
+        pooling=("mean",), rw=("softmax",), layers=("1-2",), zscore=("none",),
+    )  # fmt: skip
+    got = {r.combo.method: r.score.main_score for r in run_score(config)}
+    feats = store.read_features(
+        cache, model=MODEL, prompt_id=PROMPT, task="MoeeToySTS", columns=("hs_mean", "rw_mean")
+    )
+    row = {t: i for i, t in enumerate(feats.text_ids)}
+    logits = feats.arrays["rw_mean"].astype(np.float64).reshape(-1, L, E)[:, 1:3]
+    probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+    vectors = {"HS": feats.arrays["hs_mean"].astype(np.float64), "RW": probs.reshape(len(row), -1)}
+    ds = load_task("MoeeToySTS").dataset["test"]
+    a = [row[store.text_id(t)] for t in ds["sentence1"]]
+    b = [row[store.text_id(t)] for t in ds["sentence2"]]
+    for method, x in vectors.items():
+        cosine = (_unit(x[a]) * _unit(x[b])).sum(axis=1)
+        expected = spearmanr(cosine, ds["score"]).statistic
+        assert got[method] == pytest.approx(expected, abs=1e-6), method
