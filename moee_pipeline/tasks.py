@@ -207,9 +207,12 @@ def _load_local(task: AbsTask, data_dir: Path) -> None:
     task.dataset = raw
     try:
         task.dataset_transform()
-    except (ValueError, KeyError) as exc:
-        # e.g. a local copy whose columns already carry mteb's names (rename of a missing column)
-        logger.warning("%s: dataset_transform failed (%s); using %s as it is", name, exc, folder)
+    except ValueError as exc:
+        # Only a copy whose columns already carry mteb's renamed names may skip the transform
+        # (datasets: "Original column name sent1 not in the dataset"); anything else is an error.
+        if "not in the dataset" not in str(exc):
+            raise TaskError(f"{folder}: mteb's transform of {name} failed: {exc}") from exc
+        logger.warning("%s: columns already renamed (%s); using %s as it is", name, exc, folder)
         task.dataset = raw
     task.data_loaded = True
     logger.info("loaded %s from %s", name, folder)
