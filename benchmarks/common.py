@@ -117,7 +117,7 @@ def corpus_texts(data_dir: Path) -> Iterator[str]:
 
 def build_model(data_dir: Path, out_dir: Path, *, overrides: dict[str, Any] | None = None) -> Path:
     """A random-weight OLMoE-like model with a 32k BPE tokenizer trained on the mteb texts."""
-    from moee_pipeline.tiny import build_tiny_model, train_tokenizer
+    from moee_pipeline.testing.tiny import build_tiny_model, train_tokenizer
 
     if (out_dir / "model" / "config.json").exists():
         return out_dir / "model"

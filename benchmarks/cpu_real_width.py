@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from moee_pipeline.catalog import PAPER_MODELS, build_random_checkpoint
-from moee_pipeline.features import RouterCapture, forward_pooled
-from moee_pipeline.model import LoadedModel, ModelSpec, load_model
-from moee_pipeline.tiny import train_tokenizer
+from moee_pipeline.extract.hooks import RouterCapture, forward_pooled
+from moee_pipeline.models.catalog import PAPER_MODELS, build_random_checkpoint
+from moee_pipeline.models.loading import LoadedModel, ModelSpec, load_model
+from moee_pipeline.testing.tiny import train_tokenizer
 
 TEXTS = [
     "The cat sat on the mat.",

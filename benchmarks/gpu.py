@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import DEFAULT_DATA, REPO, corpus_texts, host_info, run_worker, stage_mix
-from moee_pipeline.catalog import PAPER_MODELS
+from moee_pipeline.models.catalog import PAPER_MODELS
 
 GPU_MIX: dict[str, dict[str, int]] = {
     "STS12": {"test": 1000},
@@ -40,7 +40,7 @@ def build_full_model(out: Path, data_dir: Path | None) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    from moee_pipeline.tiny import train_tokenizer
+    from moee_pipeline.testing.tiny import train_tokenizer
 
     model_dir = out / "olmoe-1b-7b-random"
     if (model_dir / "config.json").exists():
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         data_dir: Path | None = stage_mix(args.data_dir, args.work / "mix", GPU_MIX)
         tasks = list(GPU_MIX)
     else:
-        from moee_pipeline.toy import TOY_TASKS
+        from moee_pipeline.testing.toy import TOY_TASKS
 
         data_dir, tasks = None, list(TOY_TASKS)
         print(f"no {args.data_dir}: using the toy tasks {tasks} (synthetic texts)")

@@ -52,7 +52,7 @@ def gib(x: float) -> float:
 def read_rw_last(directory: Path) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
-    from moee_pipeline import store
+    from moee_pipeline.cache import store
 
     table = pq.ParquetDataset(store.part_files(directory)).read(columns=["text_id", "rw_last"])
     column = table.column("rw_last").combine_chunks()
@@ -83,12 +83,12 @@ def main() -> None:
 
     mem = torch.cuda if cuda else _NoCuda()
 
-    from moee_pipeline.catalog import build_random_checkpoint
-    from moee_pipeline.extract import ExtractOptions, extract_task
-    from moee_pipeline.memory import format_report
-    from moee_pipeline.model import ModelSpec, load_model
+    from moee_pipeline.extract.pipeline import ExtractOptions, extract_task
+    from moee_pipeline.models.catalog import build_random_checkpoint
+    from moee_pipeline.models.loading import ModelSpec, load_model
+    from moee_pipeline.models.memory import format_report
     from moee_pipeline.prompts import resolve_prompt
-    from moee_pipeline.tiny import train_tokenizer
+    from moee_pipeline.testing.tiny import train_tokenizer
 
     result: dict = {
         "card": torch.cuda.get_device_name(0) if cuda else "cpu (dry run)",

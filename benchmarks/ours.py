@@ -29,8 +29,8 @@ def padded_tokens(
     """
     from transformers import AutoTokenizer
 
-    from moee_pipeline.batching import encode_texts, make_batches
-    from moee_pipeline.extract import ExtractOptions
+    from moee_pipeline.extract.batching import encode_texts, make_batches
+    from moee_pipeline.extract.pipeline import ExtractOptions
     from moee_pipeline.prompts import resolve_prompt
 
     defaults = ExtractOptions(cache_dir=Path())
@@ -65,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from moee_pipeline.extract import ExtractOptions, run_extract
-    from moee_pipeline.model import ModelSpec
+    from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
+    from moee_pipeline.models.loading import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
 
     spec = ModelSpec(

@@ -35,8 +35,8 @@ TINY_MODEL: dict[str, Any] = {
 
 def prepare(work: Path, data_dir: Path) -> dict[str, Any]:
     """Build the tiny model and extract the 11 tasks once (complete tasks are skipped)."""
-    from moee_pipeline.extract import ExtractOptions, run_extract
-    from moee_pipeline.model import ModelSpec
+    from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
+    from moee_pipeline.models.loading import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
 
     model = build_model(data_dir, work / "tiny-model", overrides=TINY_MODEL)
@@ -63,8 +63,8 @@ def prepare(work: Path, data_dir: Path) -> dict[str, Any]:
 
 def score_run(work: Path, data_dir: Path, run: int) -> dict[str, Any]:
     """Score every task for the whole grid, timing each task separately."""
-    from moee_pipeline.combine import METHODS
-    from moee_pipeline.score import ScoreConfig, combinations, run_score
+    from moee_pipeline.score.combine import METHODS
+    from moee_pipeline.score.run import ScoreConfig, combinations, run_score
     from moee_pipeline.tasks import task_type
 
     model = work / "tiny-model" / "model"

@@ -1,3 +1,39 @@
-"""moee-pipeline: MoE router weights as embeddings, extracted once and scored on MTEB."""
+"""moee-pipeline: MoE router weights as embeddings, extracted once and scored on MTEB.
+
+The public entry points are importable from here; they load lazily, so that
+`import moee_pipeline` on a scoring machine does not pull in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# name -> module that defines it: the functions users call from scripts and notebooks
+_PUBLIC = {
+    "run_extract": "moee_pipeline.extract.pipeline",
+    "ExtractOptions": "moee_pipeline.extract.pipeline",
+    "ModelSpec": "moee_pipeline.models.loading",
+    "run_score": "moee_pipeline.score.run",
+    "ScoreConfig": "moee_pipeline.score.run",
+    "read_features": "moee_pipeline.cache.store",
+    "list_cached": "moee_pipeline.cache.store",
+    "inventory": "moee_pipeline.cache.inventory",
+    "load_scores": "moee_pipeline.report.tables",
+    "resolve_prompt": "moee_pipeline.prompts",
+    "MoeeError": "moee_pipeline.errors",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'moee_pipeline' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from moee_pipeline.cli import main as cli
-from moee_pipeline.tiny import build_tiny_model, train_tokenizer
+from moee_pipeline.testing.tiny import build_tiny_model, train_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from moee_pipeline.tiny import train_tokenizer
+    from moee_pipeline.testing.tiny import train_tokenizer
 
     path = tmp_path_factory.mktemp("tokenizer")
     train_tokenizer(path)
@@ -29,7 +29,7 @@ def tiny_model(
     tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path
 ) -> Callable[[str], Path]:
     """A factory: tiny_model("olmoe") -> folder of a saved tiny random model (built once)."""
-    from moee_pipeline.tiny import build_tiny_model
+    from moee_pipeline.testing.tiny import build_tiny_model
 
     built: dict[str, Path] = {}
 

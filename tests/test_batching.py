@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from moee_pipeline.batching import Encoded, make_batches
+from moee_pipeline.extract.batching import Encoded, make_batches
 
 
 def _encoded(lengths: list[int]) -> list[Encoded]:

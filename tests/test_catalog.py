@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline import catalog
 from moee_pipeline.cli import main
-from moee_pipeline.memory import GIB
-from moee_pipeline.model import ModelLoadError, check_fits
+from moee_pipeline.models import catalog
+from moee_pipeline.models.loading import ModelLoadError, check_fits
+from moee_pipeline.models.memory import GIB
 
 
 def test_aliases_resolve_to_hub_ids() -> None:
@@ -47,7 +47,7 @@ def test_models_command_lists_the_three_models() -> None:
 
 
 def test_extract_resolves_the_alias(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from moee_pipeline import extract
+    from moee_pipeline.extract import pipeline as extract
 
     seen = []
 

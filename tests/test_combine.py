@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moee_pipeline.combine import (
+from moee_pipeline.score.combine import (
     Combination,
     embed,
     format_layers,

@@ -16,8 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from moee_pipeline import deepseek
-from moee_pipeline.model import ModelSpec, load_model, native_mapping
+from moee_pipeline.models import deepseek
+from moee_pipeline.models.loading import ModelSpec, load_model, native_mapping
 
 TINY = {
     "hidden_size": 64,

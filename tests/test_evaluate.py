@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from mteb.models.models_protocols import EncoderProtocol
 
-from moee_pipeline.evaluate import (
+from moee_pipeline.cache.store import text_id
+from moee_pipeline.score.encoder import (
     CachedEncoder,
     MissingTextsError,
     evaluate_task,
     row_index,
 )
-from moee_pipeline.store import text_id
 
 TEXTS = ["alpha", "beta", "gamma", "delta"]
 META = SimpleNamespace(name="SomeTask")

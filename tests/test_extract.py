@@ -15,11 +15,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from moee_pipeline import extract, store
-from moee_pipeline.batching import encode_texts
-from moee_pipeline.extract import ExtractionError, ExtractOptions, extract_task
-from moee_pipeline.features import NonFiniteFeatureError
-from moee_pipeline.model import LoadedModel, ModelSpec, load_model
+from moee_pipeline.cache import store
+from moee_pipeline.extract import pipeline as extract
+from moee_pipeline.extract.batching import encode_texts
+from moee_pipeline.extract.hooks import NonFiniteFeatureError
+from moee_pipeline.extract.pipeline import ExtractionError, ExtractOptions, extract_task
+from moee_pipeline.models.loading import LoadedModel, ModelSpec, load_model
 from moee_pipeline.prompts import resolve_prompt
 
 TEXTS = [
@@ -180,8 +181,8 @@ def read_after(_summary: object, cache: Path, model_dir: Path) -> store.Features
 KILLER = """
 import os, signal, sys
 from pathlib import Path
-from moee_pipeline import extract
-from moee_pipeline.model import ModelSpec, load_model
+from moee_pipeline.extract import pipeline as extract
+from moee_pipeline.models.loading import ModelSpec, load_model
 from moee_pipeline.prompts import resolve_prompt
 
 texts = [f"text number {i} " + "word " * (i % 7) for i in range(40)]
@@ -289,7 +290,7 @@ def test_out_of_memory_batches_are_split_and_retried(
 def test_dense_model_is_not_moe(tmp_path: Path, tokenizer_dir: Path) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from moee_pipeline.routers import NotMoEError
+    from moee_pipeline.models.routers import NotMoEError
 
     config = LlamaConfig(
         vocab_size=600, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -308,7 +309,7 @@ def test_complete_entry_with_other_settings_is_refused(
     run(loaded, model_dir, tmp_path)
     with pytest.raises(ExtractionError, match="other settings"):
         run(loaded, model_dir, tmp_path, max_length=32)
-    from moee_pipeline.extract import _already_done
+    from moee_pipeline.extract.pipeline import _already_done
 
     spec = ModelSpec(str(model_dir), dtype="bfloat16")
     with pytest.raises(ExtractionError, match="dtype"):

@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline import store
+from moee_pipeline.cache import store
+from moee_pipeline.cache.inventory import inventory
 from moee_pipeline.cli import main
-from moee_pipeline.extract import ExtractOptions, extract_task
-from moee_pipeline.inventory import inventory
-from moee_pipeline.model import ModelSpec, load_model
+from moee_pipeline.extract.pipeline import ExtractOptions, extract_task
+from moee_pipeline.models.loading import ModelSpec, load_model
 from moee_pipeline.prompts import Prompt, resolve_prompt
 
 TEXTS = [f"Sentence number {i} is about {w}." for i, w in enumerate(["cats", "dogs", "rain"] * 4)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from moee_pipeline.model import ModelLoadError, ModelSpec, load_model
+from moee_pipeline.models.loading import ModelLoadError, ModelSpec, load_model
 
 
 def test_checkpoint_missing_a_weight_is_refused(

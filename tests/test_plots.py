@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from moee_pipeline import report
-from moee_pipeline.plots import make_plots
+from moee_pipeline.report import tables as report
+from moee_pipeline.report.plots import make_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TASKS = {"STS12": "STS", "STS13": "STS", "EmotionClassification": "Classification"}

@@ -10,9 +10,9 @@ import torch
 import torch.nn.utils.parametrize as P
 from torch import nn
 
-from moee_pipeline import memory, quantize
-from moee_pipeline.model import LoadedModel, ModelSpec, load_model
-from moee_pipeline.routers import find_routers
+from moee_pipeline.models import memory, quantize
+from moee_pipeline.models.loading import LoadedModel, ModelSpec, load_model
+from moee_pipeline.models.routers import find_routers
 
 TEXTS = [
     "The cat sat on the mat.",
@@ -25,7 +25,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def expert_heavy(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
     """A tiny OLMoE whose weights are mostly experts, as in the real models."""
-    from moee_pipeline.tiny import build_tiny_model
+    from moee_pipeline.testing.tiny import build_tiny_model
 
     folder = tmp_path_factory.mktemp("olmoe-heavy")
     return build_tiny_model(
@@ -120,8 +120,8 @@ def test_estimate_matches_report(expert_heavy: Path) -> None:
 
 
 def test_weight_memory_reaches_the_manifest_metadata(expert_heavy: Path) -> None:
+    from moee_pipeline.extract.runinfo import run_metadata
     from moee_pipeline.prompts import resolve_prompt
-    from moee_pipeline.runinfo import run_metadata
 
     loaded = _load(expert_heavy, "nf4")
     meta = run_metadata(

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline import report
 from moee_pipeline.cli import main
-from moee_pipeline.paper import SIX_TYPE_AVERAGE, TYPE_AVERAGE, load_paper, paper_model
-from moee_pipeline.render import build_report
+from moee_pipeline.report import tables as report
+from moee_pipeline.report.paper import SIX_TYPE_AVERAGE, TYPE_AVERAGE, load_paper, paper_model
+from moee_pipeline.report.render import build_report
 
 SHARED_PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "moee_paper_results.csv"
 OLMOE = "allenai/OLMoE-1B-7B-0924"

@@ -13,11 +13,17 @@ from click.testing import CliRunner
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score
 
-from moee_pipeline import store
+from moee_pipeline.cache import store
 from moee_pipeline.cli import main
-from moee_pipeline.evaluate import MissingTextsError
-from moee_pipeline.score import SCORE_COLUMNS, ScoreConfig, combinations, format_table, run_score
-from moee_pipeline.toy import TOY_TASKS
+from moee_pipeline.score.encoder import MissingTextsError
+from moee_pipeline.score.run import (
+    SCORE_COLUMNS,
+    ScoreConfig,
+    combinations,
+    format_table,
+    run_score,
+)
+from moee_pipeline.testing.toy import TOY_TASKS
 
 MODEL = "test-org/tiny-moe"
 L, E, H = 3, 4, 16

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import spearmanr
 
-from moee_pipeline import store
+from moee_pipeline.cache import store
 from moee_pipeline.cli import main
-from moee_pipeline.toy import TOY_TASKS
+from moee_pipeline.testing.toy import TOY_TASKS
 
 
 def _cli(*args: str) -> str:

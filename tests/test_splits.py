@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline import store
+from moee_pipeline.cache import store
 from moee_pipeline.cli import main
 
 

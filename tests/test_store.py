@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from moee_pipeline import store
+from moee_pipeline.cache import store
 
 
 def test_text_id_is_sha256_of_utf8() -> None:

@@ -17,7 +17,7 @@ from mteb.abstasks.classification import AbsTaskClassification
 from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 
-from moee_pipeline import snapshot
+from moee_pipeline.cache import snapshots as snapshot
 from moee_pipeline.tasks import (
     PAPER_TASKS,
     TASK_TYPES,
@@ -29,7 +29,7 @@ from moee_pipeline.tasks import (
     task_type,
     write_snapshot,
 )
-from moee_pipeline.toy import TOY_TASKS
+from moee_pipeline.testing.toy import TOY_TASKS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATA = SHARED / "mteb-data"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from moee_pipeline.cli._common import (
+from moee_pipeline.cache.store import cache_root
+from moee_pipeline.cli.options import (
     DEFAULT_MODEL,
     USER_ERRORS,
     cache_dir_option,
@@ -14,7 +15,6 @@ from moee_pipeline.cli._common import (
     parse_shard,
     split_csv,
 )
-from moee_pipeline.store import cache_root
 
 
 @click.command()
@@ -111,9 +111,9 @@ def extract(
     overwrite: bool,
 ) -> None:
     """Run the model once per task and prompt; cache router logits and hidden states."""
-    from moee_pipeline import extract as extract_lib
-    from moee_pipeline.catalog import resolve_model
-    from moee_pipeline.model import ModelSpec
+    from moee_pipeline.extract import pipeline as extract_lib
+    from moee_pipeline.models.catalog import resolve_model
+    from moee_pipeline.models.loading import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
     from moee_pipeline.tasks import select_tasks
 
@@ -159,6 +159,6 @@ def extract(
 @click.command()
 def models() -> None:
     """List the paper's models: aliases, layer and expert counts, expected weight memory."""
-    from moee_pipeline.catalog import PAPER_MODELS, describe, format_models
+    from moee_pipeline.models.catalog import PAPER_MODELS, describe, format_models
 
     click.echo(format_models([describe(m) for m in PAPER_MODELS.values()]))

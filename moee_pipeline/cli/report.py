@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from moee_pipeline.cli._common import USER_ERRORS, cache_dir_option, one_line
-from moee_pipeline.store import cache_root
+from moee_pipeline.cache.store import cache_root
+from moee_pipeline.cli.options import USER_ERRORS, cache_dir_option, one_line
 
 
 @click.command()
@@ -51,8 +51,8 @@ def report(
     plots: Path | None,
 ) -> None:
     """The paper's tables (per task type and per task) from scores.csv, optionally vs the paper."""
-    from moee_pipeline import report as report_lib
-    from moee_pipeline.render import build_report
+    from moee_pipeline.report import tables as report_lib
+    from moee_pipeline.report.render import build_report
 
     if weight is not None and select_weight_on is not None:
         raise click.ClickException("use either --weight or --select-weight-on, not both")
@@ -66,7 +66,7 @@ def report(
             compare_paper=compare_paper,
         )
         if plots is not None:
-            from moee_pipeline.plots import make_plots
+            from moee_pipeline.report.plots import make_plots
 
             written = make_plots(scores=scores, options=options, out_dir=plots)
         if out is not None:
@@ -85,8 +85,8 @@ def report(
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 def ls_command(*, cache_dir: str | None, model: str | None, as_json: bool) -> None:
     """The feature cache: rows, widths, size, progress and age per (model, prompt, task)."""
-    from moee_pipeline.catalog import resolve_model
-    from moee_pipeline.inventory import format_inventory, inventory, inventory_json
+    from moee_pipeline.cache.inventory import format_inventory, inventory, inventory_json
+    from moee_pipeline.models.catalog import resolve_model
 
     root = cache_root(cache_dir)
     try:

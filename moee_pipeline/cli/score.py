@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from moee_pipeline.cli._common import (
+from moee_pipeline.cache.store import cache_root
+from moee_pipeline.cli.options import (
     DEFAULT_MODEL,
     USER_ERRORS,
     cache_dir_option,
     one_line,
     split_csv,
 )
-from moee_pipeline.store import cache_root
 
 
 @click.command()
@@ -109,8 +109,8 @@ def score(
     output: Path,
 ) -> None:
     """Score cached features on MTEB (CPU only, no model): HS, RW, MoEE-concat, MoEE-sum."""
-    from moee_pipeline import score as score_lib
-    from moee_pipeline.catalog import resolve_model
+    from moee_pipeline.models.catalog import resolve_model
+    from moee_pipeline.score import run as score_lib
 
     listed = split_csv(tasks)
     types = split_csv(task_types)

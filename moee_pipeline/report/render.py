@@ -13,8 +13,8 @@ from typing import Literal
 
 import pandas as pd
 
-from moee_pipeline import report
-from moee_pipeline.paper import AVERAGE, compare_with_paper, load_paper
+from moee_pipeline.report import tables as report
+from moee_pipeline.report.paper import AVERAGE, compare_with_paper, load_paper
 
 Format = Literal["markdown", "csv", "latex"]
 FORMATS: tuple[str, ...] = ("markdown", "csv", "latex")

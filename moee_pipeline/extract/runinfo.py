@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
-from moee_pipeline import store
+from moee_pipeline.cache import store
 
 if TYPE_CHECKING:
-    from moee_pipeline.model import LoadedModel
+    from moee_pipeline.models.loading import LoadedModel
     from moee_pipeline.prompts import Prompt
 
 _PACKAGES = (

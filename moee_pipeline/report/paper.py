@@ -29,7 +29,7 @@ PAPER_LAYERS = "all"
 
 def load_paper() -> pd.DataFrame:
     """The published numbers: columns model, prompt, method, task_type, task, score_x100."""
-    source = resources.files("moee_pipeline").joinpath("data/moee_paper_results.csv")
+    source = resources.files("moee_pipeline.report").joinpath("data/moee_paper_results.csv")
     with source.open("r", encoding="utf-8") as handle:
         return pd.read_csv(handle, keep_default_na=False, dtype={"score_x100": float})
 

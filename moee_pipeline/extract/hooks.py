@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.model import LoadedModel
-from moee_pipeline.routers import Router
+from moee_pipeline.models.loading import LoadedModel
+from moee_pipeline.models.routers import Router
 
 
 class NonFiniteFeatureError(MoeeError, ValueError):

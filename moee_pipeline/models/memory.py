@@ -16,8 +16,8 @@ import torch
 import torch.nn.utils.parametrize as P
 from torch import nn
 
-from moee_pipeline import quantize
-from moee_pipeline.routers import ROUTER_NAMES
+from moee_pipeline.models import quantize
+from moee_pipeline.models.routers import ROUTER_NAMES
 
 PARTS = ("experts", "attention", "dense_mlp", "embeddings", "routers", "other")
 GIB = 1024**3

@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from moee_pipeline import store
-from moee_pipeline.batching import Batch, encode_texts, make_batches
+from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.features import PooledBatch, RouterCapture, check_finite, forward_pooled
-from moee_pipeline.model import LoadedModel, ModelSpec, load_model
+from moee_pipeline.extract.batching import Batch, encode_texts, make_batches
+from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite, forward_pooled
+from moee_pipeline.extract.runinfo import run_metadata, shard_of
+from moee_pipeline.extract.writer import PartWriter
+from moee_pipeline.models.loading import LoadedModel, ModelSpec, load_model
 from moee_pipeline.prompts import Prompt
-from moee_pipeline.runinfo import run_metadata, shard_of
-from moee_pipeline.writer import PartWriter
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from mteb.abstasks.classification import AbsTaskClassification
 from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 
+from moee_pipeline.cache.store import text_id
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.store import text_id
 from moee_pipeline.tasks import private_copy
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline import store
+from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
 
 logger = logging.getLogger(__name__)

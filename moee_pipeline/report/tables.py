@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.paper import AVERAGE, load_paper, paper_task_order
+from moee_pipeline.report.paper import AVERAGE, load_paper, paper_task_order
 
 logger = logging.getLogger(__name__)
 

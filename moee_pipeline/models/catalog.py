@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from moee_pipeline import deepseek
+from moee_pipeline.models import deepseek
 
 _OLMOE = {
     "model_type": "olmoe",
@@ -106,7 +106,7 @@ def resolve_model(name: str) -> str:
 
 def describe(entry: CatalogModel) -> dict[str, Any]:
     """Layer and expert counts, parameters and expected weight memory of a paper model."""
-    from moee_pipeline.memory import estimate_weight_memory
+    from moee_pipeline.models.memory import estimate_weight_memory
 
     config = entry.config()
     layers = int(config.num_hidden_layers)
@@ -131,7 +131,7 @@ def describe(entry: CatalogModel) -> dict[str, Any]:
 
 def format_models(rows: list[dict[str, Any]]) -> str:
     """The table `moee models` prints."""
-    from moee_pipeline.memory import format_bytes
+    from moee_pipeline.models.memory import format_bytes
 
     header = (
         f"{'alias':<13} {'model':<34} {'MoE layers':>10} {'experts':>7} {'RW dims':>7} "

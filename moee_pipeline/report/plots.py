@@ -22,8 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from moee_pipeline import report
-from moee_pipeline.paper import AVERAGE
+from moee_pipeline.report import tables as report
+from moee_pipeline.report.paper import AVERAGE
 
 logger = logging.getLogger(__name__)
 

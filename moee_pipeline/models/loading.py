@@ -4,7 +4,7 @@ Only the base model is loaded (`AutoModel`): the LM head is never needed, so it 
 loaded or computed.
 
 Quantized loads (`nf4`, `int8`) read the checkpoint unquantized into CPU memory and
-quantize it block by block onto the device (`moee_pipeline.quantize`): fused expert
+quantize it block by block onto the device (`moee_pipeline.models.quantize`): fused expert
 weights are quantized too, and the GPU never holds the bf16 model. Before anything is
 loaded, the weight memory is estimated from the config and checked against the GPU's free
 memory. Checkpoints of architectures transformers lacks but can express exactly (DeepSeekMoE)
@@ -22,9 +22,9 @@ from typing import Any, Literal
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from moee_pipeline import deepseek, memory, quantize
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.routers import Router, find_routers
+from moee_pipeline.models import deepseek, memory, quantize
+from moee_pipeline.models.routers import Router, find_routers
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.utils.parametrize as P
 from torch import nn
 
-from moee_pipeline.routers import ROUTER_NAMES
+from moee_pipeline.models.routers import ROUTER_NAMES
 
 logger = logging.getLogger(__name__)
 

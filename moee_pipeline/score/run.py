@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from moee_pipeline import store
-from moee_pipeline.combine import (
+from moee_pipeline.cache import store
+from moee_pipeline.quiet import quiet_libraries
+from moee_pipeline.score.combine import (
     METHODS,
     Combination,
     Parts,
@@ -28,8 +29,7 @@ from moee_pipeline.combine import (
     parse_layers,
     prepare_parts,
 )
-from moee_pipeline.evaluate import CachedEncoder, TaskScore, evaluate_task, row_index
-from moee_pipeline.quiet import quiet_libraries
+from moee_pipeline.score.encoder import CachedEncoder, TaskScore, evaluate_task, row_index
 
 logger = logging.getLogger(__name__)
 

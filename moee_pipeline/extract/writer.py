@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from moee_pipeline import store
-from moee_pipeline.features import PooledBatch
+from moee_pipeline.cache import store
+from moee_pipeline.extract.hooks import PooledBatch
 
 
 class PartWriter:

@@ -1,0 +1,171 @@
+"""Task data offline: a cache snapshot first, then a local data dir with MTEB's raw columns,
+then mteb's loader (with the datasets cache kept under our cache dir)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pyarrow.parquet as pq
+from datasets import Dataset, DatasetDict
+from mteb.abstasks import AbsTask
+from mteb.abstasks.classification import AbsTaskClassification
+from mteb.abstasks.retrieval import AbsTaskRetrieval
+
+from moee_pipeline.cache.snapshots import read_snapshot
+from moee_pipeline.tasks.registry import TaskError, get_task
+from moee_pipeline.testing.toy import TOY_TASKS
+
+logger = logging.getLogger(__name__)
+
+
+def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None = None) -> AbsTask:
+    """The task with its data loaded: from a cache snapshot, a local data dir or mteb's loader."""
+    task = get_task(name)
+    if cache_dir is not None:
+        tree = read_snapshot(name, cache_dir=Path(cache_dir))
+        if tree is not None:
+            task.dataset = tree
+            task.data_loaded = True
+            logger.info("loaded %s from snapshot in %s", name, cache_dir)
+            return task
+    if name in TOY_TASKS:
+        task.load_data()
+        return task
+    if data_dir is not None:
+        _load_local(task, Path(data_dir))
+        return task
+    with _datasets_cache(cache_dir):
+        try:
+            task.load_data()
+        except Exception as exc:
+            raise TaskError(
+                f"cannot load {name} with mteb's loader ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); pass --data-dir with "
+                f"<dir>/{name}/<split>.parquet or a --cache-dir holding a snapshot of it"
+            ) from exc
+    return task
+
+
+def _read_split_folder(folder: Path, name: str) -> DatasetDict:
+    """{split: Dataset} from `<folder>/<split>.parquet`, rows in file order, all in memory."""
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        raise TaskError(f"no <split>.parquet files in {folder} for task {name}")
+    try:
+        return DatasetDict({f.stem: Dataset(pq.read_table(f)) for f in files})
+    except OSError as exc:
+        raise TaskError(f"cannot read task data in {folder}: {exc}") from exc
+
+
+def _load_local(task: AbsTask, data_dir: Path) -> None:
+    """Load `<data_dir>/<name>/<split>.parquet` (MTEB raw columns), then the task's transform."""
+    name = task.metadata.name
+    if not data_dir.is_dir() or not os.access(data_dir, os.R_OK | os.X_OK):
+        raise TaskError(f"data dir {data_dir} does not exist or is not readable")
+    folder = data_dir / name
+    if not folder.is_dir():
+        raise TaskError(f"no folder {folder}: expected {name}/<split>.parquet with MTEB's columns")
+    if isinstance(task, AbsTaskRetrieval):
+        raise TaskError(
+            f"local data dirs are not supported for retrieval-style task {name}; "
+            "load it once online and use its snapshot under <cache>/tasks/"
+        )
+    if task.metadata.is_multilingual:
+        raw: Any = {s: _read_split_folder(folder / s, name) for s in task.hf_subsets}
+    else:
+        raw = _read_split_folder(folder, name)
+    needed = set(task.eval_splits)
+    if isinstance(task, AbsTaskClassification):
+        needed.add(task.train_split)
+    for splits in raw.values() if task.metadata.is_multilingual else [raw]:
+        missing = sorted(s for s in needed if s not in splits)
+        if missing:
+            raise TaskError(f"{folder} lacks split file(s) {', '.join(missing)}.parquet for {name}")
+    task.dataset = raw
+    try:
+        task.dataset_transform()
+    except ValueError as exc:
+        # Only a copy whose columns already carry mteb's renamed names may skip the transform
+        # (datasets: "Original column name sent1 not in the dataset"); anything else is an error.
+        if "not in the dataset" not in str(exc):
+            raise TaskError(f"{folder}: mteb's transform of {name} failed: {exc}") from exc
+        logger.warning("%s: columns already renamed (%s); using %s as it is", name, exc, folder)
+        task.dataset = raw
+    task.data_loaded = True
+    logger.info("loaded %s from %s", name, folder)
+
+
+@contextlib.contextmanager
+def _datasets_cache(cache_dir: Path | None) -> Iterator[None]:
+    """Point the datasets library's caches under our cache dir while mteb's loader runs.
+
+    mteb's loaders give no way to pass `cache_dir`, and their default is ~/.cache. An explicit
+    HF_DATASETS_CACHE set by the user wins.
+    """
+    if cache_dir is None or "HF_DATASETS_CACHE" in os.environ:
+        yield
+        return
+    root = Path(cache_dir) / "hf-datasets"
+    names = ("HF_DATASETS_CACHE", "DOWNLOADED_DATASETS_PATH", "EXTRACTED_DATASETS_PATH")
+    saved = {n: getattr(datasets.config, n) for n in names}
+    new = (root, root / "downloads", root / "downloads" / "extracted")
+    try:
+        for n, value in zip(names, new, strict=True):
+            setattr(datasets.config, n, value)
+        yield
+    finally:
+        for n, value in saved.items():
+            setattr(datasets.config, n, value)
+
+
+def private_copy(task: AbsTask) -> AbsTask:
+    """A shallow copy with private RNG state and container dicts: every evaluation starts alike.
+
+    Non-legacy clustering draws documents from `task.rng_state`; evaluating one task object
+    twice (recording its texts, then scoring many configurations) would otherwise encode
+    different texts each time. The data itself is shared, not copied.
+    """
+
+    def containers(value: Any) -> Any:
+        if isinstance(value, DatasetDict):
+            return DatasetDict({k: containers(v) for k, v in value.items()})
+        if isinstance(value, dict):
+            return {k: containers(v) for k, v in value.items()}
+        return value
+
+    clone = copy.copy(task)
+    clone.rng_state = copy.deepcopy(task.rng_state)
+    clone.np_rng = copy.deepcopy(task.np_rng)
+    clone.dataset = containers(task.dataset)
+    return clone
+
+
+def data_splits(task: AbsTask) -> set[str]:
+    """The split names the loaded task data holds (over all its subsets)."""
+    dataset: Any = task.dataset
+    subsets = [dataset[s] for s in task.hf_subsets if s in dataset]
+    return {str(k) for d in (subsets or [dataset]) for k in d}
+
+
+def eval_splits(task: AbsTask, wanted: Sequence[str] | None = None) -> list[str]:
+    """The splits to evaluate: the task's own eval splits, or those of `wanted` it holds.
+
+    A task without the asked-for split (STS12 has no validation split) simply skips it;
+    a task holding none of them is an error.
+    """
+    if not wanted:
+        return list(task.eval_splits)
+    have = data_splits(task)
+    chosen = [s for s in dict.fromkeys(wanted) if s in have]
+    if not chosen:
+        raise TaskError(
+            f"{task.metadata.name} has none of the splits {list(wanted)}; it has {sorted(have)}"
+        )
+    return chosen
