@@ -14,10 +14,10 @@ from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score
 
 from moee_pipeline.cache import store
+from moee_pipeline.cache.scores import SCORE_COLUMNS
 from moee_pipeline.cli import main
 from moee_pipeline.score.encoder import MissingTextsError
 from moee_pipeline.score.run import (
-    SCORE_COLUMNS,
     ScoreConfig,
     combinations,
     format_table,

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -144,16 +145,6 @@ def inventory(*, cache_dir: Path, model: str | None = None) -> list[InventoryRow
     return [_entry_row(entry, texts_by_task) for entry in entries]
 
 
-def human_size(size: int) -> str:
-    """Bytes as B/KiB/MiB/GiB with one decimal."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def _state(row: InventoryRow) -> str:
     progress = "?" if row.progress is None else f"{100 * row.progress:.0f}%"
     total = row.texts_in_task if row.texts_in_task else "?"
@@ -183,7 +174,7 @@ def format_inventory(rows: Sequence[InventoryRow]) -> str:
                 str(row.rows),
                 rw,
                 str(row.hidden_size or "?"),
-                human_size(row.size_bytes),
+                format_bytes(row.size_bytes),
                 _state(row),
                 row.made or "?",
             )

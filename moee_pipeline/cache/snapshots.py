@@ -37,7 +37,7 @@ def snapshot_dir(name: str, cache_dir: Path) -> Path:
     return Path(cache_dir) / "tasks" / name
 
 
-def read_manifest(folder: Path) -> dict[str, Any] | None:
+def read_snapshot_manifest(folder: Path) -> dict[str, Any] | None:
     """The manifest of a complete snapshot, or None when the folder is absent or half-written."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
@@ -121,7 +121,7 @@ def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -
     if not task.data_loaded or task.dataset is None:
         raise ValueError(f"task {name} has no data loaded; load it with load_task() first")
     final = snapshot_dir(name, cache_dir)
-    existing = read_manifest(final)
+    existing = read_snapshot_manifest(final)
     if existing is not None and existing.get("task") == name and not overwrite:
         logger.debug("snapshot of %s already complete at %s", name, final)
         return final
@@ -152,7 +152,7 @@ def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -
 def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
     """Move the temp folder to `final`, replacing a half-written (or, if asked, old) one."""
     if final.exists():
-        if read_manifest(final) is not None and not overwrite:
+        if read_snapshot_manifest(final) is not None and not overwrite:
             return  # another writer finished first; its snapshot is equivalent
         trash = final.with_name(f".trash-{final.name}-{uuid.uuid4().hex[:8]}")
         try:
@@ -164,7 +164,7 @@ def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
     try:
         tmp.rename(final)
     except OSError:
-        if read_manifest(final) is None:
+        if read_snapshot_manifest(final) is None:
             raise
         # lost a race to a concurrent writer whose snapshot is complete: keep theirs
 
@@ -172,7 +172,7 @@ def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
 def read_snapshot(name: str, *, cache_dir: Path) -> Any | None:
     """The dataset tree of a complete snapshot of `name`, or None when there is none."""
     folder = snapshot_dir(name, cache_dir)
-    manifest = read_manifest(folder)
+    manifest = read_snapshot_manifest(folder)
     if manifest is None:
         if folder.exists():
             logger.warning("ignoring incomplete task snapshot %s (no %s)", folder, MANIFEST)

@@ -131,7 +131,7 @@ def describe(entry: CatalogModel) -> dict[str, Any]:
 
 def format_models(rows: list[dict[str, Any]]) -> str:
     """The table `moee models` prints."""
-    from moee_pipeline.models.memory import format_bytes
+    from moee_pipeline.units import format_bytes
 
     header = (
         f"{'alias':<13} {'model':<34} {'MoE layers':>10} {'experts':>7} {'RW dims':>7} "

@@ -25,6 +25,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.models import deepseek, memory, quantize
 from moee_pipeline.models.routers import Router, find_routers
+from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -221,16 +222,16 @@ def check_fits(
         if other != quantization:
             other_need = required_device_bytes(estimate(other), other)
             if other_need <= free_bytes:
-                fits.append(f"--quantization {other} (~{memory.format_bytes(other_need)})")
+                fits.append(f"--quantization {other} (~{format_bytes(other_need)})")
     advice = (
         f"options that fit: {', '.join(fits)}"
         if fits
         else "no quantization fits: use a GPU with more memory, or --device cpu (slow)"
     )
     raise ModelLoadError(
-        f"{model} needs about {memory.format_bytes(need)} of GPU memory with --quantization "
-        f"{quantization} (weights {memory.format_bytes(estimate(quantization)['total_bytes'])}"
-        f" + runtime), but {device} has {memory.format_bytes(free_bytes)} free; {advice}"
+        f"{model} needs about {format_bytes(need)} of GPU memory with --quantization "
+        f"{quantization} (weights {format_bytes(estimate(quantization)['total_bytes'])}"
+        f" + runtime), but {device} has {format_bytes(free_bytes)} free; {advice}"
     )
 
 
@@ -273,8 +274,8 @@ def _warn_host_memory(spec: ModelSpec, unquantized: dict[str, Any]) -> None:
             "%s is read unquantized into CPU memory before it is quantized: that needs about "
             "%s, and %s is available",
             spec.model,
-            memory.format_bytes(unquantized["total_bytes"]),
-            memory.format_bytes(available),
+            format_bytes(unquantized["total_bytes"]),
+            format_bytes(available),
         )
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from moee_pipeline.models import quantize
 from moee_pipeline.models.routers import ROUTER_NAMES
+from moee_pipeline.units import format_bytes
 
 PARTS = ("experts", "attention", "dense_mlp", "embeddings", "routers", "other")
 GIB = 1024**3
@@ -155,12 +156,6 @@ def estimate_weight_memory(config: Any, *, quantization: str, dtype: torch.dtype
     largest = max((sum(p.numel() for p in layer.parameters()) for layer in layers[0]), default=0)
     report["largest_layer_bytes"] = largest * dtype_size if layers else 0
     return report
-
-
-def format_bytes(size: float) -> str:
-    if size >= GIB:
-        return f"{size / GIB:.2f} GiB"
-    return f"{size / 1024**2:.1f} MiB"
 
 
 def format_report(report: dict[str, Any], *, title: str = "weight memory") -> str:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from moee_pipeline.report import tables as report
 from moee_pipeline.report.paper import AVERAGE
+from moee_pipeline.task_types import TASK_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ def _type_labels(rows: pd.DataFrame, types: list[str]) -> dict[str, str]:
         full = len(expected.get(task_type, ()))
         mark = f"{report.DAGGER} ({have}/{full})" if have < full else ""
         labels[task_type] = f"{task_type}{mark}"
-    scored = sum(t in set(rows["task_type"]) for t in report.TYPE_ORDER)
-    incomplete = any(labels[t] != t for t in types) or scored < len(report.TYPE_ORDER)
+    scored = sum(t in set(rows["task_type"]) for t in TASK_TYPES)
+    incomplete = any(labels[t] != t for t in types) or scored < len(TASK_TYPES)
     labels[AVERAGE] = f"{AVERAGE}{report.DAGGER}" if incomplete else AVERAGE
     return labels
 

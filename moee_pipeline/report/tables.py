@@ -21,30 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from moee_pipeline.cache.scores import SCORE_COLUMNS, SCORES_FILE
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.report.paper import AVERAGE, load_paper, paper_task_order
+from moee_pipeline.task_types import TASK_TYPES
 
 logger = logging.getLogger(__name__)
 
-SCORE_COLUMNS = (
-    "model",
-    "prompt",
-    "method",
-    "weight",
-    "rw",
-    "zscore",
-    "pooling",
-    "layers",
-    "task",
-    "task_type",
-    "split",
-    "main_metric",
-    "main_score",
-)
 GROUP_KEY = ["model", "prompt", "method", "rw", "zscore", "pooling", "layers"]
 ROW_KEY = ["model", "prompt", "method", "weight_label", "rw", "zscore", "pooling", "layers"]
-TYPE_ORDER = ("STS", "Classification", "PairClassification", "Clustering", "Reranking")
-TYPE_ORDER += ("Summarization",)
 METHOD_ORDER = ("HS", "RW", "MoEE-concat", "MoEE-sum")
 SUM = "MoEE-sum"
 ORACLE = "oracle"
@@ -83,7 +68,7 @@ class TypeTable:
 def load_scores(path: Path) -> pd.DataFrame:
     """Read `<results>/scores.csv` (or the file itself) with its exact column set checked."""
     path = Path(path)
-    file = path / "scores.csv" if path.is_dir() else path
+    file = path / SCORES_FILE if path.is_dir() else path
     if not file.is_file():
         raise ReportError(f"no scores at {file}: run `moee score --output {path}` first")
     scores = pd.read_csv(
@@ -187,8 +172,8 @@ def expected_tasks(rows: pd.DataFrame) -> dict[str, tuple[str, ...]]:
 
 def type_order(rows: pd.DataFrame) -> list[str]:
     """The paper's six task types, then any other type in the rows."""
-    others = sorted(set(rows["task_type"]) - set(TYPE_ORDER))
-    return [*TYPE_ORDER, *others]
+    others = sorted(set(rows["task_type"]) - set(TASK_TYPES))
+    return [*TASK_TYPES, *others]
 
 
 def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -224,8 +209,8 @@ def type_table(rows: pd.DataFrame) -> TypeTable:
 def incomplete(table: TypeTable, key: tuple[str, ...], task_type: str) -> bool:
     """Whether a cell averages over fewer tasks (or, for Average, types) than it should."""
     if task_type == AVERAGE:
-        full = [t for t in TYPE_ORDER if table.expected.get(t)]
-        return len(full) < len(TYPE_ORDER) or any(incomplete(table, key, t) for t in table.expected)
+        full = [t for t in TASK_TYPES if table.expected.get(t)]
+        return len(full) < len(TASK_TYPES) or any(incomplete(table, key, t) for t in table.expected)
     have = table.covered.get((key, task_type), ())
     return len(have) < len(table.expected[task_type])
 
@@ -244,7 +229,7 @@ def _coverage_notes(covered: dict, expected: dict, *, all_types: list[str]) -> l
             f"{DAGGER} {task_type} averages {len(have)} of {len(expected[task_type])} tasks "
             f"({', '.join(have) or 'none'}); missing {', '.join(missing)} [{rows}]"
         )
-    absent = [t for t in TYPE_ORDER if t not in {t for _, t in covered}]
+    absent = [t for t in TASK_TYPES if t not in {t for _, t in covered}]
     if absent:
         notes.append(f"{DAGGER} Average leaves out task types never scored: {', '.join(absent)}")
     return notes

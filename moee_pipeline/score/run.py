@@ -7,10 +7,8 @@ cheap concatenation or scaling, evaluated by mteb's own evaluators. No model is 
 
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import scores, store
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.score.combine import (
     METHODS,
@@ -30,15 +28,9 @@ from moee_pipeline.score.combine import (
     prepare_parts,
 )
 from moee_pipeline.score.encoder import CachedEncoder, TaskScore, evaluate_task, row_index
+from moee_pipeline.task_types import TASK_TYPES
 
 logger = logging.getLogger(__name__)
-
-SCORE_COLUMNS: tuple[str, ...] = (
-    "model", "prompt", "method", "weight", "rw", "zscore", "pooling", "layers",
-    "task", "task_type", "split", "main_metric", "main_score",
-)  # fmt: skip
-#: What identifies a row: a rerun of the same configuration, task and split replaces it.
-KEY_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS[:9], "split")
 
 
 @dataclass(frozen=True)
@@ -229,32 +221,13 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
                         )
                     rows.extend(ScoreRow(config.model, p, combo, s) for s in run.scores[key])
                     bar.update(1)
-    write_scores(config.output / "scores.csv", rows)
+    write_scores(config.output / scores.SCORES_FILE, rows)
     return rows
 
 
-def _row_key(row: dict[str, str]) -> tuple[str, ...]:
-    """What identifies a row; HS ignores the RW options it records, so they are not part of it."""
-    ignored = {"rw", "layers"} if row["method"] == "HS" else set()
-    return tuple("*" if k in ignored else row[k] for k in KEY_COLUMNS)
-
-
 def write_scores(path: Path, rows: Sequence[ScoreRow]) -> None:
-    """Merge rows into scores.csv: a rerun configuration replaces its old rows."""
-    new = [r.as_csv() for r in rows]
-    keys = {_row_key(r) for r in new}
-    old: list[dict[str, str]] = []
-    if path.is_file():
-        with path.open(newline="", encoding="utf-8") as handle:
-            old = [r for r in csv.DictReader(handle) if _row_key(r) not in keys]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows([*old, *new])
-    tmp.replace(path)
-    logger.info("wrote %d new rows (%d kept) to %s", len(new), len(old), path)
+    """Merge this run's rows into scores.csv (see `cache.scores.merge_rows`)."""
+    scores.merge_rows(path, [r.as_csv() for r in rows])
 
 
 def _label(combo: Combination, varying: set[str]) -> str:
@@ -275,8 +248,6 @@ def _label(combo: Combination, varying: set[str]) -> str:
 
 def format_table(rows: Sequence[ScoreRow]) -> str:
     """Tasks x configurations (x100, 2 decimals), task-type means and their mean, per prompt."""
-    from moee_pipeline.tasks import TASK_TYPES
-
     if not rows:
         return "(no scores)"
     # one split per table: test when scored (validation rows are for `moee report`)

@@ -9,38 +9,8 @@ import mteb
 from mteb.abstasks import AbsTask
 
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.task_types import PAPER_TASKS, TASK_TYPES
 from moee_pipeline.testing.toy import TOY_TASKS
-
-TASK_TYPES: tuple[str, ...] = (
-    "STS",
-    "Classification",
-    "Clustering",
-    "PairClassification",
-    "Reranking",
-    "Summarization",
-)
-
-PAPER_TASKS: dict[str, str] = {
-    "TweetSentimentExtractionClassification": "Classification",
-    "EmotionClassification": "Classification",
-    "ToxicConversationsClassification": "Classification",
-    "TwentyNewsgroupsClustering": "Clustering",
-    "MedrxivClusteringS2S": "Clustering",
-    "TwitterURLCorpus": "PairClassification",
-    "TwitterSemEval2015": "PairClassification",
-    "AskUbuntuDupQuestions": "Reranking",
-    "SciDocsRR": "Reranking",
-    "StackOverflowDupQuestions": "Reranking",
-    "STS12": "STS",
-    "STS13": "STS",
-    "STS14": "STS",
-    "STS15": "STS",
-    "STS16": "STS",
-    "BIOSSES": "STS",
-    "SICK-R": "STS",
-    "STSBenchmark": "STS",
-    "SummEval": "Summarization",
-}
 
 
 class TaskError(MoeeError):
