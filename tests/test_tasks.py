@@ -324,3 +324,46 @@ def test_load_partial_twitter_url_corpus() -> None:
     task = load_task("TwitterURLCorpus", data_dir=_need(PARTIAL))
     assert len(task.dataset["test"]) == 9334
     assert set(task_texts(task)) == _expected_texts(task)
+
+
+# ---------------------------------------------------------------- recorded texts per split
+
+
+def test_split_texts_recorded_once_and_kept_with_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moee_pipeline.tasks import recording, split_texts
+
+    task = load_task("MoeeToyClassification")
+    snapshot.write_snapshot(task, cache_dir=tmp_path)
+    first = split_texts(task, cache_dir=tmp_path)
+    assert list(first) == ["test"] and set(first["test"]) == _expected_texts(task)
+    assert snapshot.encoded_texts_file(task.metadata.name, "test", cache_dir=tmp_path).is_file()
+
+    def no_recording(*args: Any, **kwargs: Any) -> list[str]:
+        raise AssertionError("recorded again although the list is kept in the snapshot")
+
+    monkeypatch.setattr(recording, "record_split", no_recording)
+    assert split_texts(load_task("MoeeToyClassification"), cache_dir=tmp_path) == first
+    assert task_texts(task, cache_dir=tmp_path) == first["test"]
+
+
+def test_split_texts_not_kept_without_a_snapshot(tmp_path: Path) -> None:
+    from moee_pipeline.tasks import split_texts
+
+    split_texts(load_task("MoeeToySTS"), cache_dir=tmp_path)
+    assert not snapshot.encoded_texts_file("MoeeToySTS", "test", cache_dir=tmp_path).exists()
+
+
+@pytest.mark.integration
+def test_split_texts_are_each_splits_own(mteb_data: Path) -> None:
+    from moee_pipeline.tasks import split_texts
+
+    task = load_task("STSBenchmark", data_dir=mteb_data)
+    per_split = split_texts(task, splits=["test", "validation"])
+    for split, texts in per_split.items():
+        rows = task.dataset[split]
+        assert set(texts) == set(rows["sentence1"]) | set(rows["sentence2"])
+    assert task_texts(task, splits=["test", "validation"]) == list(
+        dict.fromkeys(per_split["test"] + per_split["validation"])
+    )

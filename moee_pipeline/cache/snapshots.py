@@ -193,3 +193,51 @@ def read_snapshot(name: str, *, cache_dir: Path) -> Any | None:
 def arrow_table(dataset: Dataset) -> pa.Table:
     """The rows of a Dataset as one Arrow table, in order (helper for tests and callers)."""
     return dataset.with_format("arrow")[:]
+
+
+ENCODED_DIR = "encoded"
+
+
+def encoded_texts_file(name: str, split: str, *, cache_dir: Path) -> Path:
+    """Where the texts that the evaluation of one split of task `name` encodes are kept."""
+    return snapshot_dir(name, cache_dir) / ENCODED_DIR / f"{split}.parquet"
+
+
+def read_encoded_texts(name: str, split: str, *, cache_dir: Path) -> list[str] | None:
+    """The recorded texts of one split (unique, in first-encoded order), or None when not recorded.
+
+    A list recorded under another mteb version is not trusted: mteb's sampling may have changed.
+    """
+    path = encoded_texts_file(name, split, cache_dir=cache_dir)
+    if read_snapshot_manifest(path.parent.parent) is None or not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException):
+        logger.warning("ignoring unreadable recorded texts %s", path)
+        return None
+    meta = table.schema.metadata or {}
+    if meta.get(b"mteb_version", b"").decode() != mteb.__version__:
+        logger.info("texts of %s/%s were recorded with another mteb version", name, split)
+        return None
+    return [str(t) for t in table.column("text").to_pylist()]
+
+
+def write_encoded_texts(name: str, split: str, texts: list[str], *, cache_dir: Path) -> Path | None:
+    """Keep the recorded texts of one split beside a complete snapshot (atomically: temp, rename).
+
+    Returns None (and keeps nothing) when the task has no complete snapshot to attach them to.
+    """
+    path = encoded_texts_file(name, split, cache_dir=cache_dir)
+    if read_snapshot_manifest(path.parent.parent) is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"text": pa.array(texts, pa.string())})
+    table = table.replace_schema_metadata({"mteb_version": mteb.__version__, "split": split})
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

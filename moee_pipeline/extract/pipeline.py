@@ -313,7 +313,7 @@ def run_extract(
         task = load_task(name, cache_dir=options.cache_dir, data_dir=data_dir)
         write_snapshot(task, cache_dir=options.cache_dir)
         chosen = eval_splits(task, splits)
-        todo.append((name, chosen, task_texts(task, splits=chosen)))
+        todo.append((name, chosen, task_texts(task, splits=chosen, cache_dir=options.cache_dir)))
     if not todo:
         return
     loaded = load_model(spec)

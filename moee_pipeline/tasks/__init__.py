@@ -4,7 +4,7 @@ exact texts their evaluation encodes (recording).
 
 from moee_pipeline.cache.snapshots import write_snapshot
 from moee_pipeline.tasks.loading import data_splits, eval_splits, load_task, private_copy
-from moee_pipeline.tasks.recording import task_texts
+from moee_pipeline.tasks.recording import split_texts, task_texts
 from moee_pipeline.tasks.registry import (
     PAPER_TASKS,
     TASK_TYPES,
@@ -24,6 +24,7 @@ __all__ = [
     "load_task",
     "private_copy",
     "select_tasks",
+    "split_texts",
     "task_texts",
     "task_type",
     "write_snapshot",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import mteb
@@ -18,6 +19,7 @@ from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 from threadpoolctl import threadpool_limits
 
+from moee_pipeline.cache.snapshots import read_encoded_texts, write_encoded_texts
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.tasks.loading import eval_splits, private_copy
 from moee_pipeline.tasks.registry import TaskError
@@ -84,18 +86,17 @@ def _dummy_classification_scores(y_test: Any, y_pred: Any) -> dict[str, float | 
     return {**dict.fromkeys(keys, 0.0), "recall_weighted": 0.0, "ap": None, "ap_weighted": None}
 
 
-def task_texts(task: AbsTask, *, splits: Sequence[str] | None = None) -> list[str]:
-    """Exactly the texts mteb's evaluation of `task` encodes, deduplicated, in first-seen order.
+def record_split(task: AbsTask, split: str) -> list[str]:
+    """Run mteb's evaluation of one split with a recording encoder; its texts, unique, in order.
 
-    Runs the real evaluation once with a recording encoder, so it cannot drift from mteb
-    (few-shot train rows, titles joined to documents, summaries, both sides of pairs).
-    `splits` evaluates other splits than the task's own (see `eval_splits`), e.g. validation
-    as well as test, for choosing MoEE-sum's weight without test labels.
+    Each split is evaluated alone on a private copy, exactly as scoring evaluates it, so the
+    list is what that split's evaluation encodes (test texts plus the few-shot train rows for
+    classification) and per-split statistics can be fitted on it.
     """
     if not task.data_loaded:
         raise TaskError(f"task {task.metadata.name} has no data loaded; use load_task() first")
     clone = _clone_for_recording(task)
-    clone.filter_eval_splits(eval_splits(task, splits))
+    clone.filter_eval_splits([split])
     recorder = _TextRecorder()
     # k-means and logistic regression on tiny random vectors gain nothing from threads, and
     # OpenMP spinning on a busy machine made this 20x slower
@@ -109,5 +110,39 @@ def task_texts(task: AbsTask, *, splits: Sequence[str] | None = None) -> list[st
             encode_kwargs={"batch_size": _RECORD_BATCH, "show_progress_bar": False},
         )
     texts = list(dict.fromkeys(recorder.texts))
-    logger.info("%s: %d texts (%d encoded)", task.metadata.name, len(texts), len(recorder.texts))
+    logger.info(
+        "%s/%s: %d texts (%d encoded)", task.metadata.name, split, len(texts), len(recorder.texts)
+    )
     return texts
+
+
+def split_texts(
+    task: AbsTask, *, splits: Sequence[str] | None = None, cache_dir: Path | None = None
+) -> dict[str, list[str]]:
+    """{split: the texts its evaluation encodes} for the chosen splits (see `eval_splits`).
+
+    With a cache dir, each split's list is recorded once and kept beside the task snapshot, so a
+    second model, prompt, rerun or the scoring stage reads it instead of running mteb again.
+    """
+    name = task.metadata.name
+    out: dict[str, list[str]] = {}
+    for split in eval_splits(task, splits):
+        texts = read_encoded_texts(name, split, cache_dir=cache_dir) if cache_dir else None
+        if texts is None:
+            texts = record_split(task, split)
+            if cache_dir is not None:
+                write_encoded_texts(name, split, texts, cache_dir=cache_dir)
+        out[split] = texts
+    return out
+
+
+def task_texts(
+    task: AbsTask, *, splits: Sequence[str] | None = None, cache_dir: Path | None = None
+) -> list[str]:
+    """Every text mteb's evaluation of `task` encodes over the chosen splits, unique, in order.
+
+    `splits` evaluates other splits than the task's own (see `eval_splits`), e.g. validation as
+    well as test, for choosing MoEE-sum's weight without test labels.
+    """
+    per_split = split_texts(task, splits=splits, cache_dir=cache_dir)
+    return list(dict.fromkeys(t for texts in per_split.values() for t in texts))
