@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install the package with tested versions
 
-lint: install ## ruff lint + format check
+lint: install ## ruff lint + format check, mypy, import contracts (stage boundaries)
 	$(VENV)/bin/ruff check moee_pipeline tests benchmarks
 	$(VENV)/bin/ruff format --check moee_pipeline tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix moee_pipeline tests benchmarks

@@ -1,4 +1,4 @@
-"""Device check for issue 4: full-depth OLMoE-1B-7B (random weights), nf4 vs bf16, on one GPU.
+"""Device check of real 4-bit: full-depth OLMoE-1B-7B (random weights), nf4 vs bf16, on one GPU.
 
 Builds allenai/OLMoE-1B-7B-0924's architecture (16 layers x 64 experts, its real config) with
 random weights on the GPU, saves it in the Hub's key layout, then for each quantization loads

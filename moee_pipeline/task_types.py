@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # mteb's Literal of task types, for the type checker only
+    from mteb.abstasks.task_metadata import TaskType
+
 #: The six task types, in the order of the paper's tables (every table and report uses it).
-TASK_TYPES: tuple[str, ...] = (
+TASK_TYPES: tuple[TaskType, ...] = (
     "STS",
     "Classification",
     "PairClassification",
@@ -13,7 +18,7 @@ TASK_TYPES: tuple[str, ...] = (
 )
 
 #: The paper's 19 tasks and their types.
-PAPER_TASKS: dict[str, str] = {
+PAPER_TASKS: dict[str, TaskType] = {
     "TweetSentimentExtractionClassification": "Classification",
     "EmotionClassification": "Classification",
     "ToxicConversationsClassification": "Classification",

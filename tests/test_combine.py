@@ -1,4 +1,4 @@
-"""The combination math of issue 3, checked against direct NumPy formulas."""
+"""The combination math, checked against direct NumPy formulas."""
 
 from __future__ import annotations
 

@@ -161,9 +161,9 @@ def _state(row: InventoryRow) -> str:
 
 def format_inventory(rows: Sequence[InventoryRow]) -> str:
     """A plain-text table for the terminal."""
-    headers = ("model", "prompt", "task", "rows", "RW (layers x experts)", "hidden", "size")
-    headers += ("state", "made")
-    table = [headers]
+    headers: tuple[str, ...] = ("model", "prompt", "task", "rows", "RW (layers x experts)")
+    headers += ("hidden", "size", "state", "made")
+    table: list[tuple[str, ...]] = [headers]
     for row in rows:
         rw = f"{row.n_moe_layers} x {row.n_experts}" if row.n_moe_layers else "?"
         table.append(

@@ -158,8 +158,8 @@ def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
         try:
             final.rename(trash)
         except FileNotFoundError:
-            trash = None  # removed concurrently
-        if trash is not None:
+            pass  # removed concurrently
+        else:
             shutil.rmtree(trash, ignore_errors=True)
     try:
         tmp.rename(final)

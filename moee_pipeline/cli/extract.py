@@ -8,46 +8,34 @@ import click
 
 from moee_pipeline.cache.store import cache_root
 from moee_pipeline.cli.options import (
-    DEFAULT_MODEL,
     USER_ERRORS,
     cache_dir_option,
+    data_dir_option,
+    model_option,
     one_line,
     parse_shard,
+    prompts_option,
+    resolve_model,
     split_csv,
+    task_options,
 )
+from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 
 
 @click.command()
-@click.option(
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="Hugging Face id, local directory, or alias: olmoe, qwen1.5-moe, deepseek-moe.",
-)
+@model_option
 @click.option("--revision", default=None, help="Model revision (branch, tag or commit).")
-@click.option("--tasks", default=None, help="Comma-separated MTEB task names.")
-@click.option(
-    "--task-types",
-    default=None,
-    help="Comma-separated task types (STS, Classification, ...). Default: the paper's 19 tasks.",
-)
-@click.option(
-    "--prompt",
-    "prompts",
-    multiple=True,
-    default=("none",),
-    show_default=True,
-    help="none, prompteol, a one-word prompt name, or a template with {text}; repeatable.",
-)
+@task_options(default_help="Default: the paper's 19 tasks.")
+@prompts_option
 @click.option(
     "--quantization",
-    type=click.Choice(["nf4", "int8", "none"]),
+    type=click.Choice(QUANTIZATIONS),
     default=None,
     help="Default: nf4 on CUDA, none on CPU.",
 )
 @click.option(
     "--dtype",
-    type=click.Choice(["bfloat16", "float16", "float32"]),
+    type=click.Choice(DTYPE_NAMES),
     default=None,
     help="Default: bfloat16 on CUDA, float32 on CPU.",
 )
@@ -68,12 +56,7 @@ from moee_pipeline.cli.options import (
     help="Longer prompted texts are cut inside the template.",
 )
 @click.option("--rows-per-shard", default=4096, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Read task data from <DIR>/<Task>/<split>.parquet instead of the Hub.",
-)
+@data_dir_option
 @cache_dir_option
 @click.option(
     "--shard",
@@ -96,7 +79,7 @@ def extract(
     tasks: str | None,
     task_types: str | None,
     prompts: tuple[str, ...],
-    quantization: str | None,
+    quantization: Quantization | None,
     dtype: str | None,
     device: str,
     batch_size: int,
@@ -112,7 +95,6 @@ def extract(
 ) -> None:
     """Run the model once per task and prompt; cache router logits and hidden states."""
     from moee_pipeline.extract import pipeline as extract_lib
-    from moee_pipeline.models.catalog import resolve_model
     from moee_pipeline.models.loading import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
     from moee_pipeline.tasks import select_tasks
@@ -123,7 +105,7 @@ def extract(
         spec = ModelSpec(
             model=resolve_model(model),
             revision=revision,
-            quantization=quantization,  # type: ignore[arg-type]
+            quantization=quantization,
             dtype=dtype,
             device=device,
             trust_remote_code=trust_remote_code,

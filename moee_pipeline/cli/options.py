@@ -1,21 +1,84 @@
-"""Helpers shared by the commands: option parsing and one-line errors."""
+"""What the commands share: the options every stage takes, their choices taken from the library's
+own constants, and the one-line error conversion."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.models.names import DEFAULT_MODEL, MODEL_ALIASES, resolve_model
+from moee_pipeline.task_types import TASK_TYPES
 
-#: The model both stages use when --model is not given.
-DEFAULT_MODEL = "allenai/OLMoE-1B-7B-0924"
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "USER_ERRORS",
+    "cache_dir_option",
+    "data_dir_option",
+    "model_option",
+    "one_line",
+    "parse_shard",
+    "prompts_option",
+    "resolve_model",
+    "split_csv",
+    "task_options",
+]
+
+#: Errors the user can fix: shown as one line, without a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (MoeeError, OSError)
 
 #: The cache root option, the same in every command that reads or writes the cache.
 cache_dir_option = click.option(
     "--cache-dir", default=None, help="Cache root (default ./cache or $MOEE_CACHE_DIR)."
 )
 
-#: Errors the user can fix: shown as one line, without a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (MoeeError, OSError)
+#: The model, as extraction keys the cache and scoring finds it again.
+model_option = click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help=f"Hugging Face id, local directory, or alias: {', '.join(MODEL_ALIASES)}.",
+)
+
+#: Prompts: extraction runs each, scoring reads each one's cache entry.
+prompts_option = click.option(
+    "--prompt",
+    "prompts",
+    multiple=True,
+    default=("none",),
+    show_default=True,
+    help="none, prompteol, a one-word prompt name, a template with {text}, or a cache id "
+    "(custom-xxxxxxxx); repeatable.",
+)
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Task data from <DIR>/<Task>/<split>.parquet (MTEB's columns) when the cache holds "
+    "no task snapshot.",
+)
+
+
+def task_options(*, default_help: str) -> Callable[[F], F]:
+    """--tasks and --task-types; `default_help` says what a command runs when neither is given."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--task-types",
+            default=None,
+            help=f"Comma-separated task types ({', '.join(TASK_TYPES)}).",
+        )(command)
+        return click.option(
+            "--tasks", default=None, help=f"Comma-separated task names. {default_help}"
+        )(command)
+
+    return decorate
 
 
 def one_line(error: Exception) -> click.ClickException:

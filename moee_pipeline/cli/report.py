@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from moee_pipeline.cache.store import cache_root
-from moee_pipeline.cli.options import USER_ERRORS, cache_dir_option, one_line
+from moee_pipeline.cli.options import USER_ERRORS, cache_dir_option, one_line, resolve_model
+from moee_pipeline.report.render import FORMATS, Format
 
 
 @click.command()
@@ -21,7 +22,7 @@ from moee_pipeline.cli.options import USER_ERRORS, cache_dir_option, one_line
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["markdown", "csv", "latex"]),
+    type=click.Choice(FORMATS),
     default="markdown",
     show_default=True,
 )
@@ -42,7 +43,7 @@ from moee_pipeline.cli.options import USER_ERRORS, cache_dir_option, one_line
 def report(
     *,
     results: Path,
-    fmt: str,
+    fmt: Format,
     out: Path | None,
     split: str,
     weight: float | None,
@@ -62,7 +63,7 @@ def report(
         text = build_report(
             scores=scores,
             options=options,
-            fmt=fmt,  # type: ignore[arg-type]
+            fmt=fmt,
             compare_paper=compare_paper,
         )
         if plots is not None:
@@ -86,7 +87,6 @@ def report(
 def ls_command(*, cache_dir: str | None, model: str | None, as_json: bool) -> None:
     """The feature cache: rows, widths, size, progress and age per (model, prompt, task)."""
     from moee_pipeline.cache.inventory import format_inventory, inventory, inventory_json
-    from moee_pipeline.models.catalog import resolve_model
 
     root = cache_root(cache_dir)
     try:

@@ -8,36 +8,28 @@ import click
 
 from moee_pipeline.cache.store import cache_root
 from moee_pipeline.cli.options import (
-    DEFAULT_MODEL,
     USER_ERRORS,
     cache_dir_option,
+    data_dir_option,
+    model_option,
     one_line,
+    prompts_option,
+    resolve_model,
     split_csv,
+    task_options,
 )
+from moee_pipeline.score.combine import METHODS, POOLINGS, RW_MODES, ZSCORE_MODES
 
 
 @click.command()
-@click.option(
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="Model id, folder or alias, as given to `moee extract`.",
-)
-@click.option(
-    "--prompt",
-    "prompts",
-    multiple=True,
-    default=("none",),
-    show_default=True,
-    help="Prompt name, template or cache id (custom-xxxxxxxx); repeatable.",
-)
-@click.option("--tasks", default=None, help="Comma-separated task names (default: all cached).")
-@click.option("--task-types", default=None, help="Comma-separated task types to keep.")
+@model_option
+@prompts_option
+@task_options(default_help="Default: every complete cached task.")
 @click.option(
     "--method",
     "methods",
     multiple=True,
-    type=click.Choice(["HS", "RW", "MoEE-concat", "MoEE-sum"]),
+    type=click.Choice(METHODS),
     help="Repeatable; default all four.",
 )
 @click.option(
@@ -50,13 +42,13 @@ from moee_pipeline.cli.options import (
 @click.option(
     "--rw",
     multiple=True,
-    type=click.Choice(["logits", "softmax"]),
+    type=click.Choice(RW_MODES),
     help="Router logits or per-layer softmax; repeatable (default logits).",
 )
 @click.option(
     "--pooling",
     multiple=True,
-    type=click.Choice(["last", "mean"]),
+    type=click.Choice(POOLINGS),
     help="Last-token or mean-pooled features; repeatable (default last).",
 )
 @click.option(
@@ -67,7 +59,7 @@ from moee_pipeline.cli.options import (
 @click.option(
     "--zscore",
     multiple=True,
-    type=click.Choice(["auto", "all", "none"]),
+    type=click.Choice(ZSCORE_MODES),
     help="auto: z-score RW and MoEE parts; all: HS too; none: nothing. Repeatable.",
 )
 @click.option(
@@ -78,12 +70,7 @@ from moee_pipeline.cli.options import (
     "for `moee report --select-weight-on validation` (extract with --splits test,validation).",
 )
 @cache_dir_option
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Task data <DIR>/<Task>/<split>.parquet, if the cache holds no task snapshot.",
-)
+@data_dir_option
 @click.option(
     "--output",
     type=click.Path(path_type=Path),
@@ -109,7 +96,6 @@ def score(
     output: Path,
 ) -> None:
     """Score cached features on MTEB (CPU only, no model): HS, RW, MoEE-concat, MoEE-sum."""
-    from moee_pipeline.models.catalog import resolve_model
     from moee_pipeline.score import run as score_lib
 
     listed = split_csv(tasks)
@@ -119,7 +105,7 @@ def score(
         prompts=prompts,
         tasks=tuple(listed) if listed else None,
         task_types=tuple(types) if types else None,
-        methods=methods or score_lib.METHODS,
+        methods=methods or METHODS,
         weights=weights or (1.0,),
         rw=rw or ("logits",),
         pooling=pooling or ("last",),

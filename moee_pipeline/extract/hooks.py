@@ -9,7 +9,7 @@ vectors leave the device.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +60,7 @@ class RouterCapture:
             handle.remove()
         self._handles.clear()
 
-    def _make_hook(self, slot: int):
+    def _make_hook(self, slot: int) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], None]:
         router = self.routers[slot]
 
         def hook(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -82,7 +82,9 @@ class RouterCapture:
         if any(x is None for x in self._last):
             missing = [r.name for r, x in zip(self.routers, self._last, strict=True) if x is None]
             raise RuntimeError(f"routers were not called in the forward pass: {missing}")
-        return torch.cat(self._last, dim=1), torch.cat(self._mean, dim=1)  # type: ignore[arg-type]
+        last = [x for x in self._last if x is not None]
+        mean = [x for x in self._mean if x is not None]
+        return torch.cat(last, dim=1), torch.cat(mean, dim=1)
 
 
 @torch.inference_mode()

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from moee_pipeline.models import deepseek
+from moee_pipeline.models.names import MODEL_ALIASES, QUANTIZATIONS, resolve_model
 
 _OLMOE = {
     "model_type": "olmoe",
@@ -81,27 +82,26 @@ class CatalogModel:
         return AutoConfig.for_model(raw["model_type"], **fields)
 
 
+__all__ = ["PAPER_MODELS", "CatalogModel", "describe", "format_models", "resolve_model"]
+
 PAPER_MODELS: dict[str, CatalogModel] = {
     m.alias: m
     for m in (
-        CatalogModel("olmoe", "allenai/OLMoE-1B-7B-0924", _OLMOE, "top-8 of 64"),
+        CatalogModel("olmoe", MODEL_ALIASES["olmoe"], _OLMOE, "top-8 of 64"),
         CatalogModel(
-            "qwen1.5-moe", "Qwen/Qwen1.5-MoE-A2.7B", _QWEN, "top-4 of 60 + 1 gated shared expert"
+            "qwen1.5-moe",
+            MODEL_ALIASES["qwen1.5-moe"],
+            _QWEN,
+            "top-4 of 60 + 1 gated shared expert",
         ),
         CatalogModel(
             "deepseek-moe",
-            "deepseek-ai/deepseek-moe-16b-base",
+            MODEL_ALIASES["deepseek-moe"],
             deepseek.deepseek_config(),
             "top-6 of 64 + 2 shared experts; layer 0 dense",
         ),
     )
 }
-
-
-def resolve_model(name: str) -> str:
-    """The Hub id for an alias (`olmoe`, `qwen1.5-moe`, `deepseek-moe`); other names as given."""
-    entry = PAPER_MODELS.get(name.strip().lower())
-    return entry.model_id if entry is not None else name
 
 
 def describe(entry: CatalogModel) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def describe(entry: CatalogModel) -> dict[str, Any]:
     dense = len(getattr(config, "mlp_only_layers", []) or [])
     estimates = {
         q: estimate_weight_memory(config, quantization=q, dtype=torch.bfloat16)
-        for q in ("nf4", "int8", "none")
+        for q in QUANTIZATIONS
     }
     return {
         "alias": entry.alias,

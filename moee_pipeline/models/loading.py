@@ -17,20 +17,26 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.models import deepseek, memory, quantize
+from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.models.routers import Router, find_routers
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
 
-Quantization = Literal["nf4", "int8", "none"]
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+DTYPES = dict(zip(DTYPE_NAMES, (torch.bfloat16, torch.float16, torch.float32), strict=True))
 
 
 class ModelLoadError(MoeeError, RuntimeError):
@@ -74,7 +80,7 @@ class LoadedModel:
     """A ready model: the base transformer, its tokenizer (left padding) and its routers."""
 
     spec: ModelSpec
-    model: torch.nn.Module
+    model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     routers: list[Router]
     device: torch.device
@@ -136,7 +142,9 @@ def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
         # native mapping) and whose tokenizer_config names no class: load tokenizer.json.
         from transformers import PreTrainedTokenizerFast
 
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(spec.model, revision=spec.revision)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(
+            spec.model, revision=spec.revision or "main"
+        )
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -218,7 +226,7 @@ def check_fits(
     if need <= free_bytes:
         return need
     fits = []
-    for other in ("nf4", "int8", "none"):
+    for other in QUANTIZATIONS:
         if other != quantization:
             other_need = required_device_bytes(estimate(other), other)
             if other_need <= free_bytes:
@@ -286,7 +294,7 @@ def _warn_host_memory(spec: ModelSpec, unquantized: dict[str, Any]) -> None:
 
 def _from_pretrained(
     spec: ModelSpec, config: Any, mapping: NativeMapping | None, kwargs: dict[str, Any]
-) -> torch.nn.Module:
+) -> PreTrainedModel:
     """Load the base model; we report what was left out ourselves, not transformers' table.
 
     The base model never has the checkpoint's LM head, so transformers would warn about an
@@ -341,7 +349,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     logger.info("loading %s (%s, %s) on %s", spec.model, quantization, dtype_name, device)
     model = _from_pretrained(spec, config, mapping, kwargs)
     if quantization == "none":
-        model.to(device)
+        # transformers wraps .to() in a decorator whose signature mypy misreads
+        model.to(device)  # type: ignore[arg-type]
     else:
         quantize.quantize_model_(model, method=quantization, device=device, compute_dtype=dtype)
     model.eval()

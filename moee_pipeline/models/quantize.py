@@ -68,6 +68,8 @@ def quantizable_parameter(module_name: str, param_name: str, param: torch.Tensor
 class Int8RowwiseParametrization(nn.Module):
     """Dequantizes an int8 tensor stored with one absmax scale per output row."""
 
+    scale: torch.Tensor
+
     def __init__(self, scale: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("scale", scale)
@@ -99,7 +101,8 @@ def _quantize_parameter_int8(module: nn.Module, name: str) -> None:
         # Dequantize each tensor once per forward of this module, then drop it.
         module.register_forward_pre_hook(_enable_cache)
         module.register_forward_hook(_disable_cache, always_call=True)
-        module._moee_cache_hooks = True
+        # nn.Module types its attributes as Tensor | Module; a plain flag is what we mean
+        module._moee_cache_hooks = True  # type: ignore[assignment]
 
 
 def _quantize_parameter(module: nn.Module, name: str, method: Method, device: torch.device) -> None:

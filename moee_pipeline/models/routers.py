@@ -36,7 +36,10 @@ class Router:
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.module.weight
+        weight = self.module.weight
+        if not isinstance(weight, torch.Tensor):
+            raise TypeError(f"router {self.name} has no weight tensor")
+        return weight
 
     @property
     def bias(self) -> torch.Tensor | None:

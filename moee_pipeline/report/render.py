@@ -120,7 +120,8 @@ def build_report(
     table = report.type_table(rows)
     shown = report.varying_columns(rows)
     settings = f"split={options.split}; {report.constant_settings(rows)}"
-    comparison, paper_notes = (None, [])
+    comparison: pd.DataFrame | None = None
+    paper_notes: list[str] = []
     if compare_paper:
         comparison, paper_notes = compare_with_paper(
             rows, paper=load_paper(), row_key=shown, type_order=report.type_order(rows)

@@ -1,6 +1,6 @@
 """How cached features become one embedding per text: HS, RW, MoEE (concat) and MoEE (sum).
 
-The math (issue 3), with `hs` and `rw` the selected feature matrices of one task (rows = all of its
+The math, with `hs` and `rw` the selected feature matrices of one task (rows = all of its
 cached texts) and z(X) = (X - mean(X)) / (std(X) + 1e-8) per column, population std:
 
 - HS = hs (z(hs) with `zscore="all"`); RW = z(rw);
@@ -259,5 +259,7 @@ def embed(parts: Parts, combo: Combination) -> np.ndarray:
         return _need(parts.rw_z, "rw")
     if combo.method == "MoEE-concat":
         return np.concatenate([_need(parts.hs_z, "hs"), _need(parts.rw_z, "rw")], axis=1)
-    scale = np.float32(np.sqrt(combo.weight))  # __post_init__ guarantees weight >= 0
+    if combo.weight is None:  # __post_init__ makes MoEE-sum carry a weight >= 0
+        raise ValueError("MoEE-sum needs a weight")
+    scale = np.float32(np.sqrt(combo.weight))
     return np.concatenate([_need(parts.hs_unit, "hs"), scale * _need(parts.rw_unit, "rw")], axis=1)

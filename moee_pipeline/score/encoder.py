@@ -162,7 +162,7 @@ def _eager_labels(task: AbsTaskClassification) -> None:
 
     def undersample_data(dataset: Dataset, experiment_num: int, idxs: Any = None) -> Any:
         eager = memo.setdefault(id(dataset), _LabelsInMemory(dataset, column))
-        return undersample(task, eager, experiment_num, idxs)  # type: ignore[arg-type]
+        return undersample(task, eager, experiment_num, idxs)
 
     def calculate_scores(y_test: Any, y_pred: Any) -> Any:
         labels = np.asarray(y_test[:] if isinstance(y_test, Column) else y_test)

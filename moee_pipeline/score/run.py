@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,7 +22,11 @@ from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.score.combine import (
     METHODS,
     Combination,
+    Method,
     Parts,
+    Pooling,
+    RwMode,
+    ZscoreMode,
     embed,
     format_layers,
     parse_layers,
@@ -70,7 +75,15 @@ def combinations(config: ScoreConfig) -> list[Combination]:
             weights, rws, config.pooling, layers, config.zscore
         ):
             combos.append(
-                Combination(method=method, weight=w, rw=rw, pooling=pooling, layers=lay, zscore=z)  # type: ignore[arg-type]
+                # the option values are checked by Combination itself
+                Combination(
+                    method=cast(Method, method),
+                    weight=w,
+                    rw=cast(RwMode, rw),
+                    pooling=cast(Pooling, pooling),
+                    layers=lay,
+                    zscore=cast(ZscoreMode, z),
+                )
             )
     return list(dict.fromkeys(combos))
 

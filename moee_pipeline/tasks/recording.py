@@ -76,7 +76,7 @@ def _clone_for_recording(task: AbsTask) -> AbsTask:
     if isinstance(clone, AbsTaskClassification):
         # Metrics run after all encoding and never encode; on 30k-row tasks sklearn's checks over
         # datasets' lazy label columns take most of the time, so the recording run skips them.
-        clone._calculate_scores = _dummy_classification_scores  # type: ignore[method-assign]
+        clone._calculate_scores = _dummy_classification_scores  # type: ignore[method-assign,assignment]
     return clone
 
 

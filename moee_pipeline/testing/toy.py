@@ -19,7 +19,7 @@ from mteb.abstasks.pair_classification import AbsTaskPairClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.sts import AbsTaskSTS
-from mteb.abstasks.task_metadata import TaskMetadata
+from mteb.abstasks.task_metadata import TaskMetadata, TaskType
 from mteb.abstasks.text.summarization import AbsTaskSummarization
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def _sentence(rng: random.Random, topic: str) -> str:
     return sentence[0].upper() + sentence[1:]
 
 
-def _metadata(name: str, task_type: str, main_score: str, description: str) -> TaskMetadata:
+def _metadata(name: str, task_type: TaskType, main_score: str, description: str) -> TaskMetadata:
     """Valid TaskMetadata for a toy task (dataset path is a placeholder: data is built in code)."""
     return TaskMetadata(
         name=name,
