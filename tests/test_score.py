@@ -78,7 +78,17 @@ def cache(tmp_path: Path, toy_texts: dict[str, list[str]]) -> Path:
     root = tmp_path / "cache"
     for name, texts in toy_texts.items():
         write_synthetic_task(root, name, texts)
+        record_split_texts(root, name)
     return root
+
+
+def record_split_texts(root: Path, name: str) -> None:
+    """A task snapshot with the texts each split's evaluation encodes, as extraction keeps them."""
+    from moee_pipeline.tasks import load_task, split_texts, write_snapshot
+
+    task = load_task(name)
+    write_snapshot(task, cache_dir=root)
+    split_texts(task, cache_dir=root)
 
 
 def _config(cache: Path, out: Path, **kw: object) -> ScoreConfig:
@@ -132,7 +142,8 @@ def test_all_six_task_types_and_independent_sts_pairclf(cache: Path, tmp_path: P
     }  # fmt: skip
     assert all(np.isfinite(r.score.main_score) for r in rows)
     assert len(_read_csv(out / "scores.csv")) == 4 * 6
-    assert len(list((out / "mteb").rglob("*.json"))) == 4 * 6
+    task_files = [f for f in (out / "mteb").rglob("*.json") if f.name != "model_meta.json"]
+    assert len(task_files) == 4 * 6
 
     pairs, sts = _pair_vectors(cache, "MoeeToySTS", w)
     hs_a, hs_b, rw_a, rw_b = pairs.pop("z-parts")
@@ -199,8 +210,34 @@ def test_missing_text_is_an_error_naming_the_task(
     root = tmp_path / "cache"
     texts = toy_texts["MoeeToyPairClassification"]
     write_synthetic_task(root, "MoeeToyPairClassification", texts[:-2])
+    only = ("MoeeToyPairClassification",)
     with pytest.raises(MissingTextsError, match=r"MoeeToyPairClassification: 2 of \d+ texts"):
-        run_score(_config(root, tmp_path / "r", tasks=("MoeeToyPairClassification",)))
+        run_score(_config(root, tmp_path / "r", tasks=only, zscore_fit="task"))
+    record_split_texts(root, "MoeeToyPairClassification")
+    with pytest.raises(MissingTextsError, match=r"MoeeToyPairClassification/test: 2 of \d+ texts"):
+        run_score(_config(root, tmp_path / "r", tasks=only))
+
+
+def test_split_fit_without_recorded_texts_is_one_line(
+    tmp_path: Path, toy_texts: dict[str, list[str]]
+) -> None:
+    root = tmp_path / "cache"
+    write_synthetic_task(root, "MoeeToySTS", toy_texts["MoeeToySTS"])  # no record of split texts
+    args = ["score", "--model", MODEL, "--cache-dir", str(root), "--output", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    message = result.output.strip().splitlines()[-1]
+    assert "re-extract" in message and "--zscore-fit task" in message
+    assert not (tmp_path / "r" / "scores.csv").exists()
+    ok = CliRunner().invoke(main, [*args, "--zscore-fit", "task", "--method", "HS"])
+    assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("bad", ["-1", "abc", "nan", "inf"])
+def test_unknown_weight_is_one_line(bad: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["score", "--weight", bad, "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "use a number >= 0 or `auto`" in result.output
 
 
 def test_combinations_expand_sweeps() -> None:

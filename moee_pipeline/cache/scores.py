@@ -15,18 +15,29 @@ logger = logging.getLogger(__name__)
 
 SCORES_FILE = "scores.csv"
 
-SCORE_COLUMNS: tuple[str, ...] = (
-    "model", "prompt", "method", "weight", "rw", "zscore", "pooling", "layers",
-    "task", "task_type", "split", "main_metric", "main_score",
+#: Where a row's features came from and how it was fitted; files written before these columns
+#: existed are read with them empty, so their rows never replace (or are replaced by) new ones.
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "quantization", "dtype", "revision", "max_length", "features", "zscore_fit",
 )  # fmt: skip
-#: What identifies a row: a rerun of the same configuration, task and split replaces it.
-KEY_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS[:9], "split")
+SCORE_COLUMNS: tuple[str, ...] = (
+    "model", "prompt", "method", "weight", "weight_rule", "rw", "zscore", "pooling", "layers",
+    "task", "task_type", "split", "main_metric", "main_score", *PROVENANCE_COLUMNS,
+)  # fmt: skip
+#: What identifies a row: a rerun of the same configuration, task, split and provenance
+#: replaces it; rows of other provenance (an nf4 and a bf16 run) stay side by side.
+KEY_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS[:10], "split", *PROVENANCE_COLUMNS)
 
 
-def row_key(row: Mapping[str, str]) -> tuple[str, ...]:
-    """What identifies a row; HS ignores the RW options it records, so they are not part of it."""
+def row_key(row: Mapping[str, str | None]) -> tuple[str, ...]:
+    """What identifies a row; HS ignores the RW options it records, so they are not part of it.
+
+    An auto-weight row is identified by its rule, not by the alpha it chose.
+    """
     ignored = {"rw", "layers"} if row["method"] == "HS" else set()
-    return tuple("*" if k in ignored else row[k] for k in KEY_COLUMNS)
+    if row.get("weight_rule") == "auto":
+        ignored.add("weight")
+    return tuple("*" if k in ignored else (row.get(k) or "") for k in KEY_COLUMNS)
 
 
 def merge_rows(path: Path, rows: Sequence[Mapping[str, str]]) -> None:

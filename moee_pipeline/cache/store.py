@@ -34,6 +34,9 @@ METADATA_KEY = b"moee"
 MANIFEST = "_manifest.json"
 VECTOR_COLUMNS = ("rw_last", "rw_mean", "hs_last", "hs_mean")
 PART_GLOB = "part-*.parquet"
+#: Settings that change the features: a cache entry made with others is never reused, and
+#: scores record a fingerprint of them so rows of different features never mix.
+FEATURE_SETTINGS = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
 
 
 class CacheError(MoeeError):
@@ -210,6 +213,19 @@ def read_features(
         )
     arrays = {name: column_matrix(table.column(name)) for name in columns}
     return Features(table.column("text_id").to_pylist(), arrays, manifest)
+
+
+def features_fingerprint(manifest: Mapping[str, Any]) -> str:
+    """A short, stable fingerprint of the settings that produced a cache entry's features.
+
+    The model enters as its slug, so a cache copied to another machine (where a local model's
+    folder has another path) keeps its fingerprint.
+    """
+    settings = {k: manifest.get(k) for k in FEATURE_SETTINGS if k != "model"}
+    settings["model"] = model_slug(str(manifest.get("model", "")))
+    settings["schema_version"] = manifest.get("schema_version", SCHEMA_VERSION)
+    blob = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:10]
 
 
 def iter_task_dirs(cache_dir: Path) -> Iterator[Path]:

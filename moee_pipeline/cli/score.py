@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -21,6 +22,26 @@ from moee_pipeline.cli.options import (
 from moee_pipeline.score.combine import METHODS, POOLINGS, RW_MODES, ZSCORE_MODES
 
 
+def parse_weights(values: tuple[str, ...]) -> tuple[tuple[float, ...], bool]:
+    """--weight values -> (fixed weights, whether `auto` was asked for); bad values are one line."""
+    fixed: list[float] = []
+    auto = False
+    for value in values:
+        if value.strip().lower() == "auto":
+            auto = True
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not math.isfinite(number) or number < 0:
+            raise click.BadParameter(
+                f"{value!r}: use a number >= 0 or `auto`", param_hint="'--weight'"
+            )
+        fixed.append(number)
+    return tuple(dict.fromkeys(fixed)), auto
+
+
 @click.command()
 @model_option
 @prompts_option
@@ -36,8 +57,8 @@ from moee_pipeline.score.combine import METHODS, POOLINGS, RW_MODES, ZSCORE_MODE
     "--weight",
     "weights",
     multiple=True,
-    type=click.FloatRange(min=0),
-    help="Weight of RW in MoEE-sum; repeatable (default 1.0).",
+    help="Weight of RW in MoEE-sum (a number >= 0) or `auto` (the label-free rule); "
+    "repeatable (default 1.0).",
 )
 @click.option(
     "--rw",
@@ -69,6 +90,14 @@ from moee_pipeline.score.combine import METHODS, POOLINGS, RW_MODES, ZSCORE_MODE
     help="Split(s) to score, repeatable (default test); e.g. --split test --split validation "
     "for `moee report --select-weight-on validation` (extract with --splits test,validation).",
 )
+@click.option(
+    "--zscore-fit",
+    type=click.Choice(["split", "task"]),
+    default="split",
+    show_default=True,
+    help="Fit z-score statistics on the texts each split's evaluation encodes (split) or on "
+    "every cached text of the task (task, the old behaviour).",
+)
 @cache_dir_option
 @data_dir_option
 @click.option(
@@ -85,12 +114,13 @@ def score(
     tasks: str | None,
     task_types: str | None,
     methods: tuple[str, ...],
-    weights: tuple[float, ...],
+    weights: tuple[str, ...],
     rw: tuple[str, ...],
     pooling: tuple[str, ...],
     layers: tuple[str, ...],
     zscore: tuple[str, ...],
     splits: tuple[str, ...],
+    zscore_fit: str,
     cache_dir: str | None,
     data_dir: Path | None,
     output: Path,
@@ -98,6 +128,7 @@ def score(
     """Score cached features on MTEB (CPU only, no model): HS, RW, MoEE-concat, MoEE-sum."""
     from moee_pipeline.score import run as score_lib
 
+    fixed, auto = parse_weights(weights)
     listed = split_csv(tasks)
     types = split_csv(task_types)
     config = score_lib.ScoreConfig(
@@ -106,12 +137,14 @@ def score(
         tasks=tuple(listed) if listed else None,
         task_types=tuple(types) if types else None,
         methods=methods or METHODS,
-        weights=weights or (1.0,),
+        weights=fixed if fixed or auto else (1.0,),
+        auto_weight=auto,
         rw=rw or ("logits",),
         pooling=pooling or ("last",),
         layers=layers or ("all",),
         zscore=zscore or ("auto",),
         splits=splits or ("test",),
+        zscore_fit=zscore_fit,
         cache_dir=cache_root(cache_dir),
         data_dir=data_dir,
         output=output,

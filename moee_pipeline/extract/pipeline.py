@@ -77,10 +77,6 @@ def _part_prefix(shard: tuple[int, int]) -> str:
     return "part" if shard[1] == 1 else f"part-{shard[0]}of{shard[1]}"
 
 
-#: Settings that change the features: a cache entry made with others is never reused.
-SETTINGS = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
-
-
 def _same(key: str, old: Any, new: Any) -> bool:
     """Equal settings; a local model given by another path to the same folder is the same."""
     if old == new:
@@ -93,7 +89,9 @@ def _same(key: str, old: Any, new: Any) -> bool:
 def check_same_settings(old: dict[str, Any], new: dict[str, Any], *, where: Path) -> None:
     """Refuse to reuse or extend a cache entry made with other settings (or another model)."""
     diff = {
-        k: (old.get(k), new[k]) for k in SETTINGS if k in new and not _same(k, old.get(k), new[k])
+        k: (old.get(k), new[k])
+        for k in store.FEATURE_SETTINGS
+        if k in new and not _same(k, old.get(k), new[k])
     }
     if diff:
         raise ExtractionError(

@@ -8,7 +8,9 @@ cached texts) and z(X) = (X - mean(X)) / (std(X) + 1e-8) per column, population 
 - MoEE-sum(w) = [z(hs)/|z(hs)|, sqrt(w) * z(rw)/|z(rw)|], rows L2-normalised, so the dot product of
   two packed vectors is cos(hs) + w * cos(rw) exactly and mteb's unmodified evaluators (cosine, dot,
   euclidean, k-means, logistic regression) all see the weighted-sum geometry.
-- `zscore="none"` z-scores nothing. Statistics always cover the whole task, never a batch.
+- `zscore="none"` z-scores nothing. Statistics cover a declared set of rows, never a batch:
+  the texts one split's evaluation encodes (`fit_rows`, the default of `moee score`) or every
+  cached row of the task (`--zscore-fit task`); they are then applied to every row.
 
 Layers are POSITIONS among the MoE layers (0..n_moe_layers-1, the order of the layer-major RW
 vector), not model layer indices: for DeepSeek-MoE (layer 0 dense) position 0 is model layer 1.
@@ -36,6 +38,8 @@ METHODS: tuple[str, ...] = ("HS", "RW", "MoEE-concat", "MoEE-sum")
 RW_MODES: tuple[str, ...] = ("logits", "softmax")
 POOLINGS: tuple[str, ...] = ("last", "mean")
 ZSCORE_MODES: tuple[str, ...] = ("auto", "all", "none")
+WeightRule = Literal["fixed", "auto"]
+WEIGHT_RULES: tuple[str, ...] = ("fixed", "auto")
 EPS = 1e-8
 
 
@@ -43,15 +47,19 @@ class CombineError(MoeeError, ValueError):
     """A configuration that cannot be built (bad layers, weight, method); says what to use."""
 
 
-def zscore(x: np.ndarray, *, eps: float = EPS) -> np.ndarray:
-    """Standardise each column with the statistics of all rows (population std).
+def zscore(x: np.ndarray, *, fit_rows: np.ndarray | None = None, eps: float = EPS) -> np.ndarray:
+    """Standardise each column with the statistics of `fit_rows` (all rows if None).
 
-    Statistics accumulate in float64 so that large tasks do not lose precision; the result is
-    float32.
+    Population std; statistics accumulate in float64 so that large tasks do not lose precision,
+    and are applied to every row; the result is float32. The statistics depend only on the fit
+    rows (in the order given), so rows added to the matrix later change nothing for them.
     """
     x64 = np.asarray(x, dtype=np.float64)
-    mean = x64.mean(axis=0)
-    std = x64.std(axis=0)
+    fit = x64 if fit_rows is None else x64[np.asarray(fit_rows, dtype=np.int64)]
+    if fit.shape[0] == 0:
+        raise CombineError("cannot fit z-score statistics on zero rows")
+    mean = fit.mean(axis=0)
+    std = fit.std(axis=0)
     return ((x64 - mean) / (std + eps)).astype(np.float32)
 
 
@@ -144,7 +152,11 @@ def softmax_per_layer(rw: np.ndarray, *, n_moe_layers: int, n_experts: int) -> n
 
 @dataclass(frozen=True)
 class Combination:
-    """One embedding configuration: method, RW weight (MoEE-sum only), feature options."""
+    """One embedding configuration: method, RW weight (MoEE-sum only), feature options.
+
+    `weight_rule="auto"` is MoEE-sum with the label-free weight (see `score.weights`): its weight
+    is None until chosen for one (task, split, prompt), then the chosen alpha.
+    """
 
     method: Method
     weight: float | None = None
@@ -152,6 +164,7 @@ class Combination:
     pooling: Pooling = "last"
     layers: tuple[int, ...] | None = None
     zscore: ZscoreMode = "auto"
+    weight_rule: WeightRule = "fixed"
 
     def __post_init__(self) -> None:
         """Reject configurations that would silently mean something else."""
@@ -160,11 +173,14 @@ class Combination:
             (self.rw, RW_MODES, "rw"),
             (self.pooling, POOLINGS, "pooling"),
             (self.zscore, ZSCORE_MODES, "zscore"),
+            (self.weight_rule, WEIGHT_RULES, "weight rule"),
         )
         for value, allowed, name in checks:
             if value not in allowed:
                 raise CombineError(f"unknown {name} {value!r}: choose from {', '.join(allowed)}")
-        if self.method == "MoEE-sum":
+        if self.weight_rule == "auto" and self.method != "MoEE-sum":
+            raise CombineError(f"{self.method} takes no weight rule (only MoEE-sum does)")
+        if self.method == "MoEE-sum" and not (self.weight_rule == "auto" and self.weight is None):
             if self.weight is None or not np.isfinite(self.weight) or self.weight < 0:
                 raise CombineError(f"MoEE-sum needs a finite weight >= 0, got {self.weight!r}")
         elif self.weight is not None:
@@ -181,9 +197,21 @@ class Combination:
         return self.method != "HS"
 
     @property
+    def resolved(self) -> bool:
+        """Whether the embedding is fully defined (an auto weight has been chosen)."""
+        return self.method != "MoEE-sum" or self.weight is not None
+
+    @property
+    def weight_text(self) -> str:
+        """The weight as a label: "auto" for the label-free rule, the number otherwise."""
+        if self.weight_rule == "auto":
+            return "auto"
+        return "" if self.weight is None else format(self.weight, ".10g")
+
+    @property
     def folder(self) -> str:
-        """A readable, unique, path-safe name (mteb's result folder of this configuration)."""
-        weight = f"_w{self.weight:.10g}" if self.weight is not None else ""
+        """A readable, unique, path-safe name of this configuration (auto weights as "auto")."""
+        weight = f"_w{self.weight_text}" if self.method == "MoEE-sum" else ""
         return (
             f"{self.method}{weight}_rw-{self.rw}_pool-{self.pooling}"
             f"_layers-{format_layers(self.layers).replace(',', '+')}_z-{self.zscore}"
@@ -227,9 +255,18 @@ def prepare_parts(
     zscore_mode: ZscoreMode,
     n_moe_layers: int,
     n_experts: int,
+    fit_rows: np.ndarray | None = None,
 ) -> Parts:
-    """Apply softmax, layer selection and task-wide z-scoring once; None inputs stay None."""
-    standardise = zscore if zscore_mode != "none" else (lambda x: np.asarray(x, np.float32))
+    """Apply softmax, layer selection and z-scoring (fitted on `fit_rows`) once.
+
+    None inputs stay None; `fit_rows=None` fits on every row.
+    """
+
+    def standardise(x: np.ndarray) -> np.ndarray:
+        if zscore_mode == "none":
+            return np.asarray(x, np.float32)
+        return zscore(x, fit_rows=fit_rows)
+
     hs_z = hs_unit = rw_z = rw_unit = None
     if hs is not None:
         hs = np.asarray(hs, dtype=np.float32)
@@ -259,7 +296,7 @@ def embed(parts: Parts, combo: Combination) -> np.ndarray:
         return _need(parts.rw_z, "rw")
     if combo.method == "MoEE-concat":
         return np.concatenate([_need(parts.hs_z, "hs"), _need(parts.rw_z, "rw")], axis=1)
-    if combo.weight is None:  # __post_init__ makes MoEE-sum carry a weight >= 0
-        raise ValueError("MoEE-sum needs a weight")
-    scale = np.float32(np.sqrt(combo.weight))
+    if combo.weight is None:
+        raise CombineError("MoEE-sum's auto weight has not been chosen yet")
+    scale = np.float32(np.sqrt(combo.weight))  # __post_init__ guarantees weight >= 0
     return np.concatenate([_need(parts.hs_unit, "hs"), scale * _need(parts.rw_unit, "rw")], axis=1)

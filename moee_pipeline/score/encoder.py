@@ -20,6 +20,7 @@ from datasets.arrow_dataset import Column
 from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.models.model_meta import ModelMeta
+from mteb.results import TaskResult
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 
 from moee_pipeline.cache.store import text_id
@@ -184,6 +185,52 @@ class TaskScore:
     result_path: Path | None
 
 
+def _run_mteb(view: AbsTask, encoder: CachedEncoder) -> TaskResult:
+    """mteb's own evaluation of a private task view, never writing to mteb's ~/.cache."""
+    result = mteb.evaluate(
+        encoder,
+        view,
+        cache=None,
+        co2_tracker=False,
+        raise_error=True,
+        show_progress_bar=False,
+        encode_kwargs={"batch_size": ENCODE_BATCH, "show_progress_bar": False},
+    )
+    if result.exceptions:
+        raise RuntimeError(f"mteb failed on {view.metadata.name}: {result.exceptions[0].exception}")
+    return result.task_results[0]
+
+
+def _scores(task: AbsTask, result: TaskResult, path: Path | None) -> list[TaskScore]:
+    return [
+        TaskScore(
+            task=task.metadata.name,
+            task_type=str(task.metadata.type),
+            split=split,
+            main_metric=str(task.metadata.main_score),
+            main_score=float(result.get_score(splits=[split])),
+            result_path=path,
+        )
+        for split in result.scores
+    ]
+
+
+def evaluate_split(
+    task: AbsTask, *, encoder: CachedEncoder, split: str
+) -> tuple[TaskScore, TaskResult]:
+    """Evaluate one split alone on a fresh private copy, exactly as its texts were recorded.
+
+    Returns the split's main score and mteb's TaskResult (for mteb's results folder).
+    """
+    if not task.data_loaded:
+        raise ValueError(f"task {task.metadata.name} has no data loaded")
+    view = fresh_view(task)
+    view.filter_eval_splits([split])
+    result = _run_mteb(view, encoder)
+    (score,) = _scores(task, result, None)
+    return score, result
+
+
 def evaluate_task(
     task: AbsTask,
     *,
@@ -203,31 +250,10 @@ def evaluate_task(
     view = fresh_view(task)
     if splits:
         view.filter_eval_splits(list(splits))
-    result = mteb.evaluate(
-        encoder,
-        view,
-        cache=None,
-        co2_tracker=False,
-        raise_error=True,
-        show_progress_bar=False,
-        encode_kwargs={"batch_size": ENCODE_BATCH, "show_progress_bar": False},
-    )
-    if result.exceptions:
-        raise RuntimeError(f"mteb failed on {name}: {result.exceptions[0].exception}")
-    task_result = result.task_results[0]
+    task_result = _run_mteb(view, encoder)
     path = None
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         path = output_dir / f"{name}.json"
         task_result.to_disk(path)
-    return [
-        TaskScore(
-            task=name,
-            task_type=str(task.metadata.type),
-            split=split,
-            main_metric=str(task.metadata.main_score),
-            main_score=float(task_result.get_score(splits=[split])),
-            result_path=path,
-        )
-        for split in task_result.scores
-    ]
+    return _scores(task, task_result, path)

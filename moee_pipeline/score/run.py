@@ -1,23 +1,28 @@
 """`moee score`: evaluate cached features on MTEB for every requested combination, on a CPU.
 
-For each task: load its data once; for each prompt: read the cache once; for each feature
-setting (rw, pooling, layers, zscore): standardise once; then every method and weight is a
-cheap concatenation or scaling, evaluated by mteb's own evaluators. No model is ever loaded.
+For each task: load its data once; for each prompt: read the cache once (one `score_unit`); for
+each split: fit the z-score statistics on the texts that split's evaluation encodes
+(`zscore_fit="split"`) or on every cached text (`"task"`); for each feature setting (rw, pooling,
+layers, zscore): standardise once; then every method and weight is a cheap concatenation or
+scaling, evaluated alone per split by mteb's own evaluators. No model is ever loaded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from moee_pipeline.cache import scores, store
+from moee_pipeline.cache.snapshots import read_encoded_texts
+from moee_pipeline.errors import MoeeError
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.score.combine import (
     METHODS,
@@ -26,14 +31,29 @@ from moee_pipeline.score.combine import (
     Parts,
     Pooling,
     RwMode,
+    WeightRule,
     ZscoreMode,
     embed,
     format_layers,
     parse_layers,
     prepare_parts,
 )
-from moee_pipeline.score.encoder import CachedEncoder, TaskScore, evaluate_task, row_index
-from moee_pipeline.task_types import TASK_TYPES
+from moee_pipeline.score.encoder import CachedEncoder, TaskScore, evaluate_split, row_index
+from moee_pipeline.score.results import model_meta, save_split_result
+from moee_pipeline.score.summary import format_table
+from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
+
+if TYPE_CHECKING:
+    from mteb.abstasks import AbsTask
+
+__all__ = ["ScoreConfig", "ScoreRow", "combinations", "format_table", "run_score", "score_unit"]
+
+ZSCORE_FITS: tuple[str, ...] = ("split", "task")
+
+
+class ScoreError(MoeeError, ValueError):
+    """Scoring cannot go on as asked (e.g. no record of the texts a split encodes)."""
+
 
 logger = logging.getLogger(__name__)
 
@@ -48,30 +68,43 @@ class ScoreConfig:
     task_types: tuple[str, ...] | None = None
     methods: tuple[str, ...] = METHODS
     weights: tuple[float, ...] = (1.0,)
+    auto_weight: bool = False
     rw: tuple[str, ...] = ("logits",)
     pooling: tuple[str, ...] = ("last",)
     layers: tuple[str, ...] = ("all",)
     zscore: tuple[str, ...] = ("auto",)
     splits: tuple[str, ...] = ("test",)
+    zscore_fit: str = "split"
     cache_dir: Path = Path("cache")
     data_dir: Path | None = None
     output: Path = Path("results")
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Reject a z-score fit that would silently mean something else."""
+        if self.zscore_fit not in ZSCORE_FITS:
+            raise ScoreError(
+                f"unknown --zscore-fit {self.zscore_fit!r}: choose from {', '.join(ZSCORE_FITS)}"
+            )
 
 
 def combinations(config: ScoreConfig) -> list[Combination]:
     """All configurations of a run, in a stable order, without duplicates.
 
     HS does not depend on RW options, so it is expanded over pooling and zscore only and
-    records the first --rw/--layers value.
+    records the first --rw/--layers value. `auto_weight` adds MoEE-sum with the label-free
+    weight (its alpha is chosen per task, split and prompt) beside the fixed weights.
     """
     layer_sets = [parse_layers(spec) for spec in config.layers]
     combos: list[Combination] = []
     for method in config.methods:
-        weights = config.weights if method == "MoEE-sum" else (None,)
+        weights: list[tuple[float | None, str]] = [(None, "fixed")]
+        if method == "MoEE-sum":
+            weights = [(w, "fixed") for w in config.weights]
+            weights += [(None, "auto")] if config.auto_weight else []
         rws = config.rw[:1] if method == "HS" else config.rw
         layers = layer_sets[:1] if method == "HS" else layer_sets
-        for w, rw, pooling, lay, z in itertools.product(
+        for (w, rule), rw, pooling, lay, z in itertools.product(
             weights, rws, config.pooling, layers, config.zscore
         ):
             combos.append(
@@ -83,6 +116,7 @@ def combinations(config: ScoreConfig) -> list[Combination]:
                     pooling=cast(Pooling, pooling),
                     layers=lay,
                     zscore=cast(ZscoreMode, z),
+                    weight_rule=cast(WeightRule, rule),
                 )
             )
     return list(dict.fromkeys(combos))
@@ -123,6 +157,35 @@ def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where a row's features came from (read from the cache manifest) and how it was fitted."""
+
+    quantization: str
+    dtype: str
+    revision: str
+    max_length: str
+    features: str
+    zscore_fit: str
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any], *, zscore_fit: str) -> Provenance:
+        """The provenance recorded for every row scored from one cache entry."""
+
+        def text(key: str) -> str:
+            value = manifest.get(key)
+            return "" if value is None else str(value)
+
+        return cls(
+            quantization=text("quantization"),
+            dtype=text("dtype"),
+            revision=text("revision"),
+            max_length=text("max_length"),
+            features=store.features_fingerprint(manifest),
+            zscore_fit=zscore_fit,
+        )
+
+
+@dataclass(frozen=True)
 class ScoreRow:
     """One line of scores.csv."""
 
@@ -130,15 +193,18 @@ class ScoreRow:
     prompt: str
     combo: Combination
     score: TaskScore
+    provenance: Provenance
 
     def as_csv(self) -> dict[str, str]:
-        """The row as scores.csv strings (weight empty except MoEE-sum)."""
+        """The row as scores.csv strings (weight and weight_rule empty except MoEE-sum)."""
         c = self.combo
+        is_sum = c.method == "MoEE-sum"
         return {
             "model": self.model,
             "prompt": self.prompt,
             "method": c.method,
             "weight": "" if c.weight is None else format(c.weight, ".10g"),
+            "weight_rule": c.weight_rule if is_sum else "",
             "rw": c.rw,
             "zscore": c.zscore,
             "pooling": c.pooling,
@@ -148,7 +214,30 @@ class ScoreRow:
             "split": self.score.split,
             "main_metric": self.score.main_metric,
             "main_score": repr(self.score.main_score),
+            **dataclasses.asdict(self.provenance),
         }
+
+    def experiment(self) -> dict[str, str]:
+        """The configuration as mteb experiment kwargs (see `experiment_kwargs`)."""
+        return experiment_kwargs(self.prompt, self.combo, self.provenance)
+
+
+def experiment_kwargs(prompt: str, combo: Combination, provenance: Provenance) -> dict[str, str]:
+    """One mteb experiment per configuration: everything but the task and split that tells
+    scores.csv rows apart (an auto weight is "auto": its alpha varies by split)."""
+    out = {
+        "prompt": prompt,
+        "method": combo.method,
+        "rw": combo.rw,
+        "zscore": combo.zscore,
+        "pooling": combo.pooling,
+        "layers": format_layers(combo.layers),
+        "zscore_fit": provenance.zscore_fit,
+        "features": provenance.features,
+    }
+    if combo.method == "MoEE-sum":
+        out["weight"] = combo.weight_text
+    return out
 
 
 def _setting(combo: Combination) -> tuple[object, ...]:
@@ -157,13 +246,12 @@ def _setting(combo: Combination) -> tuple[object, ...]:
 
 
 @dataclass
-class _TaskRun:
-    """Per (task, prompt) working state: parts per setting and scores per effective embedding."""
+class _SplitRun:
+    """Per (task, prompt, split) working state: z-score fit rows and parts per setting."""
 
     features: store.Features
-    index: dict[str, int]
+    fit_rows: np.ndarray | None
     parts: dict[tuple[object, ...], Parts] = field(default_factory=dict)
-    scores: dict[tuple[object, ...], list[TaskScore]] = field(default_factory=dict)
 
     def parts_for(self, combo: Combination) -> Parts:
         key = _setting(combo)
@@ -178,8 +266,133 @@ class _TaskRun:
                 zscore_mode=combo.zscore,
                 n_moe_layers=int(m["n_moe_layers"]),
                 n_experts=int(m["n_experts"]),
+                fit_rows=self.fit_rows,
             )
         return self.parts[key]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (task, prompt) of a run: its loaded task, cached features and where rows go."""
+
+    config: ScoreConfig
+    task: AbsTask
+    prompt: str
+    features: store.Features
+    splits: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return str(self.task.metadata.name)
+
+    @property
+    def hint(self) -> str:
+        c = self.config
+        return (
+            f"run `moee extract --model {c.model} --prompt {self.prompt} --tasks {self.name} "
+            f"--splits {','.join(self.splits)}`"
+        )
+
+
+def _encoded_texts(unit: Unit, split: str) -> list[str]:
+    """The texts the split's evaluation encodes, as extraction recorded them beside the snapshot.
+
+    With `--zscore-fit task` a cache without the record is recorded now (mteb's own evaluation
+    with a recording encoder), since only the auto weight's pair sample needs the list.
+    """
+    texts = read_encoded_texts(unit.name, split, cache_dir=unit.config.cache_dir)
+    if texts is not None:
+        return texts
+    if unit.config.zscore_fit == "split":
+        raise ScoreError(
+            f"{unit.name}/{split}: the cache does not record which texts this split's evaluation "
+            f"encodes; re-extract ({unit.hint}) or use --zscore-fit task"
+        )
+    from moee_pipeline.tasks import split_texts
+
+    return split_texts(unit.task, splits=[split], cache_dir=unit.config.cache_dir)[split]
+
+
+def _rows_of(texts: Sequence[str], index: dict[str, int], unit: Unit, split: str) -> np.ndarray:
+    from moee_pipeline.score.encoder import MissingTextsError
+
+    rows = np.fromiter((index.get(store.text_id(t), -1) for t in texts), np.int64, len(texts))
+    missing = int((rows < 0).sum())
+    if missing:
+        raise MissingTextsError(
+            f"{unit.name}/{split}: {missing} of {len(texts)} texts are not in the feature cache; "
+            f"{unit.hint}"
+        )
+    return rows
+
+
+def _auto_pairs(unit: Unit, split: str, index: dict[str, int]) -> np.ndarray:
+    """Row pairs the auto weight is fitted on: the pairs the evaluation scores, else a sample."""
+    from moee_pipeline.tasks.pairs import evaluation_pairs
+
+    pairs = evaluation_pairs(unit.task, split)
+    if pairs is not None:
+        flat = [t for pair in pairs for t in pair]
+        return _rows_of(flat, index, unit, split).reshape(-1, 2)
+    rows = _rows_of(_encoded_texts(unit, split), index, unit, split)
+    return rows[sample_pairs(len(rows))]
+
+
+def _resolve(combo: Combination, run: _SplitRun, pairs: np.ndarray) -> Combination:
+    """The combination with its auto weight chosen on this split's pairs (fixed ones as is)."""
+    if combo.resolved:
+        return combo
+    parts = run.parts_for(combo)
+    if parts.hs_unit is None or parts.rw_unit is None:
+        raise ScoreError("MoEE-sum's auto weight needs both HS and RW parts")
+    alpha = auto_weight(pair_cosines(parts.hs_unit, pairs), pair_cosines(parts.rw_unit, pairs))
+    return dataclasses.replace(combo, weight=alpha)
+
+
+def score_unit(unit: Unit, combos: Sequence[Combination], *, bar: Any = None) -> list[ScoreRow]:
+    """Score one (task, prompt) under every configuration and split; write mteb's results.
+
+    Each split is evaluated alone on a fresh private copy of the task, with z-score statistics
+    fitted as `zscore_fit` says, so adding another split's texts to the cache changes nothing.
+    """
+    config, feats = unit.config, unit.features
+    index = row_index(feats.text_ids)
+    provenance = Provenance.of(feats.manifest, zscore_fit=config.zscore_fit)
+    slug = store.model_slug(config.model)
+    revision = str(feats.manifest.get("revision") or "unknown")
+    task_fit: _SplitRun | None = None
+    rows: list[ScoreRow] = []
+    for split in unit.splits:
+        if config.zscore_fit == "split":
+            fit = _rows_of(_encoded_texts(unit, split), index, unit, split)
+            run = _SplitRun(features=feats, fit_rows=fit)
+        else:
+            task_fit = task_fit or _SplitRun(features=feats, fit_rows=None)
+            run = task_fit
+        pairs = _auto_pairs(unit, split, index) if any(not c.resolved for c in combos) else None
+        done: dict[tuple[object, ...], TaskScore] = {}
+        for combo in combos:
+            if bar is not None:
+                bar.set_postfix_str(f"{unit.name} {unit.prompt} {split} {combo.folder}", False)
+            resolved = _resolve(combo, run, pairs) if pairs is not None else combo
+            embeddings = embed(run.parts_for(resolved), resolved)
+            key = (resolved.effective_key(), resolved.weight_rule)
+            if key not in done:
+                meta = model_meta(
+                    name=f"moee/{slug}",
+                    revision=revision,
+                    embed_dim=int(embeddings.shape[1]),
+                    experiment=experiment_kwargs(unit.prompt, resolved, provenance),
+                )
+                encoder = CachedEncoder(
+                    index=index, embeddings=embeddings, name=meta.name or "", hint=unit.hint
+                )
+                done[key], result = evaluate_split(unit.task, encoder=encoder, split=split)
+                save_split_result(config.output, meta, result)
+            rows.append(ScoreRow(config.model, unit.prompt, resolved, done[key], provenance))
+            if bar is not None:
+                bar.update(1)
+    return rows
 
 
 def run_score(config: ScoreConfig) -> list[ScoreRow]:
@@ -189,13 +402,13 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
     combos = combinations(config)
     prompts = list(dict.fromkeys(prompt_id(p) for p in config.prompts))
     tasks = resolve_tasks(config, prompts)
-    slug = store.model_slug(config.model)
     columns = sorted(
         {f"hs_{c.pooling}" for c in combos if c.uses_hs}
         | {f"rw_{c.pooling}" for c in combos if c.uses_rw}
+        | ({f"hs_{c.pooling}" for c in combos if not c.resolved})
     )
     rows: list[ScoreRow] = []
-    total = len(tasks) * len(prompts) * len(combos)
+    total = len(tasks) * len(prompts) * len(combos) * len(config.splits)
     with (
         quiet_libraries(),
         tqdm(total=total, desc="scoring", unit="eval", disable=not config.progress) as bar,
@@ -209,31 +422,10 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
                 for p in prompts
             }
             task = load_task(name, cache_dir=config.cache_dir, data_dir=config.data_dir)
-            splits = eval_splits(task, config.splits)
+            splits = tuple(eval_splits(task, config.splits))
             for p in prompts:
-                feats = features.pop(p)
-                run = _TaskRun(features=feats, index=row_index(feats.text_ids))
-                hint = (
-                    f"run `moee extract --model {config.model} --prompt {p} --tasks {name} "
-                    f"--splits {','.join(splits)}`"
-                )
-                for combo in combos:
-                    bar.set_postfix_str(f"{name} {p} {combo.folder}", refresh=False)
-                    key = combo.effective_key()
-                    if key not in run.scores:
-                        encoder = CachedEncoder(
-                            index=run.index,
-                            embeddings=embed(run.parts_for(combo), combo),
-                            name=f"moee/{slug}",
-                            revision=str(feats.manifest.get("revision") or "unknown"),
-                            hint=hint,
-                        )
-                        out = config.output / "mteb" / slug / p / combo.folder
-                        run.scores[key] = evaluate_task(
-                            task, encoder=encoder, output_dir=out, splits=splits
-                        )
-                    rows.extend(ScoreRow(config.model, p, combo, s) for s in run.scores[key])
-                    bar.update(1)
+                unit = Unit(config, task, p, features.pop(p), splits)
+                rows.extend(score_unit(unit, combos, bar=bar))
     write_scores(config.output / scores.SCORES_FILE, rows)
     return rows
 
@@ -241,76 +433,3 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
 def write_scores(path: Path, rows: Sequence[ScoreRow]) -> None:
     """Merge this run's rows into scores.csv (see `cache.scores.merge_rows`)."""
     scores.merge_rows(path, [r.as_csv() for r in rows])
-
-
-def _label(combo: Combination, varying: set[str]) -> str:
-    """A column title: the method, its weight, and only the options that vary in this run."""
-    label = combo.method + (f"(w={combo.weight:.10g})" if combo.weight is not None else "")
-    extras = [
-        f"{name}={value}"
-        for name, value in (
-            ("rw", combo.rw),
-            ("pool", combo.pooling),
-            ("layers", format_layers(combo.layers)),
-            ("z", combo.zscore),
-        )
-        if name in varying and (combo.method != "HS" or name in {"pool", "z"})
-    ]
-    return " ".join([label, *extras])
-
-
-def format_table(rows: Sequence[ScoreRow]) -> str:
-    """Tasks x configurations (x100, 2 decimals), task-type means and their mean, per prompt."""
-    if not rows:
-        return "(no scores)"
-    # one split per table: test when scored (validation rows are for `moee report`)
-    split = "test" if any(r.score.split == "test" for r in rows) else rows[0].score.split
-    rows = [r for r in rows if r.score.split == split]
-    varying = {
-        name
-        for name, get in (
-            ("rw", lambda c: c.rw),
-            ("pool", lambda c: c.pooling),
-            ("layers", lambda c: c.layers),
-            ("z", lambda c: c.zscore),
-        )
-        if len({get(r.combo) for r in rows}) > 1
-    }
-    groups: dict[tuple[str, str], list[ScoreRow]] = {}
-    for r in rows:
-        groups.setdefault((r.model, r.prompt), []).append(r)
-    blocks = []
-    for (model, prompt), group in groups.items():
-        labels = list(dict.fromkeys(_label(r.combo, varying) for r in group))
-        cell = {(r.score.task, _label(r.combo, varying)): 100 * r.score.main_score for r in group}
-        types = {r.score.task: r.score.task_type for r in group}
-        order = sorted(types, key=lambda t: (_type_rank(types[t], TASK_TYPES), t))
-        lines: list[tuple[str, list[float]]] = [
-            (t, [cell.get((t, lab), np.nan) for lab in labels]) for t in order
-        ]
-        type_means = []
-        for kind in dict.fromkeys(types[t] for t in order):
-            members = [t for t in order if types[t] == kind]
-            means = [
-                float(np.mean([cell.get((t, lab), np.nan) for t in members])) for lab in labels
-            ]
-            type_means.append((f"[{kind}] avg", means))
-        overall = [float(np.mean([m[i] for _, m in type_means])) for i in range(len(labels))]
-        body = [*lines, *type_means, ("Avg over task types", overall)]
-        width = max(len(name) for name, _ in body)
-        cols = [max(len(lab), 7) for lab in labels]
-        header = " | ".join(
-            [f"{'task':<{width}}", *(f"{lab:>{w}}" for lab, w in zip(labels, cols, strict=True))]
-        )
-        out = [f"{model} / prompt={prompt} / split={split}", header, "-" * len(header)]
-        for i, (name, values) in enumerate(body):
-            if i in {len(lines), len(lines) + len(type_means)}:
-                out.append("-" * len(header))
-            cells = (f"{v:>{w}.2f}" for v, w in zip(values, cols, strict=True))
-            out.append(" | ".join([f"{name:<{width}}", *cells]))
-        blocks.append("\n".join(out))
-    return "\n\n".join(blocks)
-
-
-def _type_rank(kind: str, order: Sequence[str]) -> int:
-    return order.index(kind) if kind in order else len(order)

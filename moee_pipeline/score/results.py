@@ -1,0 +1,59 @@
+"""mteb-native results: `<output>/mteb/` is a results folder mteb's own `ResultCache` reads.
+
+Layout (mteb 2's): `<output>/mteb/results/<model name, / as __>/<revision>/experiments/
+<experiment>/<Task>.json` beside a `model_meta.json`. Every configuration is one mteb experiment:
+its `experiment_kwargs` hold the prompt, method, weight (or "auto"), feature options, z-score fit
+and the features fingerprint, so mteb's tables and leaderboard tools tell our runs apart:
+
+    mteb.ResultCache("results/mteb").load_results(load_experiments="match_name",
+                                                    include_remote=False)
+
+Each split is evaluated alone, so a task's file gathers the splits of one configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mteb import ResultCache
+from mteb.models.model_meta import ModelMeta, ScoringFunction
+from mteb.results import TaskResult
+
+logger = logging.getLogger(__name__)
+
+MTEB_FOLDER = "mteb"
+
+
+def model_meta(
+    *, name: str, revision: str, embed_dim: int, experiment: Mapping[str, Any]
+) -> ModelMeta:
+    """The encoder's metadata: one mteb model per cached model, one experiment per config."""
+    meta = ModelMeta.create_empty(
+        {
+            "name": name,
+            "revision": revision,
+            "embed_dim": embed_dim,
+            "similarity_fn_name": ScoringFunction.COSINE,
+            "framework": [],
+        }
+    )
+    return meta.model_copy(update={"experiment_kwargs": dict(experiment)})
+
+
+def save_split_result(output: Path, meta: ModelMeta, result: TaskResult) -> Path:
+    """Write one split's TaskResult into the experiment's file, keeping its other splits."""
+    cache = ResultCache(output / MTEB_FOLDER)
+    path = cache.get_task_result_path(task_name=result.task_name, model_name=meta)
+    if path.is_file():
+        try:
+            old = TaskResult.from_disk(path)
+        except Exception:  # an unreadable file is replaced by this run's result
+            logger.warning("replacing unreadable mteb result %s", path)
+        else:
+            merged = {k: v for k, v in old.scores.items() if k not in result.scores}
+            result = result.model_copy(update={"scores": {**merged, **result.scores}})
+    cache.save_to_cache(result, model_name=meta)
+    return path
