@@ -140,13 +140,17 @@ def test_select_weight_on_validation_reports_test_at_that_weight(tmp_path: Path)
     rows = report.resolve_weights(scores, options=options).set_index("task")
     assert rows.loc["STS12", "weight"] == 0.5 and rows.loc["STS12", "main_score"] == 0.60
     assert rows.loc["STS12", "basis"] == "validation"
-    # No validation rows: the test score picks (oracle); the 1-vs-2 tie goes to the smaller weight.
-    assert rows.loc["STS13", "weight"] == 1 and rows.loc["STS13", "basis"] == "oracle"
-    assert set(rows["weight_label"]) == {"best (validation 1, oracle 1)"}
+    # No validation rows: no pick at all, never a silent fallback to the test scores (oracle)
+    assert "STS13" not in rows.index
+    assert set(rows["weight_label"]) == {"best (validation)"}
     text = build_report(scores=scores, options=options, fmt="markdown", compare_paper=False)
-    assert "| STS12 | 0.5 (validation) |" in text and "| STS13 | 1 (oracle) |" in text
-    assert "best (oracle): MoEE-sum weight picked per task on the test scores" in text
-    assert md_type_row(text, "MoEE-sum", "best (validation 1, oracle 1)")[-2] == "57.50†"
+    assert "| STS12 | 0.5 (validation) |" in text and "(oracle) |" not in text
+    assert "no MoEE-sum row for STS13: no validation scores" in text
+    assert md_type_row(text, "MoEE-sum", "best (validation)")[-2] == "60.00†"
+    # the side-by-side table shows the oracle next to the validation pick, labelled
+    side = text.split("## MoEE-sum weight rules side by side")[1]
+    assert "| oracle w | oracle | validation w | validation |" in side
+    assert "| STS12 | 1 | 70.00 | 0.5 | 60.00 |" in side and "| STS13 | 1 | 55.00 |  |  |" in side
 
 
 def test_oracle_and_fixed_weights(tmp_path: Path) -> None:
@@ -260,7 +264,7 @@ def test_csv_and_latex_formats(tmp_path: Path) -> None:
     latex = build_report(
         scores=scores, options=report.ReportOptions(), fmt="latex", compare_paper=False
     )
-    assert latex.count(r"\begin{tabular}") == 2 and "MoEE-sum" in latex
+    assert latex.count(r"\begin{tabular}") == 3 and "MoEE-sum" in latex  # + rules side by side
     assert r"TwitterSemEval2015 &" in latex and "allenai/OLMoE-1B-7B-0924" in latex
 
 
@@ -278,3 +282,89 @@ def test_cli_report_and_errors(tmp_path: Path) -> None:
     pd.DataFrame({"model": ["m"]}).to_csv(tmp_path / "bad" / "scores.csv", index=False)
     result = runner.invoke(main, ["report", "--results", str(tmp_path / "bad")])
     assert result.exit_code == 1 and "lacks column(s) prompt, method" in result.output
+
+
+def rule_rows() -> list[dict[str, object]]:
+    """Fixed weights 0.5/1/2 on test and validation, an auto row, and settings unlike the paper's."""
+    rows = sweep_rows()
+    rows += [row(t, 0.58, method="MoEE-sum", weight=0.8, weight_rule="auto") for t in ("STS12",)]
+    rows += [row("STS12", 0.5, method="RW", rw="softmax"), row("STS12", 0.4, method="RW")]
+    rows += [row("STS12", 0.45, method="MoEE-concat", zscore="none")]
+    return rows
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
+def test_no_unlabelled_oracle_in_any_format(tmp_path: Path, fmt: str) -> None:
+    scores = report.load_scores(write(tmp_path, rule_rows()))
+    oracle = report.ReportOptions(select_on="test")
+    text = build_report(scores=scores, options=oracle, fmt=fmt, compare_paper=True)
+    picked = report.resolve_weights(scores, options=oracle)
+    sums = picked[picked["method"] == "MoEE-sum"]
+    assert set(sums["weight_label"]) == {"best (oracle)"}
+    assert "best (oracle)" in text
+    # every other rule: the only oracle shown is the labelled column of the side-by-side table
+    for options in (
+        report.ReportOptions(),
+        report.ReportOptions(weight=1.0),
+        report.ReportOptions(weight_rule="auto"),
+        report.ReportOptions(select_on="validation"),
+    ):
+        text = build_report(scores=scores, options=options, fmt=fmt, compare_paper=False)
+        assert "best (oracle)" not in text
+        if fmt == "markdown":
+            side = text.split("## MoEE-sum weight rules side by side")
+            assert "(oracle" not in side[0] and "oracle:" in side[1]
+
+
+def test_auto_rows_and_side_by_side(tmp_path: Path) -> None:
+    scores = report.load_scores(write(tmp_path, rule_rows()))
+    auto = report.resolve_weights(scores, options=report.ReportOptions(weight_rule="auto"))
+    sums = auto[auto["method"] == "MoEE-sum"]
+    assert list(sums["weight"]) == [0.8] and set(sums["weight_label"]) == {"auto"}
+    side = report.rules_side_by_side(scores).set_index("task")
+    assert side.loc["STS12", "oracle w"] == 1 and side.loc["STS12", "oracle"] == pytest.approx(70)
+    assert side.loc["STS12", "validation w"] == 0.5
+    assert side.loc["STS12", "validation"] == pytest.approx(60)
+    assert side.loc["STS12", "auto w"] == 0.8 and side.loc["STS12", "auto"] == pytest.approx(58)
+    with pytest.raises(report.ReportError, match="score with --weight auto"):
+        report.resolve_weights(
+            report.load_scores(write(tmp_path, sweep_rows())),
+            options=report.ReportOptions(weight_rule="auto"),
+        )
+
+
+def test_compare_paper_needs_a_rule_and_lists_settings_unlike_the_paper(tmp_path: Path) -> None:
+    write(tmp_path, rule_rows())
+    runner = CliRunner()
+    base = ["report", "--results", str(tmp_path), "--compare-paper"]
+    result = runner.invoke(main, base)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "--weight W, --weight-rule auto or --select-weight-on validation" in result.output
+    result = runner.invoke(main, [*base, "--weight-rule", "auto"])
+    assert result.exit_code == 0, result.output
+    comparison = result.output.split("## Comparison with the paper")[1]
+    assert "not comparable: " in comparison
+    assert "RW: rw=softmax (paper logits)" in comparison
+    assert "MoEE-concat: zscore=none (paper auto)" in comparison
+    compared = [line for line in comparison.splitlines() if line.startswith("| allenai")]
+    assert compared and not any("softmax" in line for line in compared)
+    assert {line.split("|")[4].strip() for line in compared if "MoEE-sum" in line} == {"auto"}
+    result = runner.invoke(main, [*base, "--weight", "1", "--select-weight-on", "validation"])
+    assert result.exit_code == 1 and "use one of --weight, --select-weight-on" in result.output
+
+
+def test_rows_of_other_provenance_stay_apart(tmp_path: Path) -> None:
+    rows = [row("STS12", 0.5, quantization="nf4"), row("STS12", 0.6, quantization="none")]
+    scores = report.load_scores(write(tmp_path, rows))
+    text = build_report(
+        scores=scores, options=report.ReportOptions(), fmt="markdown", compare_paper=False
+    )
+    assert "| quantization |" in text.split("## ")[1]
+    assert md_like(text, "nf4")[-2:] == ["50.00†", "50.00†"]
+    assert md_like(text, "none")[-2:] == ["60.00†", "60.00†"]
+
+
+def md_like(text: str, needle: str) -> list[str]:
+    section = text.split("## ")[1]
+    line = next(x for x in section.splitlines() if f"| {needle} |" in x)
+    return [c.strip() for c in line.strip().strip("|").split("|")]

@@ -59,9 +59,7 @@ def _scores(out: Path) -> dict[tuple[str, ...], str]:
 
 
 def _config(cache: Path, out: Path, **kw: Any) -> ScoreConfig:
-    return ScoreConfig(
-        model=MODEL, cache_dir=cache, output=out, progress=False, tasks=TASKS, **kw
-    )
+    return ScoreConfig(model=MODEL, cache_dir=cache, output=out, progress=False, tasks=TASKS, **kw)
 
 
 @pytest.mark.slow

@@ -49,7 +49,9 @@ def test_auto_weight_is_deterministic_and_scale_aware() -> None:
     assert auto_weight(s_hs, s_rw) == alpha
     # scaling s_rw by c moves the optimum to alpha / c: the same best J, up to the tolerance
     scaled = auto_weight(s_hs, 4.0 * s_rw)
-    assert objective(scaled, s_hs, 4.0 * s_rw) == pytest.approx(objective(alpha, s_hs, s_rw), abs=1e-3)
+    assert objective(scaled, s_hs, 4.0 * s_rw) == pytest.approx(
+        objective(alpha, s_hs, s_rw), abs=1e-3
+    )
 
 
 def test_ties_go_to_the_smallest_alpha() -> None:
@@ -72,7 +74,5 @@ def test_pair_cosines() -> None:
     x = rng.standard_normal((10, 4))
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     pairs = np.array([[0, 1], [2, 9]])
-    expected = [
-        float(x[a] @ x[b] / np.linalg.norm(x[a]) / np.linalg.norm(x[b])) for a, b in pairs
-    ]
+    expected = [float(x[a] @ x[b] / np.linalg.norm(x[a]) / np.linalg.norm(x[b])) for a, b in pairs]
     assert pair_cosines(unit, pairs) == pytest.approx(expected)

@@ -32,9 +32,16 @@ from moee_pipeline.report.render import FORMATS, Format
 @click.option("--split", default="test", show_default=True, help="The split the tables report.")
 @click.option("--weight", type=float, default=None, help="Keep only this MoEE-sum weight.")
 @click.option(
+    "--weight-rule",
+    type=click.Choice(["auto"]),
+    default=None,
+    help="Keep MoEE-sum rows scored with `moee score --weight auto` (the label-free weight).",
+)
+@click.option(
     "--select-weight-on",
     default=None,
-    help="Pick MoEE-sum's weight per task on this split (e.g. validation); 'test' = oracle.",
+    help="Pick MoEE-sum's weight per task on this split (e.g. validation); the report's own "
+    "split (test) gives the oracle, labelled so.",
 )
 @click.option("--compare-paper", is_flag=True, help="Published numbers next to ours, with diffs.")
 @click.option(
@@ -47,6 +54,7 @@ def report(
     out: Path | None,
     split: str,
     weight: float | None,
+    weight_rule: str | None,
     select_weight_on: str | None,
     compare_paper: bool,
     plots: Path | None,
@@ -55,10 +63,10 @@ def report(
     from moee_pipeline.report import tables as report_lib
     from moee_pipeline.report.render import build_report
 
-    if weight is not None and select_weight_on is not None:
-        raise click.ClickException("use either --weight or --select-weight-on, not both")
-    options = report_lib.ReportOptions(split=split, weight=weight, select_on=select_weight_on)
     try:
+        options = report_lib.ReportOptions(
+            split=split, weight=weight, weight_rule=weight_rule, select_on=select_weight_on
+        )
         scores = report_lib.load_scores(results)
         text = build_report(
             scores=scores,

@@ -22,9 +22,9 @@ logger = logging.getLogger(__name__)
 TYPE_AVERAGE = "(task-type average)"
 SIX_TYPE_AVERAGE = "(average of the six task types)"
 AVERAGE = "Average"
-#: The paper's setting: last-token features of every MoE layer.
-PAPER_POOLING = "last"
-PAPER_LAYERS = "all"
+#: The paper's setting: router logits, z-scored (RW and the MoEE parts), last token, every MoE
+#: layer. Rows scored otherwise are listed as not comparable, never compared.
+PAPER_SETTING = {"rw": "logits", "zscore": "auto", "pooling": "last", "layers": "all"}
 
 
 def load_paper() -> pd.DataFrame:
@@ -57,6 +57,30 @@ def paper_model(model: str, known: set[str] | list[str]) -> str | None:
     return tails.get(tail) or tails.get(tail.split("--")[-1])
 
 
+def comparable_rows(rows: pd.DataFrame) -> pd.Series:
+    """Rows scored in the paper's setting (HS ignores the RW options it records)."""
+    ok = pd.Series(True, index=rows.index)
+    for column, value in PAPER_SETTING.items():
+        same = rows[column] == value
+        if column in ("rw", "layers"):
+            same |= rows["method"] == "HS"
+        ok &= same
+    return ok
+
+
+def not_comparable(rows: pd.DataFrame) -> list[str]:
+    """One line per configuration whose settings differ from the paper's, naming how."""
+    out = []
+    for record in rows[~comparable_rows(rows)].to_dict("records"):
+        diff = ", ".join(
+            f"{k}={record[k]} (paper {v})"
+            for k, v in PAPER_SETTING.items()
+            if record[k] != v and not (record["method"] == "HS" and k in ("rw", "layers"))
+        )
+        out.append(f"{record['model']} / {record['prompt']} / {record['method']}: {diff}")
+    return list(dict.fromkeys(out))
+
+
 def compare_with_paper(
     rows: pd.DataFrame, *, paper: pd.DataFrame, row_key: list[str], type_order: list[str]
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -72,13 +96,9 @@ def compare_with_paper(
         The comparison (x100) and notes on what could not be compared.
     """
     notes: list[str] = []
-    comparable = (rows["pooling"] == PAPER_POOLING) & (rows["layers"] == PAPER_LAYERS)
+    comparable = comparable_rows(rows)
     if (~comparable).any():
-        skipped = rows.loc[~comparable, ["pooling", "layers"]].drop_duplicates()
-        notes.append(
-            "not compared (the paper uses last-token features of all MoE layers): "
-            + "; ".join(f"pooling={p}, layers={lay}" for p, lay in skipped.itertuples(index=False))
-        )
+        notes.append(f"not comparable: {'; '.join(not_comparable(rows))}")
     published = paper.set_index(["model", "prompt", "method", "task_type", "task"])[
         "score_x100"
     ].sort_index()

@@ -76,7 +76,7 @@ def weight_sweep(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     paths = []
     types = report.type_order(rows)
     for key, group in rows[rows["layers"] == "all"].groupby(FIGURE_KEY, sort=False):
-        sums = group[group["method"] == report.SUM]
+        sums = group[(group["method"] == report.SUM) & (group["basis"] == "fixed")]
         if sums["weight"].nunique() < 2:
             continue
         curves = _type_means(sums, ["weight"], types)
@@ -146,6 +146,8 @@ def _series_names(group: pd.DataFrame) -> list[str]:
             names.append(method)
         elif label.startswith("best"):
             names.append(f"MoEE-sum, {label.replace('best', 'best w', 1)}")
+        elif label == report.AUTO:
+            names.append("MoEE-sum, auto w")
         else:
             names.append(f"MoEE-sum, w={label}")
     return names
@@ -212,13 +214,14 @@ def layer_ranges(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
 def make_plots(*, scores: pd.DataFrame, options: report.ReportOptions, out_dir: Path) -> list[Path]:
     """Write every figure the scores allow; returns their paths.
 
-    Figure 1 always shows every scored weight; figures 2-3 show MoEE-sum at the weight the options
-    pick (the named weight, the validation pick, else the oracle best per task, labelled so).
+    Figure 1 always shows every scored fixed weight; figures 2-3 show MoEE-sum as the options
+    say (the named weight, the auto rule, the validation pick, the oracle only under
+    `select_on=split` and labelled so; without a rule, every weight as its own series).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     every = report.resolve_weights(scores, options=report.ReportOptions(split=options.split))
-    single = report.resolve_weights(scores, options=options.single_weight())
+    single = report.resolve_weights(scores, options=options)
     return [
         *weight_sweep(every, out_dir),
         *methods(single, out_dir),
