@@ -285,7 +285,7 @@ def test_cli_report_and_errors(tmp_path: Path) -> None:
 
 
 def rule_rows() -> list[dict[str, object]]:
-    """Fixed weights 0.5/1/2 on test and validation, an auto row, and settings unlike the paper's."""
+    """Fixed weights on test and validation, an auto row, and settings unlike the paper's."""
     rows = sweep_rows()
     rows += [row(t, 0.58, method="MoEE-sum", weight=0.8, weight_rule="auto") for t in ("STS12",)]
     rows += [row("STS12", 0.5, method="RW", rw="softmax"), row("STS12", 0.4, method="RW")]
