@@ -312,3 +312,40 @@ def test_pooling_softmax_layers_and_no_zscore_use_the_right_features(
         cosine = (_unit(x[a]) * _unit(x[b])).sum(axis=1)
         expected = spearmanr(cosine, ds["score"]).statistic
         assert got[method] == pytest.approx(expected, abs=1e-6), method
+
+
+def test_auto_weight_on_the_pairs_sts_scores_and_beside_fixed_weights(
+    cache: Path, tmp_path: Path
+) -> None:
+    from tests.test_weights import brute_force
+
+    out = tmp_path / "r"
+    args = ["score", "--model", MODEL, "--cache-dir", str(cache), "--output", str(out)]
+    args += ["--tasks", "MoeeToySTS,MoeeToyClustering", "--method", "MoEE-sum"]
+    result = CliRunner().invoke(main, [*args, "--weight", "auto", "--weight", "2"])
+    assert result.exit_code == 0, result.output
+    rows = _read_csv(out / "scores.csv")
+    assert sorted((r["task"], r["weight_rule"]) for r in rows) == [
+        ("MoeeToyClustering", "auto"), ("MoeeToyClustering", "fixed"),
+        ("MoeeToySTS", "auto"), ("MoeeToySTS", "fixed"),
+    ]  # fmt: skip
+    assert "MoEE-sum(w=auto)" in result.output
+    alpha = next(
+        float(r["weight"]) for r in rows if r["weight_rule"] == "auto" and "STS" in r["task"]
+    )
+
+    # independently: cosines of the test pairs under z(hs), z(rw), then the brute-force search
+    pairs, _ = _pair_vectors(cache, "MoeeToySTS", 1.0)
+    hs_a, hs_b, rw_a, rw_b = pairs.pop("z-parts")
+    s_hs = (_unit(hs_a) * _unit(hs_b)).sum(1)
+    s_rw = (_unit(rw_a) * _unit(rw_b)).sum(1)
+    best_alpha, best_j = brute_force(s_hs, s_rw)
+    final = s_hs + alpha * s_rw
+    j = spearmanr(final, s_hs).statistic + spearmanr(final, s_rw).statistic
+    assert j >= best_j - 1e-3 and alpha <= best_alpha * 1.03
+    # the auto row scores exactly what a fixed weight equal to alpha scores
+    again = run_score(_config(cache, tmp_path / "fixed", tasks=("MoeeToySTS",),
+                              methods=("MoEE-sum",), weights=(alpha,)))  # fmt: skip
+    auto_score = next(float(r["main_score"]) for r in rows if r["weight_rule"] == "auto"
+                      and r["task"] == "MoeeToySTS")  # fmt: skip
+    assert again[0].score.main_score == auto_score
