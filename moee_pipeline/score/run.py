@@ -34,12 +34,12 @@ from moee_pipeline.score.combine import (
     WeightRule,
     ZscoreMode,
     embed,
-    format_layers,
     parse_layers,
     prepare_parts,
 )
 from moee_pipeline.score.encoder import CachedEncoder, TaskScore, evaluate_split, row_index
 from moee_pipeline.score.results import model_meta, save_split_result
+from moee_pipeline.score.rows import Provenance, ScoreRow, experiment_kwargs
 from moee_pipeline.score.summary import format_table
 from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
 
@@ -154,90 +154,6 @@ def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
             f"prompt={','.join(prompt_ids)} in {config.cache_dir}: run `moee extract` first"
         )
     return names
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where a row's features came from (read from the cache manifest) and how it was fitted."""
-
-    quantization: str
-    dtype: str
-    revision: str
-    max_length: str
-    features: str
-    zscore_fit: str
-
-    @classmethod
-    def of(cls, manifest: dict[str, Any], *, zscore_fit: str) -> Provenance:
-        """The provenance recorded for every row scored from one cache entry."""
-
-        def text(key: str) -> str:
-            value = manifest.get(key)
-            return "" if value is None else str(value)
-
-        return cls(
-            quantization=text("quantization"),
-            dtype=text("dtype"),
-            revision=text("revision"),
-            max_length=text("max_length"),
-            features=store.features_fingerprint(manifest),
-            zscore_fit=zscore_fit,
-        )
-
-
-@dataclass(frozen=True)
-class ScoreRow:
-    """One line of scores.csv."""
-
-    model: str
-    prompt: str
-    combo: Combination
-    score: TaskScore
-    provenance: Provenance
-
-    def as_csv(self) -> dict[str, str]:
-        """The row as scores.csv strings (weight and weight_rule empty except MoEE-sum)."""
-        c = self.combo
-        is_sum = c.method == "MoEE-sum"
-        return {
-            "model": self.model,
-            "prompt": self.prompt,
-            "method": c.method,
-            "weight": "" if c.weight is None else format(c.weight, ".10g"),
-            "weight_rule": c.weight_rule if is_sum else "",
-            "rw": c.rw,
-            "zscore": c.zscore,
-            "pooling": c.pooling,
-            "layers": format_layers(c.layers),
-            "task": self.score.task,
-            "task_type": self.score.task_type,
-            "split": self.score.split,
-            "main_metric": self.score.main_metric,
-            "main_score": repr(self.score.main_score),
-            **dataclasses.asdict(self.provenance),
-        }
-
-    def experiment(self) -> dict[str, str]:
-        """The configuration as mteb experiment kwargs (see `experiment_kwargs`)."""
-        return experiment_kwargs(self.prompt, self.combo, self.provenance)
-
-
-def experiment_kwargs(prompt: str, combo: Combination, provenance: Provenance) -> dict[str, str]:
-    """One mteb experiment per configuration: everything but the task and split that tells
-    scores.csv rows apart (an auto weight is "auto": its alpha varies by split)."""
-    out = {
-        "prompt": prompt,
-        "method": combo.method,
-        "rw": combo.rw,
-        "zscore": combo.zscore,
-        "pooling": combo.pooling,
-        "layers": format_layers(combo.layers),
-        "zscore_fit": provenance.zscore_fit,
-        "features": provenance.features,
-    }
-    if combo.method == "MoEE-sum":
-        out["weight"] = combo.weight_text
-    return out
 
 
 def _setting(combo: Combination) -> tuple[object, ...]:
@@ -405,7 +321,6 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
     columns = sorted(
         {f"hs_{c.pooling}" for c in combos if c.uses_hs}
         | {f"rw_{c.pooling}" for c in combos if c.uses_rw}
-        | ({f"hs_{c.pooling}" for c in combos if not c.resolved})
     )
     rows: list[ScoreRow] = []
     total = len(tasks) * len(prompts) * len(combos) * len(config.splits)

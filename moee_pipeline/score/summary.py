@@ -14,7 +14,7 @@ from moee_pipeline.score.combine import Combination, format_layers
 from moee_pipeline.task_types import TASK_TYPES
 
 if TYPE_CHECKING:
-    from moee_pipeline.score.run import ScoreRow
+    from moee_pipeline.score.rows import ScoreRow
 
 
 def _label(combo: Combination, varying: set[str]) -> str:
