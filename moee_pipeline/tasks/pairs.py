@@ -46,9 +46,9 @@ def evaluation_pairs(task: AbsTask, split: str) -> list[tuple[str, str]] | None:
         elif isinstance(task, AbsTaskPairClassification):
             # v1 datasets hold all pairs in one row of lists, as mteb's own evaluation unpacks them
             rows = Dataset.from_dict(data[0]) if len(data) == 1 else data
-            first = _column(rows, task.input1_column_name, name)
-            second = _column(rows, task.input2_column_name, name)
-            out.extend(zip(first, second, strict=True))
+            left = _column(rows, task.input1_column_name, name)
+            right = _column(rows, task.input2_column_name, name)
+            out.extend(zip(left, right, strict=True))
         elif isinstance(task, AbsTaskSummarization):
             machine = data[task.machine_summaries_column_name]
             human = data[task.human_summaries_column_name]
