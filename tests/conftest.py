@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +49,13 @@ def mteb_data() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/mteb-data is not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[object]:
+    """A local Ray instance (2 CPUs), started once for the session's Ray tests and shut down."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()

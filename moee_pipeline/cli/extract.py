@@ -72,6 +72,42 @@ from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model's own Hub code.")
 @click.option("--overwrite", is_flag=True, help="Re-extract tasks that are already complete.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process; ray: a pool of Ray actors (pip install -e .[ray]).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Ray actors, each loading the model once (--engine ray).",
+)
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs per Ray actor (default 1 on a cluster with GPUs, 0 without).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to join: auto or ray://host:10001 (default: start a local instance).",
+)
+@click.option(
+    "--device-map",
+    type=click.Choice(["auto"]),
+    default=None,
+    help="auto: spread one model over the visible GPUs (accelerate); nf4 or none only.",
+)
+@click.option(
+    "--max-memory",
+    default=None,
+    help="With --device-map auto: per-device limits, e.g. gpu=20GiB,cpu=64GiB or 0=20GiB,1=40GiB.",
+)
 def extract(
     *,
     model: str,
@@ -92,14 +128,24 @@ def extract(
     splits: str | None,
     trust_remote_code: bool,
     overwrite: bool,
+    engine: str,
+    workers: int,
+    gpus_per_worker: float | None,
+    ray_address: str | None,
+    device_map: str | None,
+    max_memory: str | None,
 ) -> None:
     """Run the model once per task and prompt; cache router logits and hidden states."""
     from moee_pipeline.extract import pipeline as extract_lib
     from moee_pipeline.models.loading import ModelSpec
+    from moee_pipeline.models.placement import Placement, check_placement, parse_max_memory
     from moee_pipeline.prompts import resolve_prompt
     from moee_pipeline.tasks import select_tasks
 
+    if engine == "local" and (workers != 1 or gpus_per_worker is not None or ray_address):
+        raise click.UsageError("--workers, --gpus-per-worker and --ray-address need --engine ray")
     try:
+        placement = Placement(device_map, parse_max_memory(max_memory))
         resolved = [resolve_prompt(p) for p in prompts]
         names = select_tasks(tasks=split_csv(tasks), task_types=split_csv(task_types))
         spec = ModelSpec(
@@ -109,7 +155,11 @@ def extract(
             dtype=dtype,
             device=device,
             trust_remote_code=trust_remote_code,
+            device_map=placement.device_map,
+            max_memory=placement.max_memory,
         )
+        # refused before any task data or model loads
+        check_placement(placement, quantization=spec.resolved_quantization(), device=device)
         options = extract_lib.ExtractOptions(
             cache_dir=cache_root(cache_dir),
             batch_size=batch_size,
@@ -119,14 +169,22 @@ def extract(
             shard=parse_shard(shard),
             overwrite=overwrite,
         )
-        summaries = extract_lib.run_extract(
-            spec,
-            tasks=names,
-            prompts=resolved,
-            options=options,
-            data_dir=data_dir,
-            splits=split_csv(splits),
-        )
+        request = {
+            "tasks": names,
+            "prompts": resolved,
+            "options": options,
+            "data_dir": data_dir,
+            "splits": split_csv(splits),
+        }
+        if engine == "ray":
+            from moee_pipeline.extract.ray_engine import RayOptions, run_extract_ray
+
+            ray_options = RayOptions(
+                workers=workers, gpus_per_worker=gpus_per_worker, address=ray_address
+            )
+            summaries = run_extract_ray(spec, ray_options=ray_options, **request)  # type: ignore[arg-type]
+        else:
+            summaries = extract_lib.run_extract(spec, **request)  # type: ignore[arg-type]
         for s in summaries:
             what = (
                 "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"

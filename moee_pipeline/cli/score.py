@@ -107,6 +107,25 @@ def parse_weights(values: tuple[str, ...]) -> tuple[tuple[float, ...], bool]:
     show_default=True,
     help="Where scores.csv and mteb's JSON results go.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="(task, prompt) units scored at once, in processes (or Ray tasks with --engine ray).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: processes here; ray: Ray tasks on a cluster (pip install -e .[ray]).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to join: auto or ray://host:10001 (default: start a local instance).",
+)
 def score(
     *,
     model: str,
@@ -124,10 +143,15 @@ def score(
     cache_dir: str | None,
     data_dir: Path | None,
     output: Path,
+    workers: int,
+    engine: str,
+    ray_address: str | None,
 ) -> None:
     """Score cached features on MTEB (CPU only, no model): HS, RW, MoEE-concat, MoEE-sum."""
     from moee_pipeline.score import run as score_lib
 
+    if ray_address and engine != "ray":
+        raise click.UsageError("--ray-address needs --engine ray")
     fixed, auto = parse_weights(weights)
     listed = split_csv(tasks)
     types = split_csv(task_types)
@@ -148,6 +172,9 @@ def score(
         cache_dir=cache_root(cache_dir),
         data_dir=data_dir,
         output=output,
+        workers=workers,
+        engine=engine,
+        ray_address=ray_address,
     )
     try:
         rows = score_lib.run_score(config)

@@ -68,7 +68,8 @@ class RouterCapture:
             assert mask is not None, "set_mask() must be called before the forward pass"
             hidden = args[0].reshape(mask.shape[0], mask.shape[1], -1)
             self._last[slot] = router.logits(hidden[:, -1])
-            self._mean[slot] = router.logits(_masked_mean(hidden, mask))
+            # a model spread over devices (--device-map auto) has layers on several
+            self._mean[slot] = router.logits(_masked_mean(hidden, mask.to(hidden.device)))
 
         return hook
 
@@ -84,6 +85,9 @@ class RouterCapture:
             raise RuntimeError(f"routers were not called in the forward pass: {missing}")
         last = [x for x in self._last if x is not None]
         mean = [x for x in self._mean if x is not None]
+        home = last[0].device  # a model spread over devices returns logits on several
+        last = [x.to(home) for x in last]
+        mean = [x.to(home) for x in mean]
         return torch.cat(last, dim=1), torch.cat(mean, dim=1)
 
 
@@ -101,7 +105,8 @@ def forward_pooled(
     output = loaded.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
     hidden = output.last_hidden_state
     rw_last, rw_mean = capture.collect()
-    tensors = (rw_last, rw_mean, hidden[:, -1].float(), _masked_mean(hidden, attention_mask))
+    mask = attention_mask.to(hidden.device)
+    tensors = (rw_last, rw_mean, hidden[:, -1].float(), _masked_mean(hidden, mask))
     arrays = [t.detach().to("cpu", torch.float32).numpy() for t in tensors]
     return PooledBatch(*arrays)
 

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
 
 from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.extract.batching import Batch, encode_texts, make_batches
+from moee_pipeline.extract.batching import Batch, Encoded, encode_texts, make_batches
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite, forward_pooled
 from moee_pipeline.extract.runinfo import run_metadata, shard_of
 from moee_pipeline.extract.writer import PartWriter
@@ -123,7 +124,7 @@ def _remove_own_work(directory: Path, shard: tuple[int, int]) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-def _forward_resilient(
+def forward_resilient(
     loaded: LoadedModel, capture: RouterCapture, batch: Batch
 ) -> Iterator[tuple[Batch, PooledBatch]]:
     """Forward a batch; on out-of-memory split it in two and retry each half."""
@@ -139,7 +140,123 @@ def _forward_resilient(
             ) from None
         logger.warning("out of memory on a batch of %d; splitting it", len(batch.indices))
         for half in batch.split():
-            yield from _forward_resilient(loaded, capture, half)
+            yield from forward_resilient(loaded, capture, half)
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """One (task, prompt) ready to extract: its folder and the texts still missing, tokenized."""
+
+    task: str
+    prompt: Prompt
+    directory: Path
+    manifest_name: str
+    texts: list[str]  # every text of the task, deduplicated
+    mine: list[str]  # this shard's texts
+    todo: list[str]  # this shard's texts not yet in a complete part
+    encoded: list[Encoded]  # `todo`, prompted and tokenized, in the same order
+    splits: list[str]
+    start: float
+
+
+def plan_task(
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    task: str,
+    texts: Sequence[str],
+    prompt: Prompt,
+    options: ExtractOptions,
+    settings: dict[str, Any],
+    model_id: str,
+    splits: Sequence[str] = (),
+) -> TaskPlan | TaskSummary:
+    """Everything before the forward passes: the resume logic, shared by every engine.
+
+    `settings` holds the run's settings (all of `run_metadata`, or the subset known before the
+    model loads); a cache entry made with others is refused. Returns a skipped summary when the
+    task is already complete for `splits`.
+    """
+    start = time.perf_counter()
+    directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
+    manifest_name = _manifest_name(options.shard)
+    if not texts:
+        raise ExtractionError(f"{task} has no texts to extract; check its data")
+    if options.overwrite and directory.exists():
+        _remove_own_work(directory, options.shard)
+    done = store.read_manifest(directory, manifest_name) or store.read_manifest(directory)
+    if done is not None:
+        check_same_settings(done, settings, where=directory)
+        if set(splits) <= set(done.get("splits") or splits):
+            return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, directory, skipped=True)
+        for name in {manifest_name, store.MANIFEST}:  # grows to more splits: incomplete again
+            (directory / name).unlink(missing_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    store.clear_temp_files(directory, prefix=_part_prefix(options.shard))
+    _check_same_run(directory, settings)
+
+    texts = list(dict.fromkeys(texts))
+    mine = _select_shard(texts, options.shard)
+    have = store.existing_text_ids(directory)
+    todo = [t for t in mine if store.text_id(t) not in have]
+    encoded = encode_texts(tokenizer, prompt, todo, max_length=options.max_length)
+    empty = [todo[e.index] for e in encoded if not e.input_ids]
+    if empty:
+        raise ExtractionError(
+            f"{task}: {len(empty)} prompted text(s) have no tokens, e.g. {empty[0]!r}"
+        )
+    return TaskPlan(
+        task, prompt, directory, manifest_name, texts, mine, todo, encoded, list(splits), start
+    )
+
+
+def open_writer(plan: TaskPlan, metadata: dict[str, Any], *, options: ExtractOptions) -> PartWriter:
+    """The part writer of a planned task; `metadata` (from the loaded model) goes in every part."""
+    _check_same_run(plan.directory, metadata)
+    metadata = {**metadata, "texts_in_task": len(plan.texts)}  # `moee ls` progress of a first run
+    schema = store.feature_schema(
+        rw_dim=int(metadata["n_moe_layers"]) * int(metadata["n_experts"]),
+        hidden_size=int(metadata["hidden_size"]),
+        metadata=metadata,
+    )
+    return PartWriter(
+        plan.directory, schema, prefix=_part_prefix(options.shard), rows=options.rows_per_shard
+    )
+
+
+def finish_task(
+    plan: TaskPlan,
+    metadata: dict[str, Any],
+    *,
+    options: ExtractOptions,
+    new_rows: int,
+    tokens: int,
+    run: dict[str, Any],
+) -> TaskSummary:
+    """Write the manifest (last: it marks the task complete) once every part is on disk.
+
+    `run` records how the run was made (engine, workers).
+    """
+    seconds = time.perf_counter() - plan.start
+    rows = len(plan.mine)  # every text of this shard is now stored
+    manifest = {
+        **metadata,
+        **run,
+        "rows": rows,
+        "new_rows": new_rows,
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "truncated": int(sum(e.truncated for e in plan.encoded)),
+        "shard": list(options.shard),
+        "texts_in_task": len(plan.texts),
+        "splits": plan.splits,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    store.write_json_atomic(plan.directory / plan.manifest_name, manifest)
+    if options.shard[1] > 1:
+        _combine_shard_manifests(plan.directory, options.shard[1], manifest)
+    return TaskSummary(
+        plan.task, plan.prompt.id, rows, new_rows, seconds, plan.directory, tokens=tokens
+    )
 
 
 def extract_task(
@@ -157,46 +274,23 @@ def extract_task(
     `splits` names the evaluation splits `texts` cover; a complete entry made for fewer splits
     is completed with the missing texts, not skipped.
     """
-    start = time.perf_counter()
-    directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
-    manifest_name = _manifest_name(options.shard)
-    if not texts:
-        raise ExtractionError(f"{task} has no texts to extract; check its data")
-    if options.overwrite and directory.exists():
-        _remove_own_work(directory, options.shard)
     metadata = run_metadata(
         loaded, prompt=prompt, task=task, max_length=options.max_length, model_id=model_id
     )
-    done = store.read_manifest(directory, manifest_name) or store.read_manifest(directory)
-    if done is not None:
-        check_same_settings(done, metadata, where=directory)
-        if set(splits) <= set(done.get("splits") or splits):
-            return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, directory, skipped=True)
-        for name in {manifest_name, store.MANIFEST}:  # grows to more splits: incomplete again
-            (directory / name).unlink(missing_ok=True)
-    directory.mkdir(parents=True, exist_ok=True)
-    store.clear_temp_files(directory, prefix=_part_prefix(options.shard))
-    _check_same_run(directory, metadata)
-
-    texts = list(dict.fromkeys(texts))
-    metadata["texts_in_task"] = len(texts)  # lets `moee ls` show progress of a first, killed run
-    mine = _select_shard(texts, options.shard)
-    have = store.existing_text_ids(directory)
-    todo = [t for t in mine if store.text_id(t) not in have]
-    encoded = encode_texts(loaded.tokenizer, prompt, todo, max_length=options.max_length)
-    empty = [todo[e.index] for e in encoded if not e.input_ids]
-    if empty:
-        raise ExtractionError(
-            f"{task}: {len(empty)} prompted text(s) have no tokens, e.g. {empty[0]!r}"
-        )
-    schema = store.feature_schema(
-        rw_dim=len(loaded.routers) * loaded.n_experts,
-        hidden_size=loaded.hidden_size,
-        metadata=metadata,
+    plan = plan_task(
+        loaded.tokenizer,
+        task=task,
+        texts=texts,
+        prompt=prompt,
+        options=options,
+        settings=metadata,
+        model_id=model_id,
+        splits=splits,
     )
-    writer = PartWriter(
-        directory, schema, prefix=_part_prefix(options.shard), rows=options.rows_per_shard
-    )
+    if isinstance(plan, TaskSummary):
+        return plan
+    todo, encoded = plan.todo, plan.encoded
+    writer = open_writer(plan, metadata, options=options)
     tokens = 0
     bar = tqdm(
         total=len(todo), desc=f"{task} [{prompt.id}]", unit="text", disable=not options.progress
@@ -210,7 +304,7 @@ def extract_task(
                 max_batch_tokens=options.max_batch_tokens,
             )
             for batch in batches:
-                for part, pooled in _forward_resilient(loaded, capture, batch):
+                for part, pooled in forward_resilient(loaded, capture, batch):
                     part_texts = [todo[i] for i in part.indices]
                     check_finite(pooled, part_texts)
                     lengths = part.attention_mask.sum(dim=1).tolist()
@@ -222,25 +316,14 @@ def extract_task(
     finally:
         bar.close()
         writer.close()
-
-    seconds = time.perf_counter() - start
-    rows = len(mine)  # every text of this shard is now stored
-    manifest = {
-        **metadata,
-        "rows": rows,
-        "new_rows": writer.written,
-        "tokens": tokens,
-        "seconds": round(seconds, 3),
-        "truncated": int(sum(e.truncated for e in encoded)),
-        "shard": list(options.shard),
-        "texts_in_task": len(texts),
-        "splits": list(splits),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    store.write_json_atomic(directory / manifest_name, manifest)
-    if options.shard[1] > 1:
-        _combine_shard_manifests(directory, options.shard[1], manifest)
-    return TaskSummary(task, prompt.id, rows, writer.written, seconds, directory, tokens=tokens)
+    return finish_task(
+        plan,
+        metadata,
+        options=options,
+        new_rows=writer.written,
+        tokens=tokens,
+        run={"engine": "local", "workers": 1},
+    )
 
 
 def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) -> None:
@@ -259,6 +342,19 @@ def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) 
     )
 
 
+def expected_settings(
+    spec: ModelSpec, *, options: ExtractOptions, prompt: Prompt
+) -> dict[str, Any]:
+    """The settings of a run known before the model loads (the revision needs the model)."""
+    return {
+        "model": spec.model,
+        "prompt_template": prompt.template,
+        "max_length": options.max_length,
+        "quantization": spec.resolved_quantization(),
+        "dtype": spec.resolved_dtype(),
+    }
+
+
 def _already_done(
     spec: ModelSpec, *, options: ExtractOptions, task: str, prompts: Sequence[Prompt]
 ) -> list[TaskSummary] | None:
@@ -273,16 +369,48 @@ def _already_done(
         manifest = store.read_manifest(folder)
         if manifest is None:
             return None
-        expected = {
-            "model": spec.model,
-            "prompt_template": prompt.template,
-            "max_length": options.max_length,
-            "quantization": spec.resolved_quantization(),
-            "dtype": spec.resolved_dtype(),
-        }
+        expected = expected_settings(spec, options=options, prompt=prompt)
         check_same_settings(manifest, expected, where=folder)
         summaries.append(TaskSummary(task, prompt.id, manifest["rows"], 0, 0.0, folder, True))
     return summaries
+
+
+@dataclass(frozen=True)
+class TaskTexts:
+    """A task to extract: the splits it covers and the texts its evaluation encodes."""
+
+    name: str
+    splits: list[str]
+    texts: list[str]
+
+
+def collect_tasks(
+    spec: ModelSpec,
+    *,
+    tasks: Sequence[str],
+    prompts: Sequence[Prompt],
+    options: ExtractOptions,
+    data_dir: Path | None = None,
+    splits: Sequence[str] | None = None,
+) -> Iterator[TaskSummary | TaskTexts]:
+    """Each task's texts (its data loaded and snapshotted), or summaries when already complete.
+
+    Runs before any model loads, so a bad task name or data dir fails in seconds, not after a
+    multi-minute model load.
+    """
+    from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
+
+    for name in tasks:
+        done = None
+        if splits is None and not options.overwrite:
+            done = _already_done(spec, options=options, task=name, prompts=prompts)
+        if done is not None:
+            yield from done
+            continue
+        task = load_task(name, cache_dir=options.cache_dir, data_dir=data_dir)
+        write_snapshot(task, cache_dir=options.cache_dir)
+        chosen = eval_splits(task, splits)
+        yield TaskTexts(name, chosen, task_texts(task, splits=chosen, cache_dir=options.cache_dir))
 
 
 def run_extract(
@@ -294,36 +422,26 @@ def run_extract(
     data_dir: Path | None = None,
     splits: Sequence[str] | None = None,
 ) -> Iterator[TaskSummary]:
-    """Extract every (task, prompt), loading the model once; yields a summary per pair.
-
-    Task data is loaded and snapshotted before the model, so a bad task name or data dir
-    fails in seconds, not after a multi-minute model load.
-    """
-    from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
-
-    todo: list[tuple[str, list[str], list[str]]] = []
-    for name in tasks:
-        done = None
-        if splits is None and not options.overwrite:
-            done = _already_done(spec, options=options, task=name, prompts=prompts)
-        if done is not None:
-            yield from done
-            continue
-        task = load_task(name, cache_dir=options.cache_dir, data_dir=data_dir)
-        write_snapshot(task, cache_dir=options.cache_dir)
-        chosen = eval_splits(task, splits)
-        todo.append((name, chosen, task_texts(task, splits=chosen, cache_dir=options.cache_dir)))
+    """Extract every (task, prompt), loading the model once; yields a summary per pair."""
+    todo: list[TaskTexts] = []
+    for item in collect_tasks(
+        spec, tasks=tasks, prompts=prompts, options=options, data_dir=data_dir, splits=splits
+    ):
+        if isinstance(item, TaskSummary):
+            yield item
+        else:
+            todo.append(item)
     if not todo:
         return
     loaded = load_model(spec)
-    for name, chosen, texts in todo:
+    for item in todo:
         for prompt in prompts:
             yield extract_task(
                 loaded,
-                task=name,
-                texts=texts,
+                task=item.name,
+                texts=item.texts,
                 prompt=prompt,
                 options=options,
                 model_id=spec.model,
-                splits=chosen,
+                splits=item.splits,
             )

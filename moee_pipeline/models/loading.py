@@ -29,7 +29,7 @@ from transformers import (
 )
 
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.models import deepseek, memory, quantize
+from moee_pipeline.models import deepseek, memory, placement, quantize
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.models.routers import Router, find_routers
 from moee_pipeline.units import format_bytes
@@ -53,6 +53,8 @@ class ModelSpec:
     dtype: str | None = None
     device: str = "auto"
     trust_remote_code: bool = False
+    device_map: str | None = None  # "auto": spread over the visible GPUs (models/placement.py)
+    max_memory: tuple[tuple[str, str], ...] = ()  # with device_map: ("gpu"|"cpu"|"0", "20GiB")
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
@@ -342,17 +344,33 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     quantization = spec.resolved_quantization()
     dtype_name = spec.resolved_dtype()
     dtype = DTYPES[dtype_name]
-    _precheck(spec, config, quantization, dtype)
+    where = placement.Placement(spec.device_map, spec.max_memory)
+    placement.check_placement(where, quantization=quantization, device=spec.device)
+    if spec.device_map is None:  # a spread model is checked by accelerate's own plan
+        _precheck(spec, config, quantization, dtype)
     kwargs: dict[str, Any] = {"dtype": dtype, **_hub_kwargs(spec)}
-    if quantization == "none" and device.type == "cuda":
+    limits = placement.max_memory(where, gpu_count=torch.cuda.device_count())
+    if quantization == "none" and spec.device_map is not None:
+        kwargs.update(device_map=spec.device_map, max_memory=limits)
+    elif quantization == "none" and device.type == "cuda":
         kwargs["device_map"] = {"": device.index or 0}
     logger.info("loading %s (%s, %s) on %s", spec.model, quantization, dtype_name, device)
     model = _from_pretrained(spec, config, mapping, kwargs)
-    if quantization == "none":
+    if quantization == "none" and spec.device_map is None:
         # transformers wraps .to() in a decorator whose signature mypy misreads
         model.to(device)  # type: ignore[arg-type]
-    else:
-        quantize.quantize_model_(model, method=quantization, device=device, compute_dtype=dtype)
+    elif quantization != "none":
+        device_map = None
+        if spec.device_map is not None:
+            device_map = placement.quantized_device_map(model, limits=limits, dtype=dtype)
+        quantize.quantize_model_(
+            model, method=quantization, device=device, compute_dtype=dtype, device_map=device_map
+        )
+        if device_map is not None:
+            placement.dispatch(model, device_map)
+    if spec.device_map is not None:
+        device = model.get_input_embeddings().weight.device  # where batches go in
+        logger.info("placed over %s", sorted({str(p.device) for p in model.parameters()}))
     model.eval()
     hidden_size = int(model.config.hidden_size)
     routers = find_routers(model, hidden_size=hidden_size)

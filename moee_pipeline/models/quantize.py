@@ -18,6 +18,7 @@ Embeddings, norms and routers stay in the model dtype.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -203,17 +204,42 @@ def quantize_block_(
     return count
 
 
+def placed_device(device_map: Mapping[str, int | str], name: str) -> torch.device:
+    """The device an accelerate device map gives module `name` (its longest listed prefix)."""
+    best = max(
+        (k for k in device_map if k == "" or name == k or name.startswith(f"{k}.")),
+        key=len,
+        default=None,
+    )
+    if best is None:
+        raise ValueError(f"the device map places no module containing {name!r}")
+    where = device_map[best]
+    return torch.device(f"cuda:{where}" if isinstance(where, int) else where)
+
+
 def quantize_model_(
-    model: nn.Module, *, method: Method, device: torch.device, compute_dtype: torch.dtype
+    model: nn.Module,
+    *,
+    method: Method,
+    device: torch.device,
+    compute_dtype: torch.dtype,
+    device_map: Mapping[str, int | str] | None = None,
 ) -> nn.Module:
     """Quantize a model loaded on the CPU onto `device`, one block at a time.
 
     Each element of a ModuleList (a decoder layer) is one block; other children
-    (embeddings, final norm, rotary tables) are moved as they are.
+    (embeddings, final norm, rotary tables) are moved as they are. With a `device_map`
+    (accelerate's, by module name) each block goes to its own device instead.
     """
     if method not in METHODS:
         raise ValueError(f"unknown quantization {method!r}; use one of {METHODS}")
     total = 0
+    home = device
+
+    def device_of(name: str) -> torch.device:
+        if device_map is None:
+            return home
+        return placed_device(device_map, name or next(iter(device_map)))
 
     def visit(module: nn.Module, prefix: str) -> None:
         nonlocal total
@@ -221,22 +247,27 @@ def quantize_model_(
             full = f"{prefix}{child_name}"
             if isinstance(child, nn.ModuleList):
                 for index, layer in enumerate(child):
+                    target = device_of(f"{full}.{index}")
                     total += quantize_block_(
                         layer,
                         method=method,
-                        device=device,
+                        device=target,
                         compute_dtype=compute_dtype,
                         prefix=f"{full}.{index}",
                     )
-                    if device.type == "cuda":
+                    if target.type == "cuda":
                         torch.cuda.empty_cache()
             elif any(isinstance(m, nn.ModuleList) for m in child.modules()):
                 visit(child, f"{full}.")
             else:
                 total += quantize_block_(
-                    child, method=method, device=device, compute_dtype=compute_dtype, prefix=full
+                    child,
+                    method=method,
+                    device=device_of(full),
+                    compute_dtype=compute_dtype,
+                    prefix=full,
                 )
-        _move_remaining(module, device, recurse=False)
+        _move_remaining(module, device_of(prefix.rstrip(".")), recurse=False)
 
     visit(model, "")
     logger.info("quantized %d tensors to %s on %s", total, method, device)

@@ -79,6 +79,9 @@ class ScoreConfig:
     data_dir: Path | None = None
     output: Path = Path("results")
     progress: bool = True
+    workers: int = 1  # (task, prompt) units scored at once (score/parallel.py)
+    engine: str = "local"  # local: processes on this machine; ray: Ray tasks on a cluster
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         """Reject a z-score fit that would silently mean something else."""
@@ -311,6 +314,14 @@ def score_unit(unit: Unit, combos: Sequence[Combination], *, bar: Any = None) ->
     return rows
 
 
+def feature_columns(combos: Sequence[Combination]) -> list[str]:
+    """The cached feature columns a set of configurations reads."""
+    return sorted(
+        {f"hs_{c.pooling}" for c in combos if c.uses_hs}
+        | {f"rw_{c.pooling}" for c in combos if c.uses_rw}
+    )
+
+
 def run_score(config: ScoreConfig) -> list[ScoreRow]:
     """Score every (prompt, task, configuration); write scores.csv and mteb's JSON results."""
     from moee_pipeline.tasks import eval_splits, load_task
@@ -318,10 +329,13 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
     combos = combinations(config)
     prompts = list(dict.fromkeys(prompt_id(p) for p in config.prompts))
     tasks = resolve_tasks(config, prompts)
-    columns = sorted(
-        {f"hs_{c.pooling}" for c in combos if c.uses_hs}
-        | {f"rw_{c.pooling}" for c in combos if c.uses_rw}
-    )
+    if config.workers > 1 or config.engine != "local":
+        from moee_pipeline.score.parallel import score_units
+
+        parallel = score_units(config, [(t, p) for t in tasks for p in prompts])
+        write_scores(config.output / scores.SCORES_FILE, parallel)
+        return parallel
+    columns = feature_columns(combos)
     rows: list[ScoreRow] = []
     total = len(tasks) * len(prompts) * len(combos) * len(config.splits)
     with (

@@ -1,0 +1,365 @@
+"""`moee extract --engine ray`: the forward passes on a pool of Ray actors, the cache on the driver.
+
+The driver does what the local engine does before and after the forward passes, with the same
+functions (`plan_task`: resume logic and tokenization; `open_writer`/`finish_task`: parts and
+manifests). What is left to extract becomes a Ray Data dataset of length-sorted blocks of token
+ids; `map_batches` sends them to `FeatureExtractor` actors, each of which loads the model once
+(quantization, router hooks and all) and returns pooled features. The driver writes every row
+through the same part writer, so the cache's layout, schema and crash safety are the local
+engine's, and workers need no access to the cache folder.
+
+A worker that dies is restarted by Ray (the model loads again) and its block retried; a row is
+written only when its block comes back, and at most once. A killed driver leaves complete parts
+only: a rerun extracts the missing texts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from moee_pipeline.cache import store
+from moee_pipeline.errors import MoeeError
+from moee_pipeline.extract.batching import Encoded, make_batches
+from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite
+from moee_pipeline.extract.pipeline import (
+    ExtractOptions,
+    TaskPlan,
+    TaskSummary,
+    TaskTexts,
+    collect_tasks,
+    expected_settings,
+    finish_task,
+    forward_resilient,
+    open_writer,
+    plan_task,
+)
+from moee_pipeline.extract.runinfo import run_metadata
+from moee_pipeline.extract.writer import PartWriter
+from moee_pipeline.models.loading import ModelSpec, load_model, load_tokenizer
+from moee_pipeline.prompts import Prompt
+from moee_pipeline.ray_cluster import (
+    cluster_resources,
+    ray_session,
+    require_ray,
+    resolve_gpus_per_worker,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and on how many actors the forward passes run."""
+
+    workers: int = 1
+    gpus_per_worker: float | None = None  # None: 1 on a cluster with GPUs, else 0
+    cpus_per_worker: float = 1.0
+    address: str | None = None  # None: start a local instance; "auto" or "ray://host:10001"
+    block_rows: int | None = None  # texts per Ray block; None: 4 x --batch-size
+
+
+class FeatureExtractor:
+    """A Ray actor's work: load the model once, then pool the features of one block at a time.
+
+    Blocks hold one (task, prompt) pair's token ids, longest first; they are cut into forward
+    batches under the token budget exactly as the local engine does.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: ModelSpec,
+        pairs: list[tuple[str, Prompt]],
+        model_id: str,
+        max_length: int,
+        batch_size: int,
+        max_batch_tokens: int,
+    ) -> None:
+        self.loaded = load_model(spec)
+        self.capture = RouterCapture(self.loaded.routers).__enter__()
+        self.pairs = pairs
+        self.model_id = model_id
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self._metadata: dict[int, str] = {}
+
+    def metadata(self, key: int) -> str:
+        """The run metadata of a pair, as the local engine records it (JSON)."""
+        if key not in self._metadata:
+            task, prompt = self.pairs[key]
+            meta = run_metadata(
+                self.loaded,
+                prompt=prompt,
+                task=task,
+                max_length=self.max_length,
+                model_id=self.model_id,
+            )
+            self._metadata[key] = json.dumps(meta, sort_keys=True)
+        return self._metadata[key]
+
+    def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keys = np.asarray(block["key"])
+        if len(set(keys.tolist())) != 1:
+            raise MoeeError("a Ray block mixes (task, prompt) pairs; this is a bug")
+        positions = np.asarray(block["index"])
+        encoded = [
+            Encoded(row, np.asarray(ids).tolist(), bool(cut))
+            for row, (ids, cut) in enumerate(
+                zip(block["input_ids"], block["truncated"], strict=True)
+            )
+        ]
+        batches = make_batches(
+            encoded,
+            pad_id=int(self.loaded.tokenizer.pad_token_id),
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+        )
+        rows: list[int] = []
+        lengths: list[int] = []
+        truncated: list[bool] = []
+        pooled: list[PooledBatch] = []
+        for batch in batches:
+            for part, features in forward_resilient(self.loaded, self.capture, batch):
+                rows.extend(part.indices)
+                lengths.extend(part.attention_mask.sum(dim=1).tolist())
+                truncated.extend(part.truncated)
+                pooled.append(features)
+        out: dict[str, np.ndarray] = {
+            "key": keys[rows],
+            "index": positions[rows],
+            "n_tokens": np.asarray(lengths, dtype=np.int32),
+            "truncated": np.asarray(truncated, dtype=bool),
+            # the run's metadata travels once per block (the driver needs it for the schema)
+            "metadata": np.asarray([self.metadata(int(keys[0]))] + [""] * (len(rows) - 1)),
+        }
+        for name in store.VECTOR_COLUMNS:
+            out[name] = np.concatenate([getattr(p, name) for p in pooled])
+        return out
+
+
+def _blocks(key: int, plan: TaskPlan, block_rows: int) -> Iterator[pa.Table]:
+    """A pair's texts still to extract, longest first, as blocks of token ids."""
+    order = sorted(plan.encoded, key=lambda e: len(e.input_ids), reverse=True)
+    for start in range(0, len(order), block_rows):
+        chunk = order[start : start + block_rows]
+        yield pa.table(
+            {
+                "key": pa.array([key] * len(chunk), pa.int32()),
+                "index": pa.array([e.index for e in chunk], pa.int32()),
+                "input_ids": pa.array([e.input_ids for e in chunk], pa.list_(pa.int32())),
+                "truncated": pa.array([e.truncated for e in chunk], pa.bool_()),
+            }
+        )
+
+
+@dataclass
+class _Pending:
+    """The driver's state of one pair while its blocks come back."""
+
+    plan: TaskPlan
+    writer: PartWriter | None = None
+    metadata: dict[str, Any] | None = None
+    tokens: int = 0
+    seen: set[int] | None = None
+
+    def remaining(self) -> int:
+        return len(self.plan.todo) - len(self.seen or ())
+
+
+def _moee_cause(error: BaseException) -> MoeeError | None:
+    """The user-fixable error a Ray worker raised, through Ray's wrappers."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MoeeError):
+            return current
+        cause = getattr(current, "cause", None)
+        current = cause if isinstance(cause, BaseException) else current.__cause__
+    return None
+
+
+def run_extract_ray(
+    spec: ModelSpec,
+    *,
+    tasks: Sequence[str],
+    prompts: Sequence[Prompt],
+    options: ExtractOptions,
+    ray_options: RayOptions,
+    data_dir: Path | None = None,
+    splits: Sequence[str] | None = None,
+    extractor: type[FeatureExtractor] = FeatureExtractor,
+) -> Iterator[TaskSummary]:
+    """Extract every (task, prompt) on a pool of Ray actors; yields a summary per pair.
+
+    `extractor` is the actor class (tests substitute one that dies mid-run).
+    """
+    require_ray()  # before any task loads
+    if options.shard != (0, 1):
+        raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
+    todo: list[TaskTexts] = []
+    for item in collect_tasks(
+        spec, tasks=tasks, prompts=prompts, options=options, data_dir=data_dir, splits=splits
+    ):
+        if isinstance(item, TaskSummary):
+            yield item
+        else:
+            todo.append(item)
+    if not todo:
+        return
+    with ray_session(ray_options.address) as ray:
+        gpus = resolve_gpus_per_worker(
+            ray_options.gpus_per_worker,
+            workers=ray_options.workers,
+            resources=cluster_resources(ray),
+        )
+        if gpus == 0 and spec.device == "auto":
+            spec = replace(spec, device="cpu")  # a CPU actor on a GPU node stays off the GPUs
+        yield from _run(ray, spec, todo, prompts, options, ray_options, gpus, extractor)
+
+
+def _run(
+    ray: Any,
+    spec: ModelSpec,
+    todo: list[TaskTexts],
+    prompts: Sequence[Prompt],
+    options: ExtractOptions,
+    ray_options: RayOptions,
+    gpus: float,
+    extractor: type[FeatureExtractor],
+) -> Iterator[TaskSummary]:
+    tokenizer = load_tokenizer(spec)
+    pairs: list[tuple[str, Prompt]] = []
+    pending: dict[int, _Pending] = {}
+    blocks: list[pa.Table] = []
+    block_rows = ray_options.block_rows or 4 * options.batch_size
+    for item in todo:
+        for prompt in prompts:
+            plan = plan_task(
+                tokenizer,
+                task=item.name,
+                texts=item.texts,
+                prompt=prompt,
+                options=options,
+                settings=expected_settings(spec, options=options, prompt=prompt),
+                model_id=spec.model,
+                splits=item.splits,
+            )
+            if isinstance(plan, TaskSummary):
+                yield plan
+                continue
+            key = len(pairs)
+            pairs.append((item.name, prompt))
+            pending[key] = _Pending(plan, seen=set())
+            blocks.extend(_blocks(key, plan, block_rows))
+    run = {"engine": "ray", "workers": ray_options.workers, "gpus_per_worker": gpus}
+    for key in [k for k, p in pending.items() if not p.plan.todo]:  # killed after its last part
+        yield _finish_from_parts(pending.pop(key), options=options, run=run)
+    if not blocks:
+        return
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # one bar, the driver's
+    dataset = ray.data.from_arrow(blocks).map_batches(
+        extractor,
+        fn_constructor_kwargs={
+            "spec": spec,
+            "pairs": pairs,
+            "model_id": spec.model,
+            "max_length": options.max_length,
+            "batch_size": options.batch_size,
+            "max_batch_tokens": options.max_batch_tokens,
+        },
+        batch_size=None,  # one block = one pair's length-sorted texts
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=ray_options.workers),
+        num_gpus=gpus,
+        num_cpus=ray_options.cpus_per_worker,
+    )
+    total = sum(p.remaining() for p in pending.values())
+    bar = tqdm(total=total, desc="extract [ray]", unit="text", disable=not options.progress)
+    tokens = 0
+    try:
+        for out in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for key in np.unique(out["key"]).tolist():
+                state = pending[key]
+                rows = np.flatnonzero(out["key"] == key)
+                added = _write_rows(state, out, rows, options=options)
+                tokens += added[1]
+                bar.update(added[0])
+                elapsed = max(bar.format_dict["elapsed"], 1e-9)
+                bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}", refresh=False)
+                if state.remaining() == 0:
+                    yield _finish(pending.pop(key), options=options, run=run)
+    except Exception as error:
+        cause = _moee_cause(error)
+        if cause is not None and cause is not error:
+            raise cause from None
+        raise
+    finally:
+        bar.close()
+        for state in pending.values():  # a failed run keeps every complete row
+            if state.writer is not None:
+                state.writer.close()
+    if pending:
+        missing = {pairs[k][0]: p.remaining() for k, p in pending.items()}
+        raise MoeeError(f"Ray returned no features for some texts {missing}; rerun to resume")
+
+
+def _write_rows(
+    state: _Pending, out: dict[str, np.ndarray], rows: np.ndarray, *, options: ExtractOptions
+) -> tuple[int, int]:
+    """Hand one pair's returned rows to its part writer, each text at most once."""
+    assert state.seen is not None
+    if state.writer is None:
+        labelled = [str(out["metadata"][r]) for r in rows if out["metadata"][r]]
+        if not labelled:
+            raise MoeeError("a Ray block came back without its run metadata; this is a bug")
+        state.metadata = json.loads(labelled[0])
+        state.writer = open_writer(state.plan, state.metadata, options=options)
+    fresh = [int(r) for r in rows if int(out["index"][r]) not in state.seen]
+    if not fresh:
+        return 0, 0
+    indices = [int(out["index"][r]) for r in fresh]
+    texts = [state.plan.todo[i] for i in indices]
+    pooled = PooledBatch(*(np.asarray(out[name][fresh]) for name in store.VECTOR_COLUMNS))
+    check_finite(pooled, texts)
+    lengths = [int(n) for n in out["n_tokens"][fresh]]
+    state.writer.add(texts, lengths, [bool(t) for t in out["truncated"][fresh]], pooled)
+    state.seen.update(indices)
+    state.tokens += sum(lengths)
+    return len(fresh), sum(lengths)
+
+
+def _finish(state: _Pending, *, options: ExtractOptions, run: dict[str, Any]) -> TaskSummary:
+    assert state.writer is not None and state.metadata is not None
+    state.writer.close()
+    return finish_task(
+        state.plan,
+        state.metadata,
+        options=options,
+        new_rows=state.writer.written,
+        tokens=state.tokens,
+        run=run,
+    )
+
+
+def _finish_from_parts(
+    state: _Pending, *, options: ExtractOptions, run: dict[str, Any]
+) -> TaskSummary:
+    """A pair whose texts are all in complete parts already: only its manifest is missing."""
+    import pyarrow.parquet as pq
+
+    parts = store.part_files(state.plan.directory)
+    metadata = store.schema_metadata(pq.read_schema(parts[0]))
+    return finish_task(state.plan, metadata, options=options, new_rows=0, tokens=0, run=run)

@@ -1,0 +1,151 @@
+"""`moee score --workers N` and `--engine ray`: (task, prompt) units scored in parallel.
+
+A unit reads one task's cached features under one prompt and evaluates every configuration,
+exactly as the serial run does (`score_prompt`), in its own process: N local processes
+(`--engine local`) or Ray tasks on a cluster (`--engine ray`; every node must see the cache
+and the output folder). Units write only mteb's JSON results, each under its own prompt's
+folder; the driver gathers the rows in the serial order and writes scores.csv once.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import replace
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from moee_pipeline.errors import MoeeError
+from moee_pipeline.score.run import (
+    ScoreConfig,
+    ScoreRow,
+    combinations,
+    feature_columns,
+    score_prompt,
+)
+
+logger = logging.getLogger(__name__)
+
+Unit = tuple[str, str]  # (task, prompt id)
+
+
+def score_unit(config: ScoreConfig, unit: Unit) -> list[ScoreRow]:
+    """Every configuration of one (task, prompt), in whichever process runs it."""
+    from moee_pipeline.cache import store
+    from moee_pipeline.quiet import quiet_libraries
+    from moee_pipeline.tasks import eval_splits, load_task
+
+    name, prompt = unit
+    combos = combinations(config)
+    features = store.read_features(
+        config.cache_dir,
+        model=config.model,
+        prompt_id=prompt,
+        task=name,
+        columns=feature_columns(combos),
+    )
+    with quiet_libraries():
+        task = load_task(name, cache_dir=config.cache_dir, data_dir=config.data_dir)
+        splits = eval_splits(task, config.splits)
+        return score_prompt(
+            config,
+            task=task,
+            name=name,
+            prompt=prompt,
+            features=features,
+            combos=combos,
+            splits=splits,
+        )
+
+
+def _limit_threads(threads: int) -> None:
+    """Each worker process gets its share of the cores, so N workers do not oversubscribe."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+
+
+def score_units(config: ScoreConfig, units: Sequence[Unit]) -> list[ScoreRow]:
+    """Score `units` on `config.workers` processes or Ray tasks; rows in the serial order."""
+    if config.engine == "ray":
+        from moee_pipeline.ray_cluster import require_ray
+
+        require_ray()
+    worker_config = replace(config, progress=False, workers=1, engine="local")
+    runner = _score_on_ray if config.engine == "ray" else _score_on_processes
+    per_unit = len(combinations(config))
+    with tqdm(
+        total=len(units) * per_unit, desc="scoring", unit="eval", disable=not config.progress
+    ) as bar:
+        results = runner(worker_config, units, config, lambda: bar.update(per_unit))
+    return [row for unit in units for row in results[unit]]
+
+
+def _score_on_processes(
+    worker_config: ScoreConfig,
+    units: Sequence[Unit],
+    config: ScoreConfig,
+    done: Callable[[], None],
+) -> dict[Unit, list[ScoreRow]]:
+    """N spawned processes (never forked: the driver holds threads and library state)."""
+    threads = max(1, (os.cpu_count() or 1) // config.workers)
+    results: dict[Unit, list[ScoreRow]] = {}
+    with ProcessPoolExecutor(
+        max_workers=config.workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_limit_threads,
+        initargs=(threads,),
+    ) as pool:
+        futures: dict[Future[list[ScoreRow]], Unit] = {
+            pool.submit(score_unit, worker_config, unit): unit for unit in units
+        }
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                error = future.exception()
+                if error is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise error
+                results[futures[future]] = future.result()
+                done()
+    return results
+
+
+def _score_on_ray(
+    worker_config: ScoreConfig,
+    units: Sequence[Unit],
+    config: ScoreConfig,
+    done: Callable[[], None],
+) -> dict[Unit, list[ScoreRow]]:
+    """One Ray task per unit (one CPU each): `--workers` at once, or with 1 as many as fit."""
+    from moee_pipeline.ray_cluster import ray_session
+
+    with ray_session(config.ray_address) as ray:
+        remote = ray.remote(num_cpus=1, max_retries=2)(score_unit)
+        at_once = config.workers if config.workers > 1 else len(units)
+        queue = list(units)
+        running: dict[Any, Unit] = {}
+        results: dict[Unit, list[ScoreRow]] = {}
+        try:
+            while queue or running:
+                while queue and len(running) < at_once:
+                    unit = queue.pop(0)
+                    running[remote.remote(worker_config, unit)] = unit
+                ready, _ = ray.wait(list(running), num_returns=1)
+                for ref in ready:
+                    results[running.pop(ref)] = ray.get(ref)
+                    done()
+        except Exception as error:
+            for ref in running:
+                ray.cancel(ref)
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, MoeeError):
+                raise cause from None
+            raise
+    return results

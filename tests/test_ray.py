@@ -1,0 +1,209 @@
+"""The Ray engine against the local one: same rows, same features, and faults that lose nothing."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from moee_pipeline.cache import store
+from moee_pipeline.cli import main
+from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
+from moee_pipeline.models.loading import ModelSpec
+from moee_pipeline.prompts import resolve_prompt
+
+pytest.importorskip("ray")
+
+TASK = "MoeeToySTS"
+PROMPT = resolve_prompt("prompteol")
+
+
+def _options(cache: Path) -> ExtractOptions:
+    return ExtractOptions(
+        cache_dir=cache, batch_size=4, max_batch_tokens=120, rows_per_shard=5, progress=False
+    )
+
+
+def _extract_ray(model: Path, cache: Path, **kwargs: object) -> list[object]:
+    from moee_pipeline.extract.ray_engine import RayOptions, run_extract_ray
+
+    extractor = kwargs.pop("extractor", None)
+    extra = {"extractor": extractor} if extractor is not None else {}
+    return list(
+        run_extract_ray(
+            ModelSpec(model=str(model)),
+            tasks=[TASK],
+            prompts=[PROMPT],
+            options=_options(cache),
+            ray_options=RayOptions(workers=2, block_rows=8, **kwargs),  # type: ignore[arg-type]
+            **extra,  # type: ignore[arg-type]
+        )
+    )
+
+
+def _features(cache: Path, model: Path) -> dict[str, dict[str, np.ndarray]]:
+    f = store.read_features(
+        cache, model=str(model), prompt_id=PROMPT.id, task=TASK, columns=store.VECTOR_COLUMNS
+    )
+    assert len(f.text_ids) == len(set(f.text_ids)), "a text is stored twice"
+    return {t: {k: v[i] for k, v in f.arrays.items()} for i, t in enumerate(f.text_ids)}
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Callable[[str], Path]) -> Path:
+    return tiny_model("olmoe")
+
+
+@pytest.fixture(scope="module")
+def local_cache(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference: the local engine's cache of the same task."""
+    cache = tmp_path_factory.mktemp("local")
+    list(
+        run_extract(
+            ModelSpec(model=str(model)), tasks=[TASK], prompts=[PROMPT], options=_options(cache)
+        )
+    )
+    return cache
+
+
+def _assert_same_as_local(cache: Path, local_cache: Path, model: Path) -> None:
+    ours, ref = _features(cache, model), _features(local_cache, model)
+    assert set(ours) == set(ref)
+    for tid, row in ref.items():
+        for name, value in row.items():
+            np.testing.assert_allclose(ours[tid][name], value, atol=1e-5, rtol=0)
+    local = pq.read_schema(store.part_files(_dir(local_cache, model))[0])
+    ray = pq.read_schema(store.part_files(_dir(cache, model))[0])
+    assert ray.equals(local, check_metadata=False)
+    assert store.schema_metadata(ray)["n_experts"] == store.schema_metadata(local)["n_experts"]
+
+
+def _dir(cache: Path, model: Path) -> Path:
+    return store.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=TASK)
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_local_rows_and_features(
+    ray_local: object, model: Path, local_cache: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    code = CliRunner().invoke(
+        main,
+        ["extract", "--engine", "ray", "--workers", "2", "--model", str(model), "--tasks", TASK,
+         "--prompt", "prompteol", "--batch-size", "4", "--max-batch-tokens", "120",
+         "--rows-per-shard", "5", "--cache-dir", str(cache)],
+    )  # fmt: skip
+    assert code.exit_code == 0, code.output
+    _assert_same_as_local(cache, local_cache, model)
+    manifest = store.read_manifest(_dir(cache, model))
+    assert manifest is not None
+    assert (manifest["engine"], manifest["workers"]) == ("ray", 2)
+    assert manifest["rows"] == len(_features(local_cache, model))
+    reference = store.read_manifest(_dir(local_cache, model))
+    assert reference is not None and reference["engine"] == "local"
+    assert manifest["tokens"] == reference["tokens"]
+    # a rerun finds it complete and extracts nothing
+    again = CliRunner().invoke(
+        main, ["extract", "--engine", "ray", "--model", str(model), "--tasks", TASK,
+               "--prompt", "prompteol", "--cache-dir", str(cache)],
+    )  # fmt: skip
+    assert again.exit_code == 0 and "already complete" in again.output
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(
+    ray_local: object, model: Path, local_cache: Path, tmp_path: Path
+) -> None:
+    from moee_pipeline.testing.faults import dying_extractor
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    cache = tmp_path / "cache"
+    (summary,) = _extract_ray(model, cache, extractor=dying_extractor(markers))
+    assert (markers / "died").exists()  # a worker process really died mid-run
+    assert summary.new_rows == summary.rows  # type: ignore[attr-defined]
+    _assert_same_as_local(cache, local_cache, model)
+
+
+@pytest.mark.slow
+def test_a_failed_run_keeps_its_parts_and_a_rerun_extracts_only_the_rest(
+    ray_local: object, model: Path, local_cache: Path, tmp_path: Path
+) -> None:
+    from moee_pipeline.testing.faults import failing_extractor
+
+    cache = tmp_path / "cache"
+    directory = _dir(cache, model)
+    with pytest.raises(Exception, match="injected failure"):
+        _extract_ray(model, cache, extractor=failing_extractor(on_call=3))
+    assert store.read_manifest(directory) is None  # not marked complete
+    kept = store.existing_text_ids(directory)
+    assert kept  # the blocks that came back before the failure are on disk
+    (summary,) = _extract_ray(model, cache)
+    total = len(_features(local_cache, model))
+    assert summary.new_rows == total - len(kept)  # type: ignore[attr-defined]
+    _assert_same_as_local(cache, local_cache, model)
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_without_ray_installed_one_line_says_how(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    for command in (
+        ["extract", "--engine", "ray", "--tasks", TASK],
+        ["score", "--engine", "ray", "--tasks", TASK],
+    ):
+        code, out = _invoke(*command, "--model", "x", "--cache-dir", str(tmp_path))
+        assert code != 0
+        assert "pip install -e .[ray]" in out
+        assert len(out.strip().splitlines()) == 1, out
+
+
+def test_unreachable_ray_address_is_one_line(tmp_path: Path, model: Path) -> None:
+    code, out = _invoke(
+        "extract", "--engine", "ray", "--ray-address", "127.0.0.1:1", "--model", str(model),
+        "--tasks", TASK, "--cache-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code != 0
+    assert "cannot reach the Ray cluster at '127.0.0.1:1'" in out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_more_gpus_per_worker_than_the_cluster_has_is_refused_before_loading(
+    ray_local: object, tmp_path: Path
+) -> None:
+    # the model does not exist: had anything loaded, the error would say so
+    code, out = _invoke(
+        "extract", "--engine", "ray", "--gpus-per-worker", "1", "--model", str(tmp_path / "none"),
+        "--tasks", TASK, "--cache-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code != 0
+    assert "--gpus-per-worker 1 is more than any node of the Ray cluster has" in out
+    assert len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "2"], "need --engine ray"),
+        (["--ray-address", "auto"], "need --engine ray"),
+        (["--engine", "ray", "--shard", "0/2"], "leave it at 0/1"),
+    ],
+)
+def test_engine_options_without_ray_engine_are_refused(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    code, out = _invoke("extract", *args, "--tasks", TASK, "--cache-dir", str(tmp_path))
+    assert code != 0
+    assert message in out
+    assert "Traceback" not in out
