@@ -62,6 +62,16 @@ def score_unit(config: ScoreConfig, unit: Unit) -> list[ScoreRow]:
         )
 
 
+def _check_extracted(config: ScoreConfig, units: Sequence[Unit]) -> None:
+    """Fail before any worker starts when a unit was never extracted, as the serial run does."""
+    from moee_pipeline.cache import store
+
+    for name, prompt in units:
+        where = store.task_dir(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
+        if store.read_manifest(where) is None:  # reading it raises the error that says what to run
+            store.read_features(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
+
+
 def _limit_threads(threads: int) -> None:
     """Each worker process gets its share of the cores, so N workers do not oversubscribe."""
     from threadpoolctl import threadpool_limits
@@ -75,6 +85,7 @@ def score_units(config: ScoreConfig, units: Sequence[Unit]) -> list[ScoreRow]:
         from moee_pipeline.ray_cluster import require_ray
 
         require_ray()
+    _check_extracted(config, units)
     worker_config = replace(config, progress=False, workers=1, engine="local")
     runner = _score_on_ray if config.engine == "ray" else _score_on_processes
     per_unit = len(combinations(config))
