@@ -238,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=1,
         help="compute threads per worker (0: one per core); 1 is stable on shared machines",
     )
-    parser.add_argument("--only", choices=("extraction", "scoring"), default=None)
+    parser.add_argument("--only", choices=("extraction", "scoring", "ray"), default=None)
+    parser.add_argument("--ray-repeats", type=int, default=2)
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -258,11 +259,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.only in (None, "scoring"):
         print(f"scoring bench ({args.score_repeats} repeats) ...", flush=True)
         results["scoring"] = scoring_bench(args.work, args.data_dir, args.score_repeats)
+    if args.only in (None, "ray"):
+        from benchmarks.ray_bench import ray_bench
+
+        print(f"ray bench ({args.ray_repeats} repeats) ...", flush=True)
+        results["ray"] = ray_bench(args.work, args.data_dir, args.ray_repeats)
     results["load_avg_at_end"] = list(os.getloadavg())
     args.output.mkdir(parents=True, exist_ok=True)
     out = args.output / f"{time.strftime('%Y-%m-%d')}-{platform.node()}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
+    if "ray" in results:
+        from benchmarks.ray_bench import print_ray
+
+        print_ray(results["ray"])
     print(f"\nwrote {out}")
 
 
