@@ -369,7 +369,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         if device_map is not None:
             placement.dispatch(model, device_map)
     if spec.device_map is not None:
-        device = model.get_input_embeddings().weight.device  # where batches go in
+        device = next(model.get_input_embeddings().parameters()).device  # where batches go in
         logger.info("placed over %s", sorted({str(p.device) for p in model.parameters()}))
     model.eval()
     hidden_size = int(model.config.hidden_size)
