@@ -207,3 +207,15 @@ def test_engine_options_without_ray_engine_are_refused(
     assert code != 0
     assert message in out
     assert "Traceback" not in out
+
+
+def test_scoring_and_the_local_engine_never_import_ray() -> None:
+    import subprocess
+
+    code = (
+        "import sys, moee_pipeline.score.run, moee_pipeline.score.parallel, "
+        "moee_pipeline.extract.pipeline, moee_pipeline.cli; "
+        "assert 'ray' not in sys.modules, 'ray imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
