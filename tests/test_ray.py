@@ -219,3 +219,31 @@ def test_scoring_and_the_local_engine_never_import_ray() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_gpus_per_worker_default_and_refusals() -> None:
+    from moee_pipeline.ray_cluster import ClusterResources, RayClusterError, resolve_gpus_per_worker
+
+    two_nodes = ClusterResources(cpus=64, gpus=8, max_gpus_per_node=4)
+    cpu_only = ClusterResources(cpus=8, gpus=0, max_gpus_per_node=0)
+    assert resolve_gpus_per_worker(None, workers=8, resources=two_nodes) == 1
+    assert resolve_gpus_per_worker(None, workers=3, resources=cpu_only) == 0
+    assert resolve_gpus_per_worker(4, workers=2, resources=two_nodes) == 4
+    with pytest.raises(RayClusterError, match="more than any node"):
+        resolve_gpus_per_worker(8, workers=1, resources=two_nodes)  # 8 in all, 4 per node
+    with pytest.raises(RayClusterError, match="lower --workers"):
+        resolve_gpus_per_worker(2, workers=5, resources=two_nodes)
+
+
+def test_workers_settings_do_not_depend_on_the_drivers_devices() -> None:
+    from moee_pipeline.extract.ray_engine import _for_workers
+
+    gpu = _for_workers(ModelSpec(model="m"), 1)
+    assert (gpu.resolved_quantization(), gpu.resolved_dtype()) == ("nf4", "bfloat16")
+    assert _for_workers(ModelSpec(model="m", quantization="none"), 1).quantization == "none"
+    cpu = _for_workers(ModelSpec(model="m"), 0)
+    assert (cpu.device, cpu.resolved_quantization(), cpu.resolved_dtype()) == (
+        "cpu",
+        "none",
+        "float32",
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class FeatureExtractor:
         max_batch_tokens: int,
     ) -> None:
         self.loaded = load_model(spec)
+        # hooks stay on for the actor's life: it runs nothing but feature extraction
         self.capture = RouterCapture(self.loaded.routers).__enter__()
         self.pairs = pairs
         self.model_id = model_id
@@ -170,10 +171,10 @@ class _Pending:
     writer: PartWriter | None = None
     metadata: dict[str, Any] | None = None
     tokens: int = 0
-    seen: set[int] | None = None
+    seen: set[int] = field(default_factory=set)  # positions in plan.todo already written
 
     def remaining(self) -> int:
-        return len(self.plan.todo) - len(self.seen or ())
+        return len(self.plan.todo) - len(self.seen)
 
 
 def _moee_cause(error: BaseException) -> MoeeError | None:
@@ -223,9 +224,20 @@ def run_extract_ray(
             workers=ray_options.workers,
             resources=cluster_resources(ray),
         )
-        if gpus == 0 and spec.device == "auto":
-            spec = replace(spec, device="cpu")  # a CPU actor on a GPU node stays off the GPUs
+        if spec.device == "auto":
+            spec = _for_workers(spec, gpus)
         yield from _run(ray, spec, todo, prompts, options, ray_options, gpus, extractor)
+
+
+def _for_workers(spec: ModelSpec, gpus: float) -> ModelSpec:
+    """The spec as the workers will resolve it, whatever devices the driver itself has.
+
+    The driver checks cached settings (quantization, dtype) before the workers load anything,
+    so the device defaults are fixed here from the workers' GPUs, not the driver's.
+    """
+    if gpus == 0:
+        return replace(spec, device="cpu")  # a CPU actor on a GPU node stays off the GPUs
+    return replace(spec, quantization=spec.quantization or "nf4", dtype=spec.dtype or "bfloat16")
 
 
 def _run(
@@ -260,7 +272,7 @@ def _run(
                 continue
             key = len(pairs)
             pairs.append((item.name, prompt))
-            pending[key] = _Pending(plan, seen=set())
+            pending[key] = _Pending(plan)
             blocks.extend(_blocks(key, plan, block_rows))
     run = {"engine": "ray", "workers": ray_options.workers, "gpus_per_worker": gpus}
     for key in [k for k, p in pending.items() if not p.plan.todo]:  # killed after its last part
@@ -269,7 +281,7 @@ def _run(
         return
 
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # one bar, the driver's
+    bars, context.enable_progress_bars = context.enable_progress_bars, False  # one bar: ours
     dataset = ray.data.from_arrow(blocks).map_batches(
         extractor,
         fn_constructor_kwargs={
@@ -308,6 +320,7 @@ def _run(
         raise
     finally:
         bar.close()
+        context.enable_progress_bars = bars
         for state in pending.values():  # a failed run keeps every complete row
             if state.writer is not None:
                 state.writer.close()
@@ -320,7 +333,6 @@ def _write_rows(
     state: _Pending, out: dict[str, np.ndarray], rows: np.ndarray, *, options: ExtractOptions
 ) -> tuple[int, int]:
     """Hand one pair's returned rows to its part writer, each text at most once."""
-    assert state.seen is not None
     if state.writer is None:
         labelled = [str(out["metadata"][r]) for r in rows if out["metadata"][r]]
         if not labelled:
