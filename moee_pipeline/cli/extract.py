@@ -11,10 +11,12 @@ from moee_pipeline.cli.options import (
     USER_ERRORS,
     cache_dir_option,
     data_dir_option,
+    engine_option,
     model_option,
     one_line,
     parse_shard,
     prompts_option,
+    ray_address_option,
     resolve_model,
     split_csv,
     task_options,
@@ -72,13 +74,7 @@ from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model's own Hub code.")
 @click.option("--overwrite", is_flag=True, help="Re-extract tasks that are already complete.")
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: this process; ray: a pool of Ray actors (pip install -e .[ray]).",
-)
+@engine_option(local_help="this process")
 @click.option(
     "--workers",
     default=1,
@@ -92,11 +88,7 @@ from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
     default=None,
     help="GPUs per Ray actor (default 1 on a cluster with GPUs, 0 without).",
 )
-@click.option(
-    "--ray-address",
-    default=None,
-    help="Ray cluster to join: auto or ray://host:10001 (default: start a local instance).",
-)
+@ray_address_option
 @click.option(
     "--device-map",
     type=click.Choice(["auto"]),

@@ -20,10 +20,12 @@ __all__ = [
     "USER_ERRORS",
     "cache_dir_option",
     "data_dir_option",
+    "engine_option",
     "model_option",
     "one_line",
     "parse_shard",
     "prompts_option",
+    "ray_address_option",
     "resolve_model",
     "split_csv",
     "task_options",
@@ -62,6 +64,29 @@ data_dir_option = click.option(
     default=None,
     help="Task data from <DIR>/<Task>/<split>.parquet (MTEB's columns) when the cache holds "
     "no task snapshot.",
+)
+
+
+#: Engines: this machine, or a Ray cluster (the `[ray]` extra).
+ENGINES = ("local", "ray")
+
+
+def engine_option(*, local_help: str) -> Callable[[F], F]:
+    """--engine; `local_help` says what the local engine is for a command."""
+    return click.option(
+        "--engine",
+        type=click.Choice(ENGINES),
+        default="local",
+        show_default=True,
+        help=f"local: {local_help}; ray: on a Ray cluster (pip install -e .[ray]).",
+    )
+
+
+ray_address_option = click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to join: auto, host:6379 or ray://host:10001 (default: start a local "
+    "instance).",
 )
 
 

@@ -12,9 +12,11 @@ from moee_pipeline.cli.options import (
     USER_ERRORS,
     cache_dir_option,
     data_dir_option,
+    engine_option,
     model_option,
     one_line,
     prompts_option,
+    ray_address_option,
     resolve_model,
     split_csv,
     task_options,
@@ -114,18 +116,8 @@ def parse_weights(values: tuple[str, ...]) -> tuple[tuple[float, ...], bool]:
     type=click.IntRange(min=1),
     help="(task, prompt) units scored at once, in processes (or Ray tasks with --engine ray).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: processes here; ray: Ray tasks on a cluster (pip install -e .[ray]).",
-)
-@click.option(
-    "--ray-address",
-    default=None,
-    help="Ray cluster to join: auto or ray://host:10001 (default: start a local instance).",
-)
+@engine_option(local_help="processes on this machine")
+@ray_address_option
 def score(
     *,
     model: str,
