@@ -139,7 +139,7 @@ def test_a_failed_run_keeps_its_parts_and_a_rerun_extracts_only_the_rest(
     cache = tmp_path / "cache"
     directory = _dir(cache, model)
     with pytest.raises(Exception, match="injected failure"):
-        _extract_ray(model, cache, extractor=failing_extractor(on_call=3))
+        _extract_ray(model, cache, extractor=failing_extractor(directory))
     assert store.read_manifest(directory) is None  # not marked complete
     kept = store.existing_text_ids(directory)
     assert kept  # the blocks that came back before the failure are on disk

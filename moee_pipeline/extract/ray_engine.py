@@ -304,7 +304,9 @@ def _run(
     try:
         for out in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for key in np.unique(out["key"]).tolist():
-                state = pending[key]
+                state = pending.get(key)
+                if state is None:  # a block delivered again after its pair was finished
+                    continue
                 rows = np.flatnonzero(out["key"] == key)
                 added = _write_rows(state, out, rows, options=options)
                 tokens += added[1]

@@ -7,6 +7,7 @@ marker folder they close over.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,12 @@ def dying_extractor(marker_dir: Path, *, on_call: int = 2) -> type[FeatureExtrac
     return DyingExtractor
 
 
-def failing_extractor(*, on_call: int = 3) -> type[FeatureExtractor]:
-    """An extractor that raises on its `on_call`-th block: Ray does not retry it, the run stops."""
+def failing_extractor(part_dir: Path, *, wait_s: float = 120.0) -> type[FeatureExtractor]:
+    """An extractor that raises once the driver has written a part: Ray does not retry it.
+
+    Its first block runs normally; every later call waits until a complete part file is in
+    `part_dir` (so the run provably fails after writing something), then raises.
+    """
 
     class FailingExtractor(FeatureExtractor):
         def __init__(self, **kwargs: Any) -> None:
@@ -48,8 +53,11 @@ def failing_extractor(*, on_call: int = 3) -> type[FeatureExtractor]:
 
         def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             self.calls += 1
-            if self.calls == on_call:
-                raise RuntimeError("injected failure")
-            return super().__call__(block)
+            if self.calls == 1:
+                return super().__call__(block)
+            deadline = time.monotonic() + wait_s
+            while not any(part_dir.glob("part-*.parquet")) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            raise RuntimeError("injected failure")
 
     return FailingExtractor
