@@ -1,10 +1,10 @@
 """`moee score --workers N` and `--engine ray`: (task, prompt) units scored in parallel.
 
 A unit reads one task's cached features under one prompt and evaluates every configuration,
-exactly as the serial run does (`score_prompt`), in its own process: N local processes
+exactly as the serial run does (`score_unit`), in its own process: N local processes
 (`--engine local`) or Ray tasks on a cluster (`--engine ray`; every node must see the cache
-and the output folder). Units write only mteb's JSON results, each under its own prompt's
-folder; the driver gathers the rows in the serial order and writes scores.csv once.
+and the output folder). Units write only mteb's results (one file per task and
+experiment); the driver gathers the rows in the serial order and writes scores.csv once.
 """
 
 from __future__ import annotations
@@ -20,26 +20,25 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.score.run import (
-    ScoreConfig,
-    ScoreRow,
-    combinations,
-    feature_columns,
-    score_prompt,
-)
+from moee_pipeline.score.run import ScoreConfig, ScoreRow, combinations, feature_columns
 
 logger = logging.getLogger(__name__)
 
-Unit = tuple[str, str]  # (task, prompt id)
+UnitKey = tuple[str, str]  # (task, prompt id)
 
 
-def score_unit(config: ScoreConfig, unit: Unit) -> list[ScoreRow]:
-    """Every configuration of one (task, prompt), in whichever process runs it."""
+def score_unit_key(config: ScoreConfig, key: UnitKey) -> list[ScoreRow]:
+    """Every configuration of one (task, prompt), in whichever process runs it.
+
+    Reads and loads what the serial run would for this pair, then scores it with the serial
+    run's own `score_unit`.
+    """
     from moee_pipeline.cache import store
     from moee_pipeline.quiet import quiet_libraries
+    from moee_pipeline.score.run import Unit, score_unit
     from moee_pipeline.tasks import eval_splits, load_task
 
-    name, prompt = unit
+    name, prompt = key
     combos = combinations(config)
     features = store.read_features(
         config.cache_dir,
@@ -50,19 +49,11 @@ def score_unit(config: ScoreConfig, unit: Unit) -> list[ScoreRow]:
     )
     with quiet_libraries():
         task = load_task(name, cache_dir=config.cache_dir, data_dir=config.data_dir)
-        splits = eval_splits(task, config.splits)
-        return score_prompt(
-            config,
-            task=task,
-            name=name,
-            prompt=prompt,
-            features=features,
-            combos=combos,
-            splits=splits,
-        )
+        splits = tuple(eval_splits(task, config.splits))
+        return score_unit(Unit(config, task, prompt, features, splits), combos)
 
 
-def _check_extracted(config: ScoreConfig, units: Sequence[Unit]) -> None:
+def _check_extracted(config: ScoreConfig, units: Sequence[UnitKey]) -> None:
     """Fail before any worker starts when a unit was never extracted, as the serial run does."""
     from moee_pipeline.cache import store
 
@@ -79,7 +70,7 @@ def _limit_threads(threads: int) -> None:
     threadpool_limits(threads)
 
 
-def score_units(config: ScoreConfig, units: Sequence[Unit]) -> list[ScoreRow]:
+def score_units(config: ScoreConfig, units: Sequence[UnitKey]) -> list[ScoreRow]:
     """Score `units` on `config.workers` processes or Ray tasks; rows in the serial order."""
     if config.engine == "ray":
         from moee_pipeline.ray_cluster import require_ray
@@ -88,7 +79,7 @@ def score_units(config: ScoreConfig, units: Sequence[Unit]) -> list[ScoreRow]:
     _check_extracted(config, units)
     worker_config = replace(config, progress=False, workers=1, engine="local")
     runner = _score_on_ray if config.engine == "ray" else _score_on_processes
-    per_unit = len(combinations(config))
+    per_unit = len(combinations(config)) * len(config.splits)
     with tqdm(
         total=len(units) * per_unit, desc="scoring", unit="eval", disable=not config.progress
     ) as bar:
@@ -98,21 +89,21 @@ def score_units(config: ScoreConfig, units: Sequence[Unit]) -> list[ScoreRow]:
 
 def _score_on_processes(
     worker_config: ScoreConfig,
-    units: Sequence[Unit],
+    units: Sequence[UnitKey],
     config: ScoreConfig,
     done: Callable[[], None],
-) -> dict[Unit, list[ScoreRow]]:
+) -> dict[UnitKey, list[ScoreRow]]:
     """N spawned processes (never forked: the driver holds threads and library state)."""
     threads = max(1, (os.cpu_count() or 1) // config.workers)
-    results: dict[Unit, list[ScoreRow]] = {}
+    results: dict[UnitKey, list[ScoreRow]] = {}
     with ProcessPoolExecutor(
         max_workers=config.workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_limit_threads,
         initargs=(threads,),
     ) as pool:
-        futures: dict[Future[list[ScoreRow]], Unit] = {
-            pool.submit(score_unit, worker_config, unit): unit for unit in units
+        futures: dict[Future[list[ScoreRow]], UnitKey] = {
+            pool.submit(score_unit_key, worker_config, unit): unit for unit in units
         }
         pending = set(futures)
         while pending:
@@ -130,19 +121,19 @@ def _score_on_processes(
 
 def _score_on_ray(
     worker_config: ScoreConfig,
-    units: Sequence[Unit],
+    units: Sequence[UnitKey],
     config: ScoreConfig,
     done: Callable[[], None],
-) -> dict[Unit, list[ScoreRow]]:
+) -> dict[UnitKey, list[ScoreRow]]:
     """One Ray task per unit (one CPU each): `--workers` at once, or with 1 as many as fit."""
     from moee_pipeline.ray_cluster import ray_session
 
     with ray_session(config.ray_address) as ray:
-        remote = ray.remote(num_cpus=1, max_retries=2)(score_unit)
+        remote = ray.remote(num_cpus=1, max_retries=2)(score_unit_key)
         at_once = config.workers if config.workers > 1 else len(units)
         queue = list(units)
-        running: dict[Any, Unit] = {}
-        results: dict[Unit, list[ScoreRow]] = {}
+        running: dict[Any, UnitKey] = {}
+        results: dict[UnitKey, list[ScoreRow]] = {}
         try:
             while queue or running:
                 while queue and len(running) < at_once:
