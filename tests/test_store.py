@@ -36,14 +36,13 @@ def test_vectors_round_trip_including_sliced_columns() -> None:
     np.testing.assert_array_equal(store.column_matrix(chunked), matrix)
 
 
-def test_write_part_leaves_no_temp_file(tmp_path: Path) -> None:
+def test_write_part_leaves_no_temp_file_and_records_its_bytes(tmp_path: Path) -> None:
     table = pa.table({"text_id": ["a"], "hs_last": store.vector_array(np.ones((1, 3)))})
-    store.write_part(table, tmp_path / "part-00000.parquet")
+    record = store.write_part(table, tmp_path / "part-00000.parquet")
     assert [p.name for p in tmp_path.iterdir()] == ["part-00000.parquet"]
-    (tmp_path / ".part-00001.parquet.tmp").write_bytes(b"half a part")
-    assert store.part_files(tmp_path) == [tmp_path / "part-00000.parquet"]
-    store.clear_temp_files(tmp_path)
-    assert not list(tmp_path.glob(".*"))
+    data = (tmp_path / "part-00000.parquet").read_bytes()
+    assert record == {"rows": 1, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert store.part_record(tmp_path / "part-00000.parquet") == record
 
 
 def test_read_features_explains_what_to_run(tmp_path: Path) -> None:

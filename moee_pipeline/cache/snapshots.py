@@ -11,10 +11,10 @@ the folder is renamed into place, so a folder without it is never taken as compl
 from __future__ import annotations
 
 import json
+import os
 import logging
 import re
 import shutil
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,14 @@ import pyarrow.parquet as pq
 from datasets import Dataset, DatasetDict, DatasetInfo, Features
 from mteb.abstasks import AbsTask
 
+from moee_pipeline.cache import files
+from moee_pipeline.errors import MoeeError
+
 logger = logging.getLogger(__name__)
+
+
+class SnapshotError(MoeeError):
+    """A task snapshot is damaged; the message names the file and what to run."""
 
 MANIFEST = "manifest.json"
 SNAPSHOT_FORMAT = 1
@@ -70,12 +77,14 @@ def _write_node(value: Any, folder: Path, stem: str) -> dict[str, Any]:
     """Write one node of the dataset tree under `folder` and describe it for the manifest."""
     if isinstance(value, Dataset):
         table = value.with_format("arrow")[:]  # applies any select()/indices mapping, in row order
-        pq.write_table(table, folder / f"{stem}.parquet", compression="zstd")
+        path = folder / f"{stem}.parquet"
+        pq.write_table(table, path, compression="zstd")
         return {
             "kind": "dataset",
             "file": f"{stem}.parquet",
             "rows": value.num_rows,
             "features": value.features.to_dict(),
+            "sha256": files.sha256_file(path),
         }
     if isinstance(value, dict) and _contains_dataset(value):
         sub = folder / stem
@@ -98,7 +107,14 @@ def _read_node(node: dict[str, Any], folder: Path) -> Any:
     """Rebuild one node written by `_write_node`, in memory (never through the datasets cache)."""
     kind = node["kind"]
     if kind == "dataset":
-        table = pq.read_table(folder / node["file"])
+        try:
+            table = pq.read_table(folder / node["file"])
+        except (OSError, pa.ArrowException) as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise SnapshotError(
+                f"task snapshot file {folder / node['file']} cannot be read ({first}): "
+                f"run `moee verify --repair`, then rerun `moee extract` or pass --data-dir"
+            ) from None
         features = Features.from_dict(node["features"])
         table = table.replace_schema_metadata(None).cast(features.arrow_schema)
         return Dataset(table, info=DatasetInfo(features=features))
@@ -125,9 +141,8 @@ def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -
     if existing is not None and existing.get("task") == name and not overwrite:
         logger.debug("snapshot of %s already complete at %s", name, final)
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=final.parent))
-    try:
+    files.remove_stale_temps(final.parent)
+    with files.atomic_dir(final, point="snapshot") as tmp:
         tree = _write_node(task.dataset, tmp, "data")
         manifest = {
             "format": SNAPSHOT_FORMAT,
@@ -140,11 +155,11 @@ def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "tree": tree,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        files.write_text_atomic(
+            tmp / MANIFEST, json.dumps(manifest, indent=1), point="snapshot-manifest"
+        )
+        files.inject_fault("snapshot", tmp)
         _move_into_place(tmp, final, overwrite=overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote task snapshot %s", final)
     return final
 
@@ -154,7 +169,7 @@ def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
     if final.exists():
         if read_snapshot_manifest(final) is not None and not overwrite:
             return  # another writer finished first; its snapshot is equivalent
-        trash = final.with_name(f".trash-{final.name}-{uuid.uuid4().hex[:8]}")
+        trash = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}{files.TEMP_SUFFIX}")
         try:
             final.rename(trash)
         except FileNotFoundError:

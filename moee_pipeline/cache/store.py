@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from moee_pipeline.cache import files
+from moee_pipeline.cache.files import write_json_atomic as write_json_atomic  # one writer
 from moee_pipeline.errors import MoeeError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ PART_GLOB = "part-*.parquet"
 #: Settings that change the features: a cache entry made with others is never reused, and
 #: scores record a fingerprint of them so rows of different features never mix.
 FEATURE_SETTINGS = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
+#: What to do about a damaged entry, said by every error that finds one.
+REPAIR_HINT = (
+    "run `moee verify --repair`, then rerun `moee extract` to recompute what was moved aside"
+)
 
 
 class CacheError(MoeeError):
@@ -110,43 +116,59 @@ def part_files(directory: Path) -> list[Path]:
     return sorted(directory.glob(PART_GLOB)) if directory.is_dir() else []
 
 
-def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON so that readers see either the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # shards may write one at once
-    tmp.write_text(json.dumps(dict(payload), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+def write_part(table: pa.Table, path: Path) -> dict[str, Any]:
+    """Write a part atomically (temp, fsync, rename) and return its manifest record.
 
-
-def write_part(table: pa.Table, path: Path) -> None:
-    """Write a part to a hidden temp file, fsync, rename: a kill never leaves half a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    The record's SHA-256 is of exactly the bytes written (encoded in memory, hashed, then
+    written), so later damage to the file is caught without decoding it.
+    """
+    sink = pa.BufferOutputStream()
     floats = [f"{name}.list.element" for name in VECTOR_COLUMNS if name in table.column_names]
     pq.write_table(
         table,
-        tmp,
+        sink,
         compression="zstd",
         use_dictionary=False,
         use_byte_stream_split=floats,
         write_statistics=["text_id", "n_tokens"],
     )
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    data = memoryview(sink.getvalue())
+    files.write_bytes_atomic(path, data, point="part")
+    return {"rows": table.num_rows, "bytes": data.nbytes, "sha256": files.sha256_bytes(data)}
 
 
-def clear_temp_files(directory: Path, *, prefix: str = "part") -> None:
-    """Remove part temp files a killed run left behind; they were never part of the cache.
-
-    Only files of `prefix` go: another shard may be writing its own at this moment.
-    """
-    for tmp in directory.glob(f".{prefix}-[0-9]*.tmp"):
-        tmp.unlink(missing_ok=True)
+def part_record(path: Path) -> dict[str, Any]:
+    """The manifest record of a part already on disk (one a killed run completed)."""
+    return {
+        "rows": pq.read_metadata(path).num_rows,
+        "bytes": path.stat().st_size,
+        "sha256": files.sha256_file(path),
+    }
 
 
 def read_manifest(directory: Path, name: str = MANIFEST) -> dict[str, Any] | None:
-    """The manifest of a task folder, or None while the task is incomplete."""
+    """The manifest of a task folder, or None while the task is incomplete.
+
+    Raises:
+        CacheError: the manifest is not a JSON object, or a newer version of this package
+            wrote it.
+    """
     path = directory / name
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CacheError(f"{path} is not valid JSON ({error}): {REPAIR_HINT}") from None
+    if not isinstance(manifest, dict):
+        raise CacheError(f"{path} is not a JSON object: {REPAIR_HINT}")
+    version = manifest.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise CacheError(
+            f"{path} has schema_version {version!r}, newer than this moee-pipeline reads "
+            f"({SCHEMA_VERSION}): upgrade moee-pipeline, or re-extract with --overwrite"
+        )
+    return manifest
 
 
 def existing_text_ids(directory: Path) -> set[str]:
@@ -185,12 +207,18 @@ def read_features(
     prompt_id: str,
     task: str,
     columns: Sequence[str] = ("hs_last", "rw_last"),
+    check_hashes: bool = True,
 ) -> Features:
-    """Read a complete task's features in one pass over its parts.
+    """Read a complete task's features in one pass over its parts, checked against the manifest.
+
+    Every part must be the one the manifest recorded: same size, same row count and (unless
+    `check_hashes` is False) the same SHA-256, hashed from the bytes in memory before pyarrow
+    decodes them, so the check costs CPU but no second read. A damaged cache is refused,
+    never half evaluated.
 
     Raises:
-        CacheError: the task was never extracted, is incomplete, or its parts disagree with
-            the manifest.
+        CacheError: the task was never extracted, is incomplete, belongs to another model,
+            prompt or task, or its parts disagree with the manifest.
     """
     directory = task_dir(cache_dir, model=model, prompt_id=prompt_id, task=task)
     manifest = read_manifest(directory)
@@ -204,13 +232,42 @@ def read_features(
     unknown = [c for c in columns if c not in VECTOR_COLUMNS]
     if unknown:
         raise CacheError(f"unknown feature columns {unknown}; choose from {list(VECTOR_COLUMNS)}")
-    tables = [pq.read_table(p, columns=["text_id", *columns]) for p in part_files(directory)]
-    table = pa.concat_tables(tables)
-    if table.num_rows != manifest["rows"]:
-        raise CacheError(
-            f"{directory}: parts hold {table.num_rows} rows but the manifest says "
-            f"{manifest['rows']}; rerun with --overwrite"
+    check_identity(manifest, directory=directory, model=model, prompt_id=prompt_id, task=task)
+    records: dict[str, Any] | None = manifest.get("parts")
+    parts = part_files(directory)
+    if records is not None:
+        listed = {directory / name for name in records}
+        extra = sorted(set(parts) - listed)
+        missing = sorted(listed - set(parts))
+        if extra or missing:
+            path = (extra or missing)[0]
+            what = "is not in the manifest" if extra else "is in the manifest but missing"
+            raise CacheError(f"{path} {what}: {REPAIR_HINT}")
+    tables = [
+        _read_checked_part(
+            part,
+            None if records is None else records[part.name],
+            columns=["text_id", *columns],
+            check_hash=check_hashes,
         )
+        for part in parts
+    ]
+    table = pa.concat_tables(tables) if tables else None
+    rows = 0 if table is None else table.num_rows
+    if table is None or rows != manifest.get("rows"):
+        raise CacheError(
+            f"{directory}: parts hold {rows} rows but the manifest says "
+            f"{manifest.get('rows')}: {REPAIR_HINT}"
+        )
+    widths = {"rw": manifest.get("n_moe_layers", 0) * manifest.get("n_experts", 0)}
+    widths["hs"] = manifest.get("hidden_size", 0)
+    for name in columns:
+        width = table.schema.field(name).type.list_size
+        if widths[name[:2]] and width != widths[name[:2]]:
+            raise CacheError(
+                f"{directory}: {name} is {width} wide, the manifest says {widths[name[:2]]}: "
+                f"{REPAIR_HINT}"
+            )
     arrays = {name: column_matrix(table.column(name)) for name in columns}
     return Features(table.column("text_id").to_pylist(), arrays, manifest)
 
@@ -226,6 +283,56 @@ def features_fingerprint(manifest: Mapping[str, Any]) -> str:
     settings["schema_version"] = manifest.get("schema_version", SCHEMA_VERSION)
     blob = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:10]
+
+
+def check_identity(
+    manifest: Mapping[str, Any], *, directory: Path, model: str, prompt_id: str, task: str
+) -> None:
+    """Refuse an entry whose manifest names another model, prompt or task than its folder.
+
+    A task folder moved or copied under another model's folder must not be scored as that model.
+    """
+    found = {
+        "model": model_slug(str(manifest["model"])) if manifest.get("model") else None,
+        "prompt": manifest.get("prompt_id"),
+        "task": manifest.get("task"),
+    }
+    wanted = {"model": model_slug(model), "prompt": prompt_id, "task": task}
+    wrong = {k: v for k, v in found.items() if v is not None and v != wanted[k]}
+    if wrong:
+        what = ", ".join(f"{k}={v}" for k, v in wrong.items())
+        raise CacheError(
+            f"{directory} holds features of {what}, not of its folder: move it back or "
+            "re-extract it with --overwrite"
+        )
+
+
+def _read_checked_part(
+    path: Path, record: Mapping[str, Any] | None, *, columns: Sequence[str], check_hash: bool
+) -> pa.Table:
+    """One part, refused unless its bytes and rows are what the manifest recorded."""
+
+    def damaged(what: str) -> CacheError:
+        return CacheError(f"{path} {what}: {REPAIR_HINT}")
+
+    source: Any = path
+    if record is not None:
+        size = path.stat().st_size
+        if size != record.get("bytes"):
+            raise damaged(f"is {size} bytes, the manifest says {record.get('bytes')}")
+        if check_hash:
+            data = path.read_bytes()
+            if files.sha256_bytes(data) != record.get("sha256"):
+                raise damaged("does not match its SHA-256 in the manifest (damaged)")
+            source = pa.BufferReader(data)
+    try:
+        table = pq.read_table(source, columns=list(columns))
+    except (pa.ArrowException, OSError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise damaged(f"cannot be read ({first})") from None
+    if record is not None and table.num_rows != record.get("rows"):
+        raise damaged(f"holds {table.num_rows} rows, the manifest says {record.get('rows')}")
+    return table
 
 
 def iter_task_dirs(cache_dir: Path) -> Iterator[Path]:

@@ -7,20 +7,23 @@ Reruns keep every complete part and extract only the texts that are missing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import files, store
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.batching import Batch, Encoded, encode_texts, make_batches
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite, forward_pooled
@@ -118,10 +121,50 @@ def _remove_own_work(directory: Path, shard: tuple[int, int]) -> None:
         shutil.rmtree(directory)
         return
     prefix = _part_prefix(shard)
-    for path in [*directory.glob(f"{prefix}-*.parquet"), *directory.glob(f".{prefix}-*.tmp")]:
+    temps = directory.glob(f".{prefix}-*{files.TEMP_SUFFIX}")
+    for path in [*directory.glob(f"{prefix}-*.parquet"), *temps]:
         path.unlink()
     for name in (_manifest_name(shard), store.MANIFEST):
         (directory / name).unlink(missing_ok=True)
+
+
+def _part_records(
+    directory: Path, prefix: str, written: Mapping[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Records of every part of this shard: those just written, and those a killed run left.
+
+    An unsharded run owns every part of its folder (also those of an earlier sharded run).
+    """
+    ours = re.compile(rf"^{re.escape(prefix)}-" + (r".*" if prefix == "part" else r"\d+\.parquet$"))
+    return {
+        p.name: written.get(p.name) or store.part_record(p)
+        for p in store.part_files(directory)
+        if ours.match(p.name)
+    }
+
+
+def entry_lock_path(directory: Path, *, shard: tuple[int, int]) -> Path:
+    """The lock file of one shard of an entry: beside its folder, which --overwrite removes."""
+    return directory.parent / f".{directory.name}.{shard[0]}of{shard[1]}.lock"
+
+
+@contextlib.contextmanager
+def entry_lock(directory: Path, *, shard: tuple[int, int]) -> Iterator[None]:
+    """Hold the lock of one cache entry (one shard of it); refuse at once if another holds it."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(entry_lock_path(directory, shard=shard), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        how = "" if shard[1] > 1 else "; to share the work, give each process --shard I/N"
+        raise ExtractionError(
+            f"another `moee extract` is writing {directory} (lock {lock.lock_file}): "
+            f"wait for it to finish{how}"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def forward_resilient(
@@ -181,6 +224,11 @@ def plan_task(
     manifest_name = _manifest_name(options.shard)
     if not texts:
         raise ExtractionError(f"{task} has no texts to extract; check its data")
+    if not any(t.strip() for t in texts):
+        raise ExtractionError(
+            f"all {len(texts)} texts of {task} are empty or whitespace: its scores would be "
+            "meaningless; check its data"
+        )
     if options.overwrite and directory.exists():
         _remove_own_work(directory, options.shard)
     done = store.read_manifest(directory, manifest_name) or store.read_manifest(directory)
@@ -191,7 +239,7 @@ def plan_task(
         for name in {manifest_name, store.MANIFEST}:  # grows to more splits: incomplete again
             (directory / name).unlink(missing_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
-    store.clear_temp_files(directory, prefix=_part_prefix(options.shard))
+    files.remove_stale_temps(directory)
     _check_same_run(directory, settings)
 
     texts = list(dict.fromkeys(texts))
@@ -231,10 +279,12 @@ def finish_task(
     new_rows: int,
     tokens: int,
     run: dict[str, Any],
+    records: Mapping[str, dict[str, Any]] | None = None,
 ) -> TaskSummary:
     """Write the manifest (last: it marks the task complete) once every part is on disk.
 
-    `run` records how the run was made (engine, workers).
+    `run` records how the run was made (engine, workers); `records` the parts just written
+    (size, rows, SHA-256); parts without one are hashed from disk.
     """
     seconds = time.perf_counter() - plan.start
     rows = len(plan.mine)  # every text of this shard is now stored
@@ -250,6 +300,7 @@ def finish_task(
         "texts_in_task": len(plan.texts),
         "splits": plan.splits,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "parts": _part_records(plan.directory, _part_prefix(options.shard), records or {}),
     }
     store.write_json_atomic(plan.directory / plan.manifest_name, manifest)
     if options.shard[1] > 1:
@@ -272,8 +323,32 @@ def extract_task(
     """Extract (or finish extracting) one task's features under one prompt.
 
     `splits` names the evaluation splits `texts` cover; a complete entry made for fewer splits
-    is completed with the missing texts, not skipped.
+    is completed with the missing texts, not skipped. One process at a time works on an entry
+    (or on one shard of it): a second is refused at once rather than doing the work twice.
     """
+    directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
+    with entry_lock(directory, shard=options.shard):
+        return _extract_task_locked(
+            loaded,
+            task=task,
+            texts=texts,
+            prompt=prompt,
+            options=options,
+            model_id=model_id,
+            splits=splits,
+        )
+
+
+def _extract_task_locked(
+    loaded: LoadedModel,
+    *,
+    task: str,
+    texts: Sequence[str],
+    prompt: Prompt,
+    options: ExtractOptions,
+    model_id: str,
+    splits: Sequence[str],
+) -> TaskSummary:
     metadata = run_metadata(
         loaded, prompt=prompt, task=task, max_length=options.max_length, model_id=model_id
     )
@@ -323,6 +398,7 @@ def extract_task(
         new_rows=writer.written,
         tokens=tokens,
         run={"engine": "local", "workers": 1},
+        records=writer.records,
     )
 
 
@@ -336,9 +412,11 @@ def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) 
         return
     rows = int(np.sum([m["rows"] for m in done]))
     seconds = float(np.sum([m["seconds"] for m in done]))
+    parts = {name: r for m in done for name, r in m.get("parts", {}).items()}
     store.write_json_atomic(
         directory / store.MANIFEST,
-        {**last, "rows": rows, "seconds": seconds, "shard": [0, 1], "shards": count},
+        {**last, "rows": rows, "seconds": seconds, "shard": [0, 1], "shards": count}
+        | {"parts": parts},
     )
 
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -31,8 +32,10 @@ class PartWriter:
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moee-writer")
-        self._pending: list[Future[None]] = []
+        self._pending: list[Future[dict[str, Any]]] = []
         self.written = 0
+        #: Manifest records (rows, bytes, sha256) of the parts this writer wrote, by file name.
+        self.records: dict[str, dict[str, Any]] = {}
 
     def add(
         self,
@@ -70,14 +73,15 @@ class PartWriter:
     def _submit(self, table: pa.Table) -> None:
         path = self.directory / f"{self.prefix}-{self._next:05d}.parquet"
         self._next += 1
-        self._pending.append(self._pool.submit(store.write_part, table, path))
+        self._pending.append(self._pool.submit(_write_named, table, path))
         self.written += table.num_rows
 
     def _raise_errors(self, *, block: bool) -> None:
         still = []
         for future in self._pending:
             if block or future.done():
-                future.result()
+                record = future.result()
+                self.records[record.pop("name")] = record
             else:
                 still.append(future)
         self._pending = still
@@ -89,3 +93,8 @@ class PartWriter:
             self._raise_errors(block=True)
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _write_named(table: pa.Table, path: Path) -> dict[str, Any]:
+    """Write a part; its record carries the file name back to the writer's thread."""
+    return {"name": path.name, **store.write_part(table, path)}

@@ -1,0 +1,182 @@
+"""Crash-safe file writing for everything the package stores, and the fault points tests use.
+
+Every file and folder the cache or the results hold appears by one `os.replace` of a temp
+sibling that was written and fsynced completely: a reader sees the old version or the whole new
+one, never half a file. Temp names are recognisable (`.<name>.<pid>.moee-tmp`), so the leftovers
+of a killed run can be told from data, and from a temp a live process is still writing.
+
+Fault injection: `MOEE_FAULT=<point>:<action>[,<point>:<action>...]` with a point of `part`,
+`manifest`, `snapshot`, `scores` (or `*`) and an action of `pause` (stop just before the rename,
+with a complete temp on disk, until killed: a test sends `kill -9` there) or `enospc` (fail
+there as a full disk would). Read at the write points only; unset,
+it costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".moee-tmp"
+FAULT_ENV = "MOEE_FAULT"
+#: The line a paused writer prints to stderr, so a test knows when to kill it.
+PAUSED = "moee: paused at"
+_CHUNK = 1 << 20
+
+
+def temp_sibling(path: Path) -> Path:
+    """The temp name a writer of `path` uses: hidden, owned by this process, recognisable."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def inject_fault(point: str, path: Path) -> None:
+    """Pause or fail here if $MOEE_FAULT asks for it at `point` (tests only)."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    for item in spec.split(","):
+        where, _, action = item.strip().partition(":")
+        if where not in (point, "*"):
+            continue
+        if action == "pause":
+            sys.stderr.write(f"{PAUSED} {point} {path}\n")
+            sys.stderr.flush()
+            while True:  # until killed
+                time.sleep(60)
+        if action == "enospc":
+            raise OSError(errno.ENOSPC, f"No space left on device (injected at {point})", str(path))
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable; not every platform can open a folder, which is fine there."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, *, point: str) -> Iterator[Path]:
+    """Yield a temp path to write `path`'s new content to; on success it replaces `path`.
+
+    The temp is fsynced before the rename and removed on any failure, so neither a full disk
+    nor an exception leaves a file that looks complete.
+    """
+    path = Path(path)
+    tmp = temp_sibling(path)
+    try:
+        yield tmp
+        inject_fault(point, tmp)
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_bytes_atomic(path: Path, data: bytes | memoryview, *, point: str) -> None:
+    """Write bytes so that readers see either the old file or the whole new one."""
+    with atomic_path(path, point=point) as tmp, tmp.open("wb") as handle:
+        handle.write(data)
+
+
+def write_text_atomic(path: Path, text: str, *, point: str) -> None:
+    """Write UTF-8 text atomically (see `write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode("utf-8"), point=point)
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any], *, point: str = "manifest") -> None:
+    """Write JSON atomically, indented and with sorted keys (manifests are read by people too)."""
+    text = json.dumps(dict(payload), indent=2, sort_keys=True) + "\n"
+    write_text_atomic(path, text, point=point)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path, *, point: str) -> Iterator[Path]:
+    """Yield an empty temp folder next to `final` to fill; the caller moves it into place.
+
+    The folder is removed if the body fails; its name marks it as a temp of this process.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    suffix = f".{os.getpid()}{TEMP_SUFFIX}"  # like a file's temp: the pid comes last
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent))
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex SHA-256 of some bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes, read in chunks (never decoded)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _writer_pid(path: Path) -> int | None:
+    """The pid a temp name carries, or None if it is not one of ours."""
+    if not path.name.startswith(".") or not path.name.endswith(TEMP_SUFFIX):
+        return None
+    pid = path.name.removesuffix(TEMP_SUFFIX).rsplit(".", 1)[-1]
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temps(directory: Path) -> list[Path]:
+    """Temp files and folders in `directory` whose writer is gone (a killed run's leftovers)."""
+    if not Path(directory).is_dir():
+        return []
+    found = []
+    for path in sorted(Path(directory).glob(f".*{TEMP_SUFFIX}")):
+        pid = _writer_pid(path)
+        if pid is not None and not _alive(pid):
+            found.append(path)
+    return found
+
+
+def remove_stale_temps(directory: Path) -> list[Path]:
+    """Remove a killed run's temps from `directory`: they were never part of the cache."""
+    removed = stale_temps(directory)
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        logger.info("removed %s, left by a killed run", path)
+    return removed
