@@ -74,13 +74,21 @@ def _rows_in_parts(parts: Sequence[Path]) -> int:
         raise InventoryError(f"unreadable part file in {parts[0].parent}: {error}") from error
 
 
+def _readable_manifest(directory: Path, name: str) -> dict[str, Any] | None:
+    """A manifest, or None when it is damaged (its entry's status says so)."""
+    try:
+        return store.read_manifest(directory, name)
+    except store.CacheError:
+        return None
+
+
 def _shard_manifests(directory: Path) -> tuple[list[dict[str, Any]], int | None]:
     """Finished shard manifests of a folder and the shard count they declare."""
     found: list[dict[str, Any]] = []
     count: int | None = None
     for path in sorted(directory.glob("_manifest.*of*.json")):
         match = _SHARD_MANIFEST.fullmatch(path.name)
-        manifest = store.read_manifest(directory, path.name) if match else None
+        manifest = _readable_manifest(directory, path.name) if match else None
         if match and manifest is not None:
             found.append(manifest)
             count = int(match.group(2))
@@ -104,6 +112,8 @@ def _entry_row(entry: store.CacheEntry, texts_by_task: dict[str, int]) -> Invent
         status = "complete"
         if entry.manifest and entry.manifest.get("rows") != rows:
             status = f"inconsistent: manifest says {entry.manifest.get('rows')} rows"
+    elif entry.problem:
+        status = f"damaged: {entry.problem}"
     else:
         status = "sharded" if shard_done else "partial"
     times = [m["created"] for m in manifests if m.get("created")]
@@ -137,7 +147,7 @@ def inventory(*, cache_dir: Path, model: str | None = None) -> list[InventoryRow
     texts_by_task: dict[str, int] = {}
     for directory in store.iter_task_dirs(Path(cache_dir)):
         for path in sorted(directory.glob("_manifest*.json")):
-            manifest = store.read_manifest(directory, path.name) or {}
+            manifest = _readable_manifest(directory, path.name) or {}
             if manifest.get("texts_in_task"):
                 texts_by_task.setdefault(
                     directory.name.removeprefix("task="), manifest["texts_in_task"]

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from filelock import FileLock
+
+from moee_pipeline.cache import files
+from moee_pipeline.errors import MoeeError
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +44,56 @@ def row_key(row: Mapping[str, str | None]) -> tuple[str, ...]:
     return tuple("*" if k in ignored else (row.get(k) or "") for k in KEY_COLUMNS)
 
 
-def merge_rows(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
-    """Merge rows into scores.csv: a rerun configuration replaces its old rows."""
-    keys = {row_key(r) for r in rows}
-    old: list[dict[str, str]] = []
-    if path.is_file():
+#: Columns every scores.csv has had; a file without them is not ours (newer columns may be absent).
+REQUIRED_COLUMNS: tuple[str, ...] = ("model", "prompt", "method", "task", "split", "main_score")
+
+
+class ScoresError(MoeeError):
+    """A scores.csv that is not ours or cannot be read; the message names it."""
+
+
+#: How long a scoring run waits for another one to finish merging into the same scores.csv.
+LOCK_TIMEOUT_S = 600.0
+
+
+def lock_for(path: Path) -> FileLock:
+    """The lock every writer of one scores.csv holds while it reads, merges and replaces it."""
+    return FileLock(path.with_name(f".{path.name}.lock"), timeout=LOCK_TIMEOUT_S)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of an existing scores.csv, refusing a file that is not one of ours."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    try:
         with path.open(newline="", encoding="utf-8") as handle:
-            old = [r for r in csv.DictReader(handle) if row_key(r) not in keys]
+            reader = csv.DictReader(handle)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                head = ",".join(reader.fieldnames or [])[:60]
+                raise ScoresError(
+                    f"{path} is not a moee scores.csv (header {head!r} lacks {', '.join(missing)}):"
+                    " move it away or choose another --output"
+                )
+            return list(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ScoresError(f"{path} cannot be read as CSV ({error}): move it away") from None
+
+
+def merge_rows(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
+    """Merge rows into scores.csv: a rerun configuration replaces its old rows.
+
+    The read-merge-replace runs under a file lock, so concurrent runs into one folder keep
+    every row of each; the file is replaced atomically, so a reader never sees half of it.
+    """
+    keys = {row_key(r) for r in rows}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows([*old, *rows])
-    tmp.replace(path)
+    with lock_for(path):
+        files.remove_stale_temps(path.parent)  # a killed run's half-merged file
+        old = [r for r in read_rows(path) if row_key(r) not in keys]
+        with files.atomic_path(path, point="scores") as tmp:
+            with tmp.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows([*old, *rows])
     logger.info("wrote %d new rows (%d kept) to %s", len(rows), len(old), path)

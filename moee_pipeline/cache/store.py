@@ -198,6 +198,8 @@ class CacheEntry:
     path: Path
     complete: bool
     manifest: dict[str, Any] | None
+    #: Why the manifest cannot be used (not JSON, a newer schema), or None.
+    problem: str | None = None
 
 
 def read_features(
@@ -348,7 +350,11 @@ def list_cached(cache_dir: Path, *, model: str | None = None) -> list[CacheEntry
         slug = directory.parent.parent.name.removeprefix("model=")
         if wanted and slug != wanted:
             continue
-        manifest = read_manifest(directory)
+        problem = None
+        try:
+            manifest = read_manifest(directory)
+        except CacheError as error:
+            manifest, problem = None, str(error)
         entries.append(
             CacheEntry(
                 model_slug=slug,
@@ -357,6 +363,7 @@ def list_cached(cache_dir: Path, *, model: str | None = None) -> list[CacheEntry
                 path=directory,
                 complete=manifest is not None,
                 manifest=manifest,
+                problem=problem,
             )
         )
     return entries

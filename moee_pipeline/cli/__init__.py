@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from moee_pipeline.cli.extract import extract, models
-from moee_pipeline.cli.report import ls_command, report
+from moee_pipeline.cli.report import ls_command, report, verify_command
 from moee_pipeline.cli.score import score
 
 
@@ -26,7 +26,7 @@ def main(verbose: int) -> None:
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(max(level, logging.ERROR))
 
 
-for command in (extract, score, report, ls_command, models):
+for command in (extract, score, report, ls_command, verify_command, models):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from moee_pipeline.cache.store import cache_root
-from moee_pipeline.cli.options import USER_ERRORS, cache_dir_option, one_line, resolve_model
+from moee_pipeline.cli.options import (
+    USER_ERRORS,
+    cache_dir_option,
+    one_line,
+    resolve_model,
+    split_csv,
+)
 from moee_pipeline.report.render import FORMATS, Format
 
 
@@ -107,3 +113,60 @@ def ls_command(*, cache_dir: str | None, model: str | None, as_json: bool) -> No
         click.echo(f"no cached features under {root}")
     else:
         click.echo(format_inventory(rows))
+
+
+@click.command(name="verify")
+@cache_dir_option
+@click.option("--model", default=None, help="Only this model (Hub id, folder, alias or slug).")
+@click.option(
+    "--prompt", "prompts", multiple=True, help="Only this prompt (name or id); repeatable."
+)
+@click.option("--tasks", default=None, help="Only these comma-separated tasks.")
+@click.option("--repair", is_flag=True, help="Move broken files aside so extract recomputes them.")
+def verify_command(
+    *,
+    cache_dir: str | None,
+    model: str | None,
+    prompts: tuple[str, ...],
+    tasks: str | None,
+    repair: bool,
+) -> None:
+    """Check the cache against its manifests: hashes, rows, widths, text ids, snapshots.
+
+    One line per problem; exit status 1 when there is any.
+    """
+    from moee_pipeline.cache import verify
+    from moee_pipeline.prompts import PromptError, resolve_prompt
+
+    def prompt_id(spec: str) -> str:
+        try:
+            return resolve_prompt(spec).id
+        except PromptError:
+            return spec  # a cache id such as custom-1a2b3c4d
+
+    root = cache_root(cache_dir)
+    try:
+        found = verify.verify_cache(
+            root,
+            model=resolve_model(model) if model else None,
+            prompts=[prompt_id(p) for p in prompts] or None,
+            tasks=split_csv(tasks),
+        )
+        for problem in found.problems:
+            click.echo(problem.line())
+        moved = verify.repair(root, found.problems) if repair and found.problems else []
+    except USER_ERRORS as error:
+        raise one_line(error) from error
+    for source, target in moved:
+        click.echo(f"moved {source} -> {target}")
+    summary = (
+        f"{found.entries} entries, {found.parts} parts, {found.snapshots} task snapshots checked"
+    )
+    if not found.problems:
+        click.echo(f"{summary}: no problems")
+        return
+    advice = "rerun `moee extract` to recompute what was moved" if moved else "see above"
+    if not repair:
+        advice = "`moee verify --repair` moves broken files aside, then rerun `moee extract`"
+    click.echo(f"{summary}: {len(found.problems)} problem(s); {advice}")
+    raise SystemExit(1)

@@ -23,6 +23,7 @@ from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 
+from moee_pipeline.cache import files
 from moee_pipeline.cache.store import text_id
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.tasks import private_copy
@@ -255,5 +256,7 @@ def evaluate_task(
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         path = output_dir / f"{name}.json"
-        task_result.to_disk(path)
+        files.remove_stale_temps(output_dir)
+        with files.atomic_path(path, point="results") as tmp:  # concurrent runs: one whole file
+            task_result.to_disk(tmp)
     return _scores(task, task_result, path)

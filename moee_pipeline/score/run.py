@@ -143,11 +143,15 @@ def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
         return select_tasks(tasks=config.tasks, task_types=config.task_types)
     if config.task_types:
         select_tasks(task_types=config.task_types)  # validates the type names
-    cached = [
-        e.task
+    entries = [
+        e
         for e in store.list_cached(config.cache_dir, model=config.model)
-        if e.complete and e.prompt_id in prompt_ids
+        if e.prompt_id in prompt_ids
     ]
+    damaged = [e.problem for e in entries if e.problem]
+    if damaged:  # never a silently partial evaluation
+        raise store.CacheError(damaged[0])
+    cached = [e.task for e in entries if e.complete]
     names = list(dict.fromkeys(cached))
     if config.task_types:
         names = [n for n in names if task_type(n) in config.task_types]
