@@ -59,3 +59,20 @@ def ray_local() -> Iterator[object]:
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def toy_cache(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Callable[[str], Path]
+) -> tuple[Path, Path]:
+    """(model folder, cache) with MoeeToySTS extracted in parts of 20 rows: copy before changing."""
+    from click.testing import CliRunner
+
+    from moee_pipeline.cli import main
+
+    model = tiny_model("olmoe")
+    cache = tmp_path_factory.mktemp("toy-cache") / "cache"
+    args = ["extract", "--model", str(model), "--tasks", "MoeeToySTS", "--cache-dir", str(cache)]
+    result = CliRunner().invoke(main, [*args, "--rows-per-shard", "20"])
+    assert result.exit_code == 0, result.output
+    return model, cache

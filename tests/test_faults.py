@@ -1,0 +1,164 @@
+"""Faults: kill -9 at every write point, a full disk at every write point, a flipped byte.
+
+Each write point pauses (MOEE_FAULT=<point>:pause) with its temp complete on disk; the test then
+kills the process with SIGKILL, checks that nothing looks complete that is not, and reruns.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from moee_pipeline.cache import files, store
+from moee_pipeline.cli import main
+
+TASK = "MoeeToySTS"
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def extract_args(model: Path, cache: Path) -> list[str]:
+    return ["extract", "--model", str(model), "--tasks", TASK, "--cache-dir", str(cache),
+            "--rows-per-shard", "20"]  # fmt: skip
+
+
+def kill_at(point: str, args: list[str]) -> str:
+    """Run `moee <args>` until it pauses at `point`, then SIGKILL it; its stderr so far."""
+    env = {**os.environ, files.FAULT_ENV: f"{point}:pause"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moee_pipeline", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    watchdog = threading.Timer(240, proc.kill)
+    watchdog.start()
+    seen = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if files.PAUSED in line:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+        watchdog.cancel()
+    assert any(files.PAUSED in line for line in seen), "".join(seen)[-2000:]
+    return "".join(seen)
+
+
+def entry(cache: Path, model: Path) -> Path:
+    return store.task_dir(cache, model=str(model), prompt_id="none", task=TASK)
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["part", "manifest", "snapshot"])
+def test_kill_9_while_extracting_then_rerun_completes(
+    point: str, toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, reference = toy_cache
+    cache = tmp_path / "cache"
+    kill_at(point, extract_args(model, cache))
+    folder = entry(cache, model)
+    assert store.read_manifest(folder) is None  # never marked complete
+    temps = files.stale_temps(folder) + files.stale_temps(cache / "tasks")
+    assert temps, "the killed writer's temp is recognisable"
+    if point == "snapshot":
+        assert not (cache / "tasks" / TASK).exists()
+    code, out = cli("verify", "--cache-dir", str(cache))
+    assert (code == 1 and "temp file left by a killed run" in out) or "temp left" in out
+    code, out = cli(*extract_args(model, cache))
+    assert code == 0, out
+    assert not files.stale_temps(folder) and not files.stale_temps(cache / "tasks")
+    code, out = cli("verify", "--cache-dir", str(cache))
+    assert code == 0, out
+    got = store.read_features(cache, model=str(model), prompt_id="none", task=TASK)
+    want = store.read_features(reference, model=str(model), prompt_id="none", task=TASK)
+    assert sorted(got.text_ids) == sorted(want.text_ids)
+
+
+@pytest.mark.slow
+def test_kill_9_while_merging_scores_keeps_the_old_file(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, reference = toy_cache
+    cache, out = tmp_path / "cache", tmp_path / "results"
+    shutil.copytree(reference, cache)
+    base = ["score", "--model", str(model), "--cache-dir", str(cache), "--output", str(out)]
+    code, text = cli(*base, "--method", "HS")
+    assert code == 0, text
+    before = (out / "scores.csv").read_bytes()
+    kill_at("scores", [*base, "--method", "RW"])
+    assert (out / "scores.csv").read_bytes() == before
+    assert files.stale_temps(out)
+    code, text = cli(*base, "--method", "RW")
+    assert code == 0, text
+    assert not files.stale_temps(out)
+    assert sorted(r["method"] for r in rows_of(out / "scores.csv")) == ["HS", "RW"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["part", "manifest", "snapshot"])
+def test_full_disk_while_extracting_is_one_line_and_rerun_completes(
+    point: str,
+    toy_cache: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, _ = toy_cache
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(files.FAULT_ENV, f"{point}:enospc")
+    code, out = cli(*extract_args(model, cache))
+    assert code != 0 and "Traceback" not in out
+    assert out.strip().splitlines()[-1].startswith("Error: [Errno 28] No space left on device")
+    folder = entry(cache, model)
+    assert store.read_manifest(folder) is None
+    assert not list(folder.glob(".*")) if folder.exists() else True  # no temp survives
+    if point == "part":
+        assert store.part_files(folder) == []  # no part that looks complete
+    monkeypatch.delenv(files.FAULT_ENV)
+    code, out = cli(*extract_args(model, cache))
+    assert code == 0, out
+    code, out = cli("verify", "--cache-dir", str(cache))
+    assert code == 0, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["scores", "results"])
+def test_full_disk_while_scoring_is_one_line_and_rerun_completes(
+    point: str,
+    toy_cache: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, cache = toy_cache
+    out = tmp_path / "results"
+    args = ["score", "--model", str(model), "--cache-dir", str(cache), "--output", str(out)]
+    monkeypatch.setenv(files.FAULT_ENV, f"{point}:enospc")
+    code, text = cli(*args, "--method", "HS")
+    assert code != 0 and "Traceback" not in text
+    assert "No space left on device" in text.strip().splitlines()[-1]
+    assert not (out / "scores.csv").exists()
+    assert not [p for p in out.rglob(f"*{files.TEMP_SUFFIX}")]
+    monkeypatch.delenv(files.FAULT_ENV)
+    code, text = cli(*args, "--method", "HS")
+    assert code == 0, text
+    assert [r["method"] for r in rows_of(out / "scores.csv")] == ["HS"]
