@@ -249,10 +249,7 @@ def write_encoded_texts(name: str, split: str, texts: list[str], *, cache_dir: P
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table({"text": pa.array(texts, pa.string())})
     table = table.replace_schema_metadata({"mteb_version": mteb.__version__, "split": split})
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    files.remove_stale_temps(path.parent)
+    with files.atomic_path(path, point="snapshot") as tmp:
         pq.write_table(table, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
