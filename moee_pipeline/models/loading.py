@@ -59,7 +59,12 @@ class ModelSpec:
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device)
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise ModelLoadError(
+                f"unknown --device {self.device!r}: use auto, cpu, cuda or cuda:N"
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ModelLoadError(f"--device {self.device} asked for, but no CUDA GPU is visible")
         return device

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset, DatasetDict
 from mteb.abstasks import AbsTask
@@ -58,10 +59,28 @@ def _read_split_folder(folder: Path, name: str) -> DatasetDict:
     files = sorted(folder.glob("*.parquet"))
     if not files:
         raise TaskError(f"no <split>.parquet files in {folder} for task {name}")
-    try:
-        return DatasetDict({f.stem: Dataset(pq.read_table(f)) for f in files})
-    except OSError as exc:
-        raise TaskError(f"cannot read task data in {folder}: {exc}") from exc
+    tables = {}
+    for f in files:
+        try:
+            tables[f.stem] = pq.read_table(f)
+        except (OSError, pa.ArrowException) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise TaskError(f"cannot read task data {f} as Parquet: {first}") from None
+        _check_table(tables[f.stem], f)
+    return DatasetDict({split: Dataset(table) for split, table in tables.items()})
+
+
+def _check_table(table: pa.Table, path: Path) -> None:
+    """Refuse a split file without rows or with missing texts: mteb would fail deep inside."""
+    if table.num_rows == 0:
+        raise TaskError(f"{path} has no rows: every split of a task needs its data")
+    for field in table.schema:
+        nulls = table.column(field.name).null_count
+        if nulls and (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            raise TaskError(
+                f"{path}: column {field.name!r} has {nulls} null value(s); "
+                "use an empty string or drop those rows"
+            )
 
 
 def _load_local(task: AbsTask, data_dir: Path) -> None:

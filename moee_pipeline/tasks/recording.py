@@ -19,7 +19,7 @@ from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 from threadpoolctl import threadpool_limits
 
-from moee_pipeline.cache.snapshots import read_encoded_texts, write_encoded_texts
+from moee_pipeline.cache.snapshots import read_encoded_texts, snapshot_dir, write_encoded_texts
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.tasks.loading import eval_splits, private_copy
 from moee_pipeline.tasks.registry import TaskError
@@ -129,7 +129,17 @@ def split_texts(
     for split in eval_splits(task, splits):
         texts = read_encoded_texts(name, split, cache_dir=cache_dir) if cache_dir else None
         if texts is None:
-            texts = record_split(task, split)
+            try:
+                texts = record_split(task, split)
+            except (ValueError, KeyError, TypeError, IndexError) as error:
+                # bad task data (wrong columns, no rows, null texts) fails deep inside mteb
+                logger.debug("recording %s/%s failed", name, split, exc_info=True)
+                first = str(error).splitlines()[0] if str(error) else ""
+                where = f"; then move {snapshot_dir(name, cache_dir)} away" if cache_dir else ""
+                raise TaskError(
+                    f"mteb cannot evaluate {name} ({split}) on its data "
+                    f"({type(error).__name__}: {first}): fix its columns and rows{where}"
+                ) from None
             if cache_dir is not None:
                 write_encoded_texts(name, split, texts, cache_dir=cache_dir)
         out[split] = texts
