@@ -36,7 +36,10 @@ USER_ERRORS: tuple[type[Exception], ...] = (MoeeError, OSError)
 
 #: The cache root option, the same in every command that reads or writes the cache.
 cache_dir_option = click.option(
-    "--cache-dir", default=None, help="Cache root (default ./cache or $MOEE_CACHE_DIR)."
+    "--cache-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Cache root (default ./cache or $MOEE_CACHE_DIR).",
 )
 
 #: The model, as extraction keys the cache and scoring finds it again.

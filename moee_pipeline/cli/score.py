@@ -104,7 +104,7 @@ def parse_weights(values: tuple[str, ...]) -> tuple[tuple[float, ...], bool]:
 @data_dir_option
 @click.option(
     "--output",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     default=Path("results"),
     show_default=True,
     help="Where scores.csv and mteb's JSON results go.",
