@@ -17,9 +17,10 @@ from moee_pipeline.prompts import PLACEHOLDER, PROMPTS, Prompt, encode_prompted,
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=120)
 edge = st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc"), blacklist_characters="{}")
 inner = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="{}"), max_size=15)
+SPECIAL = ("<s>", "</s>", "<pad>")  # the tokenizer's special tokens: not text a template holds
 custom = st.builds(
     lambda a, p, s, b: Prompt("custom", f"{a}{p}{PLACEHOLDER}{s}{b}"), edge, inner, inner, edge
-)
+).filter(lambda p: not any(token in p.template for token in SPECIAL))
 prompts = st.one_of(st.sampled_from([Prompt(n, t) for n, t in PROMPTS.items()]), custom)
 
 
