@@ -124,7 +124,7 @@ def atomic_dir(final: Path, *, point: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def sha256_bytes(data: bytes) -> str:
+def sha256_bytes(data: bytes | memoryview) -> str:
     """The hex SHA-256 of some bytes."""
     return hashlib.sha256(data).hexdigest()
 
