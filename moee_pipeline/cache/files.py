@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 logger = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".moee-tmp"
@@ -122,6 +124,14 @@ def atomic_dir(final: Path, *, point: str) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lock_for(path: Path, *, timeout: float = 600.0) -> FileLock:
+    """The lock every writer of `path` holds while it reads, merges and replaces it.
+
+    A hidden sibling file; it waits up to `timeout` seconds for another holder.
+    """
+    return FileLock(path.with_name(f".{path.name}.lock"), timeout=timeout)
 
 
 def sha256_bytes(data: bytes | memoryview) -> str:

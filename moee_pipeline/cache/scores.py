@@ -10,8 +10,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from filelock import FileLock
-
 from moee_pipeline.cache import files
 from moee_pipeline.errors import MoeeError
 
@@ -52,15 +50,6 @@ class ScoresError(MoeeError):
     """A scores.csv that is not ours or cannot be read; the message names it."""
 
 
-#: How long a scoring run waits for another one to finish merging into the same scores.csv.
-LOCK_TIMEOUT_S = 600.0
-
-
-def lock_for(path: Path) -> FileLock:
-    """The lock every writer of one scores.csv holds while it reads, merges and replaces it."""
-    return FileLock(path.with_name(f".{path.name}.lock"), timeout=LOCK_TIMEOUT_S)
-
-
 def read_rows(path: Path) -> list[dict[str, str]]:
     """The rows of an existing scores.csv, refusing a file that is not one of ours."""
     if not path.is_file() or path.stat().st_size == 0:
@@ -88,7 +77,7 @@ def merge_rows(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
     """
     keys = {row_key(r) for r in rows}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_for(path):
+    with files.lock_for(path):
         files.remove_stale_temps(path.parent)  # a killed run's half-merged file
         old = [r for r in read_rows(path) if row_key(r) not in keys]
         with files.atomic_path(path, point="scores") as tmp:

@@ -256,7 +256,7 @@ def evaluate_task(
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         path = output_dir / f"{name}.json"
-        files.remove_stale_temps(output_dir)
-        with files.atomic_path(path, point="results") as tmp:  # concurrent runs: one whole file
+        with files.lock_for(path), files.atomic_path(path, point="results") as tmp:
+            files.remove_stale_temps(output_dir)
             task_result.to_disk(tmp)
     return _scores(task, task_result, path)
