@@ -22,6 +22,8 @@ from mteb import ResultCache
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.results import TaskResult
 
+from moee_pipeline.cache import files
+
 logger = logging.getLogger(__name__)
 
 MTEB_FOLDER = "mteb"
@@ -47,6 +49,14 @@ def save_split_result(output: Path, meta: ModelMeta, result: TaskResult) -> Path
     """Write one split's TaskResult into the experiment's file, keeping its other splits."""
     cache = ResultCache(output / MTEB_FOLDER)
     path = cache.get_task_result_path(task_name=result.task_name, model_name=meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with files.lock_for(path):  # concurrent runs into one --output merge their splits in turn
+        _merge_and_save(cache, path, meta, result)
+    return path
+
+
+def _merge_and_save(cache: ResultCache, path: Path, meta: ModelMeta, result: TaskResult) -> None:
+    """Read, merge and save under the caller's lock, so no other run's splits are lost."""
     if path.is_file():
         try:
             old = TaskResult.from_disk(path)
@@ -55,5 +65,5 @@ def save_split_result(output: Path, meta: ModelMeta, result: TaskResult) -> Path
         else:
             merged = {k: v for k, v in old.scores.items() if k not in result.scores}
             result = result.model_copy(update={"scores": {**merged, **result.scores}})
+    files.inject_fault("results", path)
     cache.save_to_cache(result, model_name=meta)
-    return path
