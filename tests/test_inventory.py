@@ -146,3 +146,22 @@ def test_cli_ls_text_and_json(cache: Path) -> None:
     assert "sharded: 1/2 shards done" in text and "3 x 8" in text
     empty = runner.invoke(main, ["ls", "--cache-dir", str(cache / "nothing")])
     assert empty.exit_code == 0 and "no cached features" in empty.output
+
+
+@pytest.mark.slow
+def test_a_truncated_part_marks_its_entry_damaged_not_the_whole_listing(
+    cache: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cache, copy)
+    done = next(d for d in store.iter_task_dirs(copy) if d.name == "task=Done")
+    part = sorted(done.glob("part-*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:100])
+    rows = {(r.task, r.prompt): r for r in inventory(cache_dir=copy)}
+    assert len(rows) == 4
+    damaged = rows[("Done", "none")]
+    assert damaged.status.startswith(f"damaged: unreadable {part.name}")
+    assert "moee verify --repair" in damaged.status
+    assert rows[("Half", "prompteol")].status == "complete"

@@ -247,3 +247,21 @@ def test_workers_settings_do_not_depend_on_the_drivers_devices() -> None:
         "none",
         "float32",
     )
+
+
+@pytest.mark.slow
+def test_ray_engine_refuses_an_entry_another_extraction_is_writing(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moee_pipeline.extract import ray_engine
+    from moee_pipeline.extract.pipeline import ExtractionError, entry_lock
+
+    def no_ray(address: str | None = None) -> object:
+        raise AssertionError("Ray started although the entry is locked")
+
+    monkeypatch.setattr(ray_engine, "ray_session", no_ray)
+    cache = tmp_path / "cache"
+    directory = store.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=TASK)
+    with entry_lock(directory, shard=(0, 1)), pytest.raises(ExtractionError, match="another"):
+        _extract_ray(model, cache)
+    assert not directory.exists() or not store.part_files(directory)

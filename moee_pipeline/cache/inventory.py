@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from moee_pipeline.cache import store
-from moee_pipeline.errors import MoeeError
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
@@ -63,15 +62,15 @@ class InventoryRow:
         return {**asdict(self), "progress": self.progress}
 
 
-class InventoryError(MoeeError, ValueError):
-    """A cache file cannot be read; the message names it."""
-
-
-def _rows_in_parts(parts: Sequence[Path]) -> int:
-    try:
-        return sum(pq.read_metadata(part).num_rows for part in parts)
-    except (OSError, pa.ArrowException) as error:
-        raise InventoryError(f"unreadable part file in {parts[0].parent}: {error}") from error
+def _rows_in_parts(parts: Sequence[Path]) -> tuple[int, list[Path]]:
+    """Rows in the readable parts, and the parts whose footer cannot be read (damaged)."""
+    rows, broken = 0, []
+    for part in parts:
+        try:
+            rows += pq.read_metadata(part).num_rows
+        except (OSError, pa.ArrowException):
+            broken.append(part)
+    return rows, broken
 
 
 def _readable_manifest(directory: Path, name: str) -> dict[str, Any] | None:
@@ -102,13 +101,17 @@ def _iso_mtime(path: Path) -> str:
 def _entry_row(entry: store.CacheEntry, texts_by_task: dict[str, int]) -> InventoryRow:
     directory = entry.path
     parts = store.part_files(directory)
-    rows = _rows_in_parts(parts)
+    rows, broken = _rows_in_parts(parts)
     shard_done, shard_count = _shard_manifests(directory)
     manifests = [m for m in [entry.manifest, *shard_done] if m]
     meta: dict[str, Any] = dict(manifests[0]) if manifests else {}
-    if not meta and parts:
-        meta = store.schema_metadata(pq.read_schema(parts[0]))
-    if entry.complete:
+    readable = [p for p in parts if p not in broken]
+    if not meta and readable:
+        meta = store.schema_metadata(pq.read_schema(readable[0]))
+    if broken:
+        names = ", ".join(p.name for p in broken)
+        status = f"damaged: unreadable {names}; run `moee verify --repair`"
+    elif entry.complete:
         status = "complete"
         if entry.manifest and entry.manifest.get("rows") != rows:
             status = f"inconsistent: manifest says {entry.manifest.get('rows')} rows"

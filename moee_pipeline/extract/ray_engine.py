@@ -15,6 +15,7 @@ only: a rerun extracts the missing texts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,7 @@ from moee_pipeline.extract.pipeline import (
     TaskSummary,
     TaskTexts,
     collect_tasks,
+    entry_lock,
     expected_settings,
     finish_task,
     forward_resilient,
@@ -218,7 +220,15 @@ def run_extract_ray(
             todo.append(item)
     if not todo:
         return
-    with ray_session(ray_options.address) as ray:
+    with contextlib.ExitStack() as stack:
+        # one writer per entry, whichever engine: a concurrent run is refused before Ray starts
+        for item in todo:
+            for prompt in prompts:
+                directory = store.task_dir(
+                    options.cache_dir, model=spec.model, prompt_id=prompt.id, task=item.name
+                )
+                stack.enter_context(entry_lock(directory, shard=options.shard))
+        ray = stack.enter_context(ray_session(ray_options.address))
         gpus = resolve_gpus_per_worker(
             ray_options.gpus_per_worker,
             workers=ray_options.workers,
