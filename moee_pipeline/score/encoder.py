@@ -15,8 +15,6 @@ from typing import Any
 
 import mteb
 import numpy as np
-from datasets import Dataset
-from datasets.arrow_dataset import Column
 from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.models.model_meta import ModelMeta
@@ -27,6 +25,7 @@ from moee_pipeline.cache import files
 from moee_pipeline.cache.store import text_id
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.tasks import private_copy
+from moee_pipeline.tasks.labels import eager_labels
 
 logger = logging.getLogger(__name__)
 
@@ -129,49 +128,8 @@ def fresh_view(task: AbsTask) -> AbsTask:
     """A private copy of the task (same texts every time), with labels read fast."""
     view = private_copy(task)
     if isinstance(view, AbsTaskClassification):
-        _eager_labels(view)
+        eager_labels(view)
     return view
-
-
-class _LabelsInMemory:
-    """A dataset whose label column reads as one list; everything else is the dataset's own."""
-
-    def __init__(self, dataset: Dataset, column: str) -> None:
-        self._dataset, self._column = dataset, column
-        self._labels = dataset[column][:]
-
-    def __len__(self) -> int:
-        return len(self._dataset)
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._labels if key == self._column else self._dataset[key]
-
-    def select(self, indices: Sequence[int]) -> Dataset:
-        return self._dataset.select(indices)
-
-
-def _eager_labels(task: AbsTaskClassification) -> None:
-    """Run mteb's own few-shot sampling and metrics with labels read once, not row by row.
-
-    datasets 5 returns a lazy column that mteb's undersampling indexes once per train row and
-    sklearn's checks iterate dozens of times per experiment: together about 80% of a
-    classification run. The algorithms stay mteb's; only how they read the labels changes.
-    """
-    cls = type(task)
-    column = task.label_column_name
-    undersample, metrics = cls._undersample_data, cls._calculate_scores
-    memo: dict[int, _LabelsInMemory] = {}
-
-    def undersample_data(dataset: Dataset, experiment_num: int, idxs: Any = None) -> Any:
-        eager = memo.setdefault(id(dataset), _LabelsInMemory(dataset, column))
-        return undersample(task, eager, experiment_num, idxs)
-
-    def calculate_scores(y_test: Any, y_pred: Any) -> Any:
-        labels = np.asarray(y_test[:] if isinstance(y_test, Column) else y_test)
-        return metrics(task, labels, y_pred)
-
-    task._undersample_data = undersample_data  # type: ignore[method-assign]
-    task._calculate_scores = calculate_scores  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)

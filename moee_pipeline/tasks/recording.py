@@ -1,7 +1,9 @@
 """The exact texts a task's evaluation encodes, recorded by running mteb's own evaluation once.
 
 Recording cannot drift from mteb: few-shot train rows, titles joined to documents, summaries and
-both sides of pairs are whatever mteb passes to the encoder.
+both sides of pairs are whatever mteb passes to the encoder. The task's own `evaluate` is called
+split by split and subset by subset, as `mteb.evaluate` does, without `mteb.evaluate`'s model
+resolution (it imports sentence-transformers: seconds before the first forward) and result files.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import mteb
 import numpy as np
-from mteb.abstasks import AbsTask
+from mteb.abstasks import AbsTask, AbsTaskBitextMining
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
@@ -21,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from moee_pipeline.cache.snapshots import read_encoded_texts, snapshot_dir, write_encoded_texts
 from moee_pipeline.quiet import quiet_libraries
+from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.loading import eval_splits, private_copy
 from moee_pipeline.tasks.registry import TaskError
 
@@ -71,9 +73,10 @@ class _TextRecorder:
 
 
 def _clone_for_recording(task: AbsTask) -> AbsTask:
-    """A private copy (see `private_copy`) that skips classification metrics."""
+    """A private copy (see `private_copy`): labels read once, classification metrics skipped."""
     clone = private_copy(task)
     if isinstance(clone, AbsTaskClassification):
+        eager_labels(clone)
         # Metrics run after all encoding and never encode; on 30k-row tasks sklearn's checks over
         # datasets' lazy label columns take most of the time, so the recording run skips them.
         clone._calculate_scores = _dummy_classification_scores  # type: ignore[method-assign,assignment]
@@ -100,15 +103,16 @@ def record_split(task: AbsTask, split: str) -> list[str]:
     recorder = _TextRecorder()
     # k-means and logistic regression on tiny random vectors gain nothing from threads, and
     # OpenMP spinning on a busy machine made this 20x slower
+    subsets = list(clone.hf_subsets)
+    batches = [subsets] if isinstance(clone, AbsTaskBitextMining) else [[s] for s in subsets]
     with threadpool_limits(limits=1), quiet_libraries():
-        mteb.evaluate(
-            recorder,
-            clone,
-            cache=None,
-            co2_tracker=False,
-            show_progress_bar=False,
-            encode_kwargs={"batch_size": _RECORD_BATCH, "show_progress_bar": False},
-        )
+        for batch in batches:
+            clone.evaluate(
+                recorder,  # type: ignore[arg-type]
+                split,
+                subsets_to_run=batch,
+                encode_kwargs={"batch_size": _RECORD_BATCH, "show_progress_bar": False},
+            )
     texts = list(dict.fromkeys(recorder.texts))
     logger.info(
         "%s/%s: %d texts (%d encoded)", task.metadata.name, split, len(texts), len(recorder.texts)
