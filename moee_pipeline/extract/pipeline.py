@@ -2,17 +2,21 @@
 
 texts -> prompts -> length-sorted batches -> forward with router hooks -> pooled features
 -> parts written in a background thread while the next batches run -> manifest last.
-Reruns keep every complete part and extract only the texts that are missing.
+Reruns keep every complete part and extract only the texts that are missing. The texts each
+task's evaluation encodes are recorded in another background thread while the model loads and
+earlier tasks run, so the model starts on the first task as soon as that one is recorded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from moee_pipeline.cache import files, store
+from moee_pipeline.cache import files, snapshots, store
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.batching import Batch, Encoded, encode_texts, make_batches
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite, forward_pooled
@@ -367,6 +371,8 @@ def _extract_task_locked(
     todo, encoded = plan.todo, plan.encoded
     writer = open_writer(plan, metadata, options=options)
     tokens = 0
+    loop_start = time.perf_counter()
+    first_forward: float | None = None
     bar = tqdm(
         total=len(todo), desc=f"{task} [{prompt.id}]", unit="text", disable=not options.progress
     )
@@ -379,6 +385,8 @@ def _extract_task_locked(
                 max_batch_tokens=options.max_batch_tokens,
             )
             for batch in batches:
+                if first_forward is None:
+                    first_forward = time.time()
                 for part, pooled in forward_resilient(loaded, capture, batch):
                     part_texts = [todo[i] for i in part.indices]
                     check_finite(pooled, part_texts)
@@ -391,7 +399,8 @@ def _extract_task_locked(
     finally:
         bar.close()
         writer.close()
-    return finish_task(
+    loop_seconds = time.perf_counter() - loop_start
+    summary = finish_task(
         plan,
         metadata,
         options=options,
@@ -400,6 +409,8 @@ def _extract_task_locked(
         run={"engine": "local", "workers": 1},
         records=writer.records,
     )
+    timing = {"first_forward_at": first_forward, "batch_loop_seconds": loop_seconds}
+    return dataclasses.replace(summary, extra={**summary.extra, **timing})
 
 
 def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) -> None:
@@ -459,7 +470,18 @@ class TaskTexts:
 
     name: str
     splits: list[str]
-    texts: list[str]
+    pending: Future[list[str]]
+
+    @property
+    def texts(self) -> list[str]:
+        """The texts, once recorded (a background recording is waited for here)."""
+        return self.pending.result()
+
+
+def _known(texts: list[str]) -> Future[list[str]]:
+    done: Future[list[str]] = Future()
+    done.set_result(texts)
+    return done
 
 
 def collect_tasks(
@@ -470,14 +492,15 @@ def collect_tasks(
     options: ExtractOptions,
     data_dir: Path | None = None,
     splits: Sequence[str] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> Iterator[TaskSummary | TaskTexts]:
     """Each task's texts (its data loaded and snapshotted), or summaries when already complete.
 
-    Runs before any model loads, so a bad task name or data dir fails in seconds, not after a
-    multi-minute model load.
+    Task data is loaded before any model, so a bad task name or data dir fails in seconds, not
+    after a multi-minute model load. A task whose texts were recorded before (a second model,
+    prompt or rerun) is read from its snapshot without mteb or datasets; otherwise the texts
+    are recorded, in `pool`'s thread when one is given.
     """
-    from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
-
     for name in tasks:
         done = None
         if splits is None and not options.overwrite:
@@ -485,10 +508,22 @@ def collect_tasks(
         if done is not None:
             yield from done
             continue
+        known = None
+        if splits is None:
+            known = snapshots.recorded_task_texts(name, cache_dir=options.cache_dir)
+        if known is not None:
+            yield TaskTexts(name, list(known), _known(snapshots.merge_split_texts(known.values())))
+            continue
+        from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
+
         task = load_task(name, cache_dir=options.cache_dir, data_dir=data_dir)
         write_snapshot(task, cache_dir=options.cache_dir)
         chosen = eval_splits(task, splits)
-        yield TaskTexts(name, chosen, task_texts(task, splits=chosen, cache_dir=options.cache_dir))
+        if pool is None:
+            pending = _known(task_texts(task, splits=chosen, cache_dir=options.cache_dir))
+        else:
+            pending = pool.submit(task_texts, task, splits=chosen, cache_dir=options.cache_dir)
+        yield TaskTexts(name, chosen, pending)
 
 
 def run_extract(
@@ -500,26 +535,40 @@ def run_extract(
     data_dir: Path | None = None,
     splits: Sequence[str] | None = None,
 ) -> Iterator[TaskSummary]:
-    """Extract every (task, prompt), loading the model once; yields a summary per pair."""
-    todo: list[TaskTexts] = []
-    for item in collect_tasks(
-        spec, tasks=tasks, prompts=prompts, options=options, data_dir=data_dir, splits=splits
-    ):
-        if isinstance(item, TaskSummary):
-            yield item
-        else:
-            todo.append(item)
-    if not todo:
-        return
-    loaded = load_model(spec)
-    for item in todo:
-        for prompt in prompts:
-            yield extract_task(
-                loaded,
-                task=item.name,
-                texts=item.texts,
-                prompt=prompt,
-                options=options,
-                model_id=spec.model,
-                splits=item.splits,
-            )
+    """Extract every (task, prompt), loading the model once; yields a summary per pair.
+
+    Recording the texts each task's evaluation encodes (or reading them from the snapshot)
+    runs in a background thread while the model loads and earlier tasks are extracted.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moee-record")
+    try:
+        todo: list[TaskTexts] = []
+        for item in collect_tasks(
+            spec,
+            tasks=tasks,
+            prompts=prompts,
+            options=options,
+            data_dir=data_dir,
+            splits=splits,
+            pool=pool,
+        ):
+            if isinstance(item, TaskSummary):
+                yield item
+            else:
+                todo.append(item)
+        if not todo:
+            return
+        loaded = load_model(spec)
+        for item in todo:
+            for prompt in prompts:
+                yield extract_task(
+                    loaded,
+                    task=item.name,
+                    texts=item.texts,
+                    prompt=prompt,
+                    options=options,
+                    model_id=spec.model,
+                    splits=item.splits,
+                )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
