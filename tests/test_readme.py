@@ -40,3 +40,15 @@ def test_readme_pandas_example_runs(
     df, rw = scope["df"], scope["rw"]
     assert len(df) == 3 and set(df["task"]) == {"STS12"}  # type: ignore[index]
     assert isinstance(rw, np.ndarray) and rw.shape == (3, 3 * 8) and rw.dtype == np.float32
+
+
+def test_readme_benchmark_numbers_come_from_the_newest_results_file() -> None:
+    from benchmarks.readme import README as BENCH_README
+    from benchmarks.readme import newest_results, render, rewrite
+
+    text = BENCH_README.read_text(encoding="utf-8")
+    path, data = newest_results()
+    section = render(path, data)
+    assert path.name in section
+    assert f"{data['extraction']['small-3000']['ratio_one_pass_median']:.2f}x" in section
+    assert rewrite(text, section) == text, "README stale: run python -m benchmarks.readme"

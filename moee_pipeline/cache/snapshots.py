@@ -6,25 +6,32 @@ every `datasets.Dataset` becomes one Parquet file (row order and features kept: 
 draws its few-shot rows by row index), every plain dict without datasets inside (retrieval qrels,
 top_ranked) one JSON file, and `manifest.json` records the tree. The manifest is written last and
 the folder is renamed into place, so a folder without it is never taken as complete.
+
+mteb and datasets are imported only where a snapshot is written or its data read: a rerun that
+finds a task's recorded texts starts its first forward without importing either.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 import os
 import logging
 import re
 import shutil
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mteb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasets import Dataset, DatasetDict, DatasetInfo, Features
-from mteb.abstasks import AbsTask
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from mteb.abstasks import AbsTask
 
 from moee_pipeline.cache import files
 from moee_pipeline.errors import MoeeError
@@ -37,6 +44,12 @@ class SnapshotError(MoeeError):
 
 MANIFEST = "manifest.json"
 SNAPSHOT_FORMAT = 1
+
+
+@functools.cache
+def mteb_version() -> str:
+    """The installed mteb's version, read without importing mteb."""
+    return importlib.metadata.version("mteb")
 
 
 def snapshot_dir(name: str, cache_dir: Path) -> Path:
@@ -57,6 +70,8 @@ def read_snapshot_manifest(folder: Path) -> dict[str, Any] | None:
 
 def _contains_dataset(value: Any) -> bool:
     """Whether a nested value holds a Dataset somewhere, i.e. must be a folder, not a JSON leaf."""
+    from datasets import Dataset
+
     if isinstance(value, Dataset):
         return True
     if isinstance(value, dict):
@@ -75,6 +90,8 @@ def _json_default(value: Any) -> Any:
 
 def _write_node(value: Any, folder: Path, stem: str) -> dict[str, Any]:
     """Write one node of the dataset tree under `folder` and describe it for the manifest."""
+    from datasets import Dataset, DatasetDict
+
     if isinstance(value, Dataset):
         table = value.with_format("arrow")[:]  # applies any select()/indices mapping, in row order
         path = folder / f"{stem}.parquet"
@@ -105,6 +122,8 @@ def _write_node(value: Any, folder: Path, stem: str) -> dict[str, Any]:
 
 def _read_node(node: dict[str, Any], folder: Path) -> Any:
     """Rebuild one node written by `_write_node`, in memory (never through the datasets cache)."""
+    from datasets import Dataset, DatasetDict, DatasetInfo, Features
+
     kind = node["kind"]
     if kind == "dataset":
         try:
@@ -148,7 +167,7 @@ def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -
             "format": SNAPSHOT_FORMAT,
             "task": name,
             "task_type": task.metadata.type,
-            "mteb_version": mteb.__version__,
+            "mteb_version": mteb_version(),
             "dataset_revision": task.metadata.dataset.get("revision"),
             "eval_splits": list(task.eval_splits),
             "hf_subsets": list(task.hf_subsets) if task.hf_subsets else None,
@@ -195,12 +214,12 @@ def read_snapshot(name: str, *, cache_dir: Path) -> Any | None:
     if manifest.get("task") != name:
         logger.warning("ignoring snapshot %s: it holds task %s", folder, manifest.get("task"))
         return None
-    if manifest.get("mteb_version") != mteb.__version__:
+    if manifest.get("mteb_version") != mteb_version():
         logger.warning(
             "snapshot %s was written with mteb %s, running %s",
             folder,
             manifest.get("mteb_version"),
-            mteb.__version__,
+            mteb_version(),
         )
     return _read_node(manifest["tree"], folder)
 
@@ -232,7 +251,7 @@ def read_encoded_texts(name: str, split: str, *, cache_dir: Path) -> list[str] |
         logger.warning("ignoring unreadable recorded texts %s", path)
         return None
     meta = table.schema.metadata or {}
-    if meta.get(b"mteb_version", b"").decode() != mteb.__version__:
+    if meta.get(b"mteb_version", b"").decode() != mteb_version():
         logger.info("texts of %s/%s were recorded with another mteb version", name, split)
         return None
     return [str(t) for t in table.column("text").to_pylist()]
@@ -248,8 +267,30 @@ def write_encoded_texts(name: str, split: str, texts: list[str], *, cache_dir: P
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table({"text": pa.array(texts, pa.string())})
-    table = table.replace_schema_metadata({"mteb_version": mteb.__version__, "split": split})
+    table = table.replace_schema_metadata({"mteb_version": mteb_version(), "split": split})
     files.remove_stale_temps(path.parent)
     with files.atomic_path(path, point="snapshot") as tmp:
         pq.write_table(table, tmp)
     return path
+
+
+def merge_split_texts(per_split: Iterable[list[str]]) -> list[str]:
+    """The texts of several splits' lists, each once, in first-seen order."""
+    return list(dict.fromkeys(t for texts in per_split for t in texts))
+
+
+def recorded_task_texts(name: str, *, cache_dir: Path) -> dict[str, list[str]] | None:
+    """{split: texts} of every eval split of a snapshot whose texts were all recorded, else None.
+
+    Read without mteb or datasets, so a task met before costs milliseconds, not seconds.
+    """
+    manifest = read_snapshot_manifest(snapshot_dir(name, cache_dir))
+    if manifest is None or manifest.get("task") != name or not manifest.get("eval_splits"):
+        return None
+    out: dict[str, list[str]] = {}
+    for split in manifest["eval_splits"]:
+        texts = read_encoded_texts(name, split, cache_dir=cache_dir)
+        if texts is None:
+            return None
+        out[split] = texts
+    return out

@@ -370,7 +370,7 @@ def _extract_task_locked(
         return plan
     todo, encoded = plan.todo, plan.encoded
     writer = open_writer(plan, metadata, options=options)
-    tokens = 0
+    tokens = padded = 0
     loop_start = time.perf_counter()
     first_forward: float | None = None
     bar = tqdm(
@@ -393,6 +393,7 @@ def _extract_task_locked(
                     lengths = part.attention_mask.sum(dim=1).tolist()
                     writer.add(part_texts, lengths, part.truncated, pooled)
                     tokens += part.real_tokens
+                    padded += int(part.attention_mask.numel())
                     bar.update(len(part.indices))
                     elapsed = max(bar.format_dict["elapsed"], 1e-9)
                     bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}", refresh=False)
@@ -409,7 +410,11 @@ def _extract_task_locked(
         run={"engine": "local", "workers": 1},
         records=writer.records,
     )
-    timing = {"first_forward_at": first_forward, "batch_loop_seconds": loop_seconds}
+    timing = {
+        "first_forward_at": first_forward,
+        "batch_loop_seconds": loop_seconds,
+        "padded_tokens": padded,
+    }
     return dataclasses.replace(summary, extra={**summary.extra, **timing})
 
 

@@ -20,7 +20,12 @@ from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 from threadpoolctl import threadpool_limits
 
-from moee_pipeline.cache.snapshots import read_encoded_texts, snapshot_dir, write_encoded_texts
+from moee_pipeline.cache.snapshots import (
+    merge_split_texts,
+    read_encoded_texts,
+    snapshot_dir,
+    write_encoded_texts,
+)
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.loading import eval_splits, private_copy
@@ -159,4 +164,4 @@ def task_texts(
     well as test, for choosing MoEE-sum's weight without test labels.
     """
     per_split = split_texts(task, splits=splits, cache_dir=cache_dir)
-    return list(dict.fromkeys(t for texts in per_split.values() for t in texts))
+    return merge_split_texts(per_split.values())
