@@ -7,7 +7,8 @@ and the features read from the outputs at the last position. Nothing here is mad
 purpose: it runs under `torch.inference_mode()` without a KV cache, like a careful user would.
 
 Run as a worker: `python -m benchmarks.baseline --model DIR --texts FILE --method HS`; it prints
-one JSON line with the timings and its own peak RSS.
+one JSON line with the timings and its own peak RSS. `--grid` runs the paper's whole grid in one
+process, one pass per method and weight, as the reference code does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +29,12 @@ from benchmarks.common import Timer, peak_gpu_mb, peak_rss_mb
 from moee_pipeline.prompts import Prompt
 
 METHODS = ("HS", "RW", "MoEE")
+#: MoEE-sum weights of the grid (the same five as the scoring bench).
+GRID_WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: The paper's grid: HS, RW, MoEE-concat and MoEE-sum at five weights, one pass each.
+GRID = (*METHODS, *(f"MoEE-sum@{w:g}" for w in GRID_WEIGHTS))
 BATCH_SIZE = 128
+IMPORTED_AT = time.time()
 
 
 @dataclass
@@ -35,6 +43,7 @@ class PassStats:
 
     method: str
     seconds: float
+    first_forward_at: float
     texts: int
     real_tokens: int
     padded_tokens: int
@@ -58,6 +67,12 @@ def _features(output: object, method: str) -> torch.Tensor:
         return hs
     if method == "RW":
         return _batch_zscore(rw)
+    if method.startswith("MoEE-sum@"):
+        weight = float(method.split("@")[1])
+        zhs, zrw = _batch_zscore(hs), _batch_zscore(rw)
+        unit_hs = zhs / zhs.norm(dim=1, keepdim=True)
+        unit_rw = zrw / zrw.norm(dim=1, keepdim=True)
+        return torch.cat([unit_hs, math.sqrt(weight) * unit_rw], dim=1)
     return torch.cat([_batch_zscore(hs), _batch_zscore(rw)], dim=1)
 
 
@@ -74,6 +89,7 @@ def reference_pass(
     """Encode every task's texts once the way the reference code does (batches never span tasks)."""
     features: dict[str, np.ndarray] = {}
     real = padded = 0
+    first_forward_at = 0.0
     with Timer() as timer:
         for task, texts in tasks.items():
             chunks: list[np.ndarray] = []
@@ -81,6 +97,7 @@ def reference_pass(
                 batch = [prompt.render(t) for t in texts[start : start + BATCH_SIZE]]
                 enc = tokenizer(batch, padding=True, return_tensors="pt")  # type: ignore[operator]
                 enc = enc.to(device)
+                first_forward_at = first_forward_at or time.time()
                 output = model(
                     **enc, output_hidden_states=True, output_router_logits=True, use_cache=False
                 )
@@ -90,7 +107,8 @@ def reference_pass(
             features[task] = np.concatenate(chunks)
     n_texts = sum(len(t) for t in tasks.values())
     dim = int(next(iter(features.values())).shape[1])
-    return features, PassStats(method, timer.seconds, n_texts, real, padded, dim)
+    stats = PassStats(method, timer.seconds, first_forward_at, n_texts, real, padded, dim)
+    return features, stats
 
 
 def load_reference_model(
@@ -129,12 +147,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--texts", type=Path, required=True, help="JSON {task: raw texts}")
     parser.add_argument("--prompt", default="prompteol")
-    parser.add_argument("--method", action="append", choices=METHODS, required=True)
+    parser.add_argument("--method", action="append", choices=METHODS, default=[])
+    parser.add_argument("--grid", action="store_true", help="every method and weight: 8 passes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--quantization", default="none", choices=("none", "nf4"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    methods = list(GRID) if args.grid else args.method
+    if not methods:
+        parser.error("give --method or --grid")
 
     from moee_pipeline.prompts import resolve_prompt
 
@@ -147,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     passes = [
         asdict(reference_pass(model, tokenizer, tasks, method=m, prompt=prompt, device=device)[1])
-        for m in args.method
+        for m in methods
     ]
     result = {
         "side": "baseline",
@@ -156,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "quantization": args.quantization,
         "peak_gpu_mb": peak_gpu_mb(),
         "load_seconds": load.seconds,
+        "imported_at": IMPORTED_AT,
         "passes": passes,
         "peak_rss_mb": peak_rss_mb(),
         "threads": torch.get_num_threads(),

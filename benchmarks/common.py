@@ -8,6 +8,7 @@ user's local data.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,57 @@ CPU_MODEL: dict[str, Any] = {
 }
 VOCAB_SIZE = 32000
 SEED = 0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One extraction workload: a random-weight model shape, a text mix and a prompt."""
+
+    name: str
+    model: dict[str, Any]
+    vocab_size: int
+    mix: dict[str, dict[str, int]]
+    prompt: str
+    about: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: The bench's first workload: a mid-size model over ~980 texts with PromptEOL, where the
+#: forward pass dominates.
+MIX_980 = Workload(
+    name="mix-980",
+    model=CPU_MODEL,
+    vocab_size=VOCAB_SIZE,
+    mix=EXTRACT_MIX,
+    prompt="prompteol",
+    about="hidden 512, 8 layers, 16 experts top-4, vocab 32k; ~980 texts of 5 tasks; prompteol",
+)
+
+#: A small model over many texts, where fixed costs (imports, task bookkeeping, model load)
+#: show: OLMoE's shape at hidden 256 (expert intermediate half the hidden size, as in OLMoE).
+SMALL_3000 = Workload(
+    name="small-3000",
+    model={
+        "hidden_size": 256,
+        "intermediate_size": 128,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "num_experts": 16,
+        "num_experts_per_tok": 4,
+        "max_position_embeddings": 4096,
+    },
+    vocab_size=4096,
+    mix={
+        "STSBenchmark": {"test": 500},
+        "EmotionClassification": {"test": 300, "train": 2000},
+        "TweetSentimentExtractionClassification": {"test": 300, "train": 2000},
+    },
+    prompt="none",
+    about="hidden 256, 4 layers, 16 experts top-4, vocab 4096; ~3,000 texts of 3 tasks; no prompt",
+)
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (SMALL_3000, MIX_980)}
 
 
 #: Compute threads of every worker (0: the libraries' default, one per core). One thread by
@@ -115,14 +167,20 @@ def corpus_texts(data_dir: Path) -> Iterator[str]:
                 yield from (t for t in table.column(column).to_pylist() if t)
 
 
-def build_model(data_dir: Path, out_dir: Path, *, overrides: dict[str, Any] | None = None) -> Path:
-    """A random-weight OLMoE-like model with a 32k BPE tokenizer trained on the mteb texts."""
+def build_model(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    vocab_size: int = VOCAB_SIZE,
+) -> Path:
+    """A random-weight OLMoE-like model with a BPE tokenizer trained on the mteb texts."""
     from moee_pipeline.testing.tiny import build_tiny_model, train_tokenizer
 
     if (out_dir / "model" / "config.json").exists():
         return out_dir / "model"
     tok_dir = out_dir / "tokenizer"
-    train_tokenizer(tok_dir, texts=list(corpus_texts(data_dir)), vocab_size=VOCAB_SIZE)
+    train_tokenizer(tok_dir, texts=list(corpus_texts(data_dir)), vocab_size=vocab_size)
     return build_tiny_model(
         "olmoe", out_dir / "model", tokenizer_dir=tok_dir, seed=SEED, **(overrides or CPU_MODEL)
     )
@@ -156,15 +214,55 @@ class Timer:
         self.seconds = time.perf_counter() - self._start
 
 
-def run_worker(module: str, args: Sequence[str], *, timeout: float = 1800) -> dict[str, Any]:
-    """Run `python -m module args` in a fresh process; it prints one JSON line last."""
+def run_worker(
+    module: str, args: Sequence[str], *, timeout: float = 1800, cwd: Path | None = None
+) -> dict[str, Any]:
+    """Run `python -m module args` in a fresh process; it prints one JSON line last.
+
+    The result gains `spawned_at` (epoch seconds just before the process was started) and
+    `process_seconds` (start to exit, as a user waiting for the command sees it). `cwd` runs
+    another checkout of the package (see `export_ref`).
+    """
     cmd = [sys.executable, "-m", module, *args]
+    spawned_at, start = time.time(), time.perf_counter()
     done = subprocess.run(
-        cmd, cwd=REPO, env=offline_env(), capture_output=True, text=True, timeout=timeout
+        cmd, cwd=cwd or REPO, env=offline_env(), capture_output=True, text=True, timeout=timeout
     )
+    seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**result, "spawned_at": spawned_at, "process_seconds": seconds}
+
+
+def export_ref(ref: str, out_dir: Path) -> Path:
+    """The package as of git `ref`, exported (not checked out) to out_dir, with today's benchmarks.
+
+    Running a worker with `cwd=out_dir` imports that version's `moee_pipeline` (the working
+    directory comes first on sys.path) and the current benchmark workers.
+    """
+    import shutil
+    import tarfile
+
+    commit = subprocess.run(
+        ["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    folder = out_dir / commit[:12]
+    if not (folder / "moee_pipeline").is_dir():
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit, "moee_pipeline"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(folder, filter="data")
+    shutil.rmtree(folder / "benchmarks", ignore_errors=True)
+    shutil.copytree(
+        REPO / "benchmarks", folder / "benchmarks", ignore=shutil.ignore_patterns("results")
+    )
+    return folder
 
 
 def host_info() -> dict[str, Any]:

@@ -3,7 +3,9 @@
 It calls `run_extract` with the CLI's default options (the same call `moee extract --model DIR
 --tasks ... --prompt P --data-dir D --cache-dir C --device cpu` makes), into a fresh cache dir, and
 prints one JSON line: extraction seconds per task (tokenize + forward + Parquet, from the task
-summaries), the whole call's wall time (task loading and model load included), padding, peak RSS.
+summaries), the whole call's wall time (task loading and model load included), when imports were
+done and when the first batch went into the model (epoch seconds, for the fixed overhead the
+parent computes from the process's start), padding, peak RSS.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,14 +21,16 @@ import torch
 
 from benchmarks.common import Timer, peak_gpu_mb, peak_rss_mb
 
+IMPORTED_AT = time.time()
+
 
 def padded_tokens(
     model_dir: Path, tasks: dict[str, list[str]], prompt_name: str
 ) -> tuple[int, int]:
     """(real, padded) tokens of the batches `moee extract` forms with its default options.
 
-    Rebuilt after the timed run with the same functions extract_task uses, so it costs nothing
-    inside the measurement.
+    Rebuilt after the timed run with the same functions extract_task uses, for versions of
+    `run_extract` whose summaries do not count padded tokens themselves.
     """
     from transformers import AutoTokenizer
 
@@ -87,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         )
     peak = peak_rss_mb()
+    extras = [s.extra for s in summaries]
+    forwards = [e["first_forward_at"] for e in extras if e.get("first_forward_at")]
     result = {
         "side": "ours",
         "device": args.device,
@@ -98,10 +105,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "texts": sum(s.new_rows for s in summaries),
         "real_tokens": sum(s.tokens for s in summaries),
         "per_task": {s.task: {"rows": s.rows, "seconds": s.seconds} for s in summaries},
+        "imported_at": IMPORTED_AT,
+        "first_forward_at": min(forwards) if forwards else None,
+        "batch_loop_seconds": sum(e.get("batch_loop_seconds", 0.0) for e in extras),
         "peak_rss_mb": peak,
         "threads": torch.get_num_threads(),
     }
-    if args.texts is not None:
+    if extras and all("padded_tokens" in e for e in extras):
+        result["padded_tokens"] = sum(e["padded_tokens"] for e in extras)
+    elif args.texts is not None:
         real, padded = padded_tokens(args.model, json.loads(args.texts.read_text()), args.prompt)
         result["padded_tokens"] = padded
         result["padding_check_real_tokens"] = real
