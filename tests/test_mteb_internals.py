@@ -3,8 +3,10 @@ and says which one, instead of scores silently drifting.
 
 We rely on (and pin mteb to the tested minor for):
 - `AbsTaskClassification._undersample_data(dataset, experiment_num, idxs)` and
-  `_calculate_scores(y_test, y_pred)`, replaced on private task copies (score/encoder.py,
-  tasks/recording.py) so that labels are read once;
+  `_calculate_scores(y_test, y_pred)`, replaced on private task copies (tasks/labels.py, used
+  by score/encoder.py and tasks/recording.py) so that labels are read once;
+- `AbsTask.evaluate(model, split, subsets_to_run, *, encode_kwargs)`, which recording calls per
+  split and subset as `mteb.evaluate` does (tasks/recording.py);
 - `AbsTask.rng_state` / `np_rng`, copied per evaluation (tasks/loading.py `private_copy`);
 - `filter_eval_splits`, `dataset_transform`, `label_column_name`, `train_split`.
 """
@@ -21,8 +23,8 @@ from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from packaging.version import Version
 
-from moee_pipeline.score.encoder import _LabelsInMemory
 from moee_pipeline.tasks import load_task
+from moee_pipeline.tasks.labels import _LabelsInMemory
 from moee_pipeline.tasks.recording import _dummy_classification_scores
 
 TESTED = Version("2.26")
@@ -44,6 +46,12 @@ def test_classification_hooks_keep_their_signatures() -> None:
         "self", "dataset", "experiment_num", "idxs",
     ]  # fmt: skip
     assert _params(AbsTaskClassification._calculate_scores) == ["self", "y_test", "y_pred"]
+
+
+def test_task_evaluate_takes_what_recording_passes() -> None:
+    params = _params(AbsTask.evaluate)
+    assert params[:4] == ["self", "model", "split", "subsets_to_run"]
+    assert "encode_kwargs" in params
 
 
 def test_task_attributes_we_rely_on_exist() -> None:

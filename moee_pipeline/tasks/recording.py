@@ -113,7 +113,7 @@ def record_split(task: AbsTask, split: str) -> list[str]:
     with threadpool_limits(limits=1), quiet_libraries():
         for batch in batches:
             clone.evaluate(
-                recorder,  # type: ignore[arg-type]
+                recorder,
                 split,
                 subsets_to_run=batch,
                 encode_kwargs={"batch_size": _RECORD_BATCH, "show_progress_bar": False},
