@@ -149,12 +149,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--prompt", default="prompteol")
     parser.add_argument("--method", action="append", choices=METHODS, default=[])
     parser.add_argument("--grid", action="store_true", help="every method and weight: 8 passes")
+    parser.add_argument("--passes", type=int, default=len(GRID), help="with --grid: the first N")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--quantization", default="none", choices=("none", "nf4"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    methods = list(GRID) if args.grid else args.method
+    methods = list(GRID[: args.passes]) if args.grid else args.method
     if not methods:
         parser.error("give --method or --grid")
 

@@ -147,6 +147,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="small-3000",
         help="workloads whose 8-pass reference grid is really run (others: extrapolated)",
     )
+    parser.add_argument(
+        "--grid-passes",
+        type=int,
+        default=8,
+        help="reference passes really run for the grid (fewer: the rest extrapolated, labelled)",
+    )
     parser.add_argument("--before", default=None, help="also time ours as of this git ref")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
@@ -172,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 repeats=args.repeats,
                 before=args.before,
                 grid=name in grid,
+                grid_passes=args.grid_passes,
             )
             for name in args.workloads.split(",")
         }
