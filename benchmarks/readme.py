@@ -83,6 +83,12 @@ def render(path: Path, data: dict[str, Any]) -> str:
         "| peak RSS, ours / ref. |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    lines[1] += " Batches only: the reference's pass against ours' batch loops."
+    if load[0] > data["logical_cpus"]:
+        lines[1] += (
+            f" The load average exceeded the {data['logical_cpus']} cores: the machine was "
+            "shared with other work, so the times are noisy."
+        )
     for ex in workloads:
         lines += _workload_lines(ex)
     before = [ex for ex in workloads if ex.get("before_ref")]
