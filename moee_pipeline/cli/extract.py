@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -161,7 +162,7 @@ def extract(
             shard=parse_shard(shard),
             overwrite=overwrite,
         )
-        request = {
+        request: dict[str, Any] = {
             "tasks": names,
             "prompts": resolved,
             "options": options,
@@ -174,9 +175,9 @@ def extract(
             ray_options = RayOptions(
                 workers=workers, gpus_per_worker=gpus_per_worker, address=ray_address
             )
-            summaries = run_extract_ray(spec, ray_options=ray_options, **request)  # type: ignore[arg-type]
+            summaries = run_extract_ray(spec, ray_options=ray_options, **request)
         else:
-            summaries = extract_lib.run_extract(spec, **request)  # type: ignore[arg-type]
+            summaries = extract_lib.run_extract(spec, **request)
         for s in summaries:
             what = (
                 "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import SupportsFloat
 
 import pandas as pd
 
@@ -50,11 +51,11 @@ AUTO_NOTE = (
 )
 
 
-def number(value: object) -> str:
+def number(value: SupportsFloat | None) -> str:
     """x100 score cell: two decimals, blank when missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return f"{float(value):.2f}"  # type: ignore[arg-type]
+    return f"{float(value):.2f}"
 
 
 def _type_cells(table: report.TypeTable, shown: list[str]) -> pd.DataFrame:
