@@ -20,7 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.score.run import ScoreConfig, ScoreRow, combinations, feature_columns
+from moee_pipeline.score.unit import ScoreConfig, ScoreRow, combinations, feature_columns
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def score_unit_key(config: ScoreConfig, key: UnitKey) -> list[ScoreRow]:
     """
     from moee_pipeline.cache import store
     from moee_pipeline.quiet import quiet_libraries
-    from moee_pipeline.score.run import Unit, score_unit
+    from moee_pipeline.score.unit import Unit, score_unit
     from moee_pipeline.tasks import eval_splits, load_task
 
     name, prompt = key
