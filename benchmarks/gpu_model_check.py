@@ -83,7 +83,8 @@ def main() -> None:
 
     mem = torch.cuda if cuda else _NoCuda()
 
-    from moee_pipeline.extract.pipeline import ExtractOptions, extract_task
+    from moee_pipeline.extract.pipeline import extract_task
+    from moee_pipeline.extract.settings import ExtractOptions
     from moee_pipeline.models.catalog import build_random_checkpoint
     from moee_pipeline.models.loading import ModelSpec, load_model
     from moee_pipeline.models.memory import format_report

@@ -35,7 +35,7 @@ def padded_tokens(
     from transformers import AutoTokenizer
 
     from moee_pipeline.extract.batching import encode_texts, make_batches
-    from moee_pipeline.extract.pipeline import ExtractOptions
+    from moee_pipeline.extract.settings import ExtractOptions
     from moee_pipeline.prompts import resolve_prompt
 
     defaults = ExtractOptions(cache_dir=Path())
@@ -70,8 +70,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
-    from moee_pipeline.models.loading import ModelSpec
+    from moee_pipeline.extract.run import run_extract
+    from moee_pipeline.extract.settings import ExtractOptions
+    from moee_pipeline.models.spec import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
 
     spec = ModelSpec(

@@ -40,8 +40,9 @@ GOAL = 0.15
 
 def extract_once(model: Path, data_dir: Path, cache: Path, engine: str) -> dict[str, Any]:
     """One extraction of the mix under PROMPTS with `engine`, timed end to end."""
-    from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
-    from moee_pipeline.models.loading import ModelSpec
+    from moee_pipeline.extract.run import run_extract
+    from moee_pipeline.extract.settings import ExtractOptions
+    from moee_pipeline.models.spec import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
 
     spec = ModelSpec(model=str(model), device="cpu")

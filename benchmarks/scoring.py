@@ -35,8 +35,9 @@ TINY_MODEL: dict[str, Any] = {
 
 def prepare(work: Path, data_dir: Path) -> dict[str, Any]:
     """Build the tiny model and extract the 11 tasks once (complete tasks are skipped)."""
-    from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
-    from moee_pipeline.models.loading import ModelSpec
+    from moee_pipeline.extract.run import run_extract
+    from moee_pipeline.extract.settings import ExtractOptions
+    from moee_pipeline.models.spec import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
 
     model = build_model(data_dir, work / "tiny-model", overrides=TINY_MODEL)

@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 
 # name -> module that defines it: the functions users call from scripts and notebooks
 _PUBLIC = {
-    "run_extract": "moee_pipeline.extract.pipeline",
-    "ExtractOptions": "moee_pipeline.extract.pipeline",
-    "ModelSpec": "moee_pipeline.models.loading",
+    "run_extract": "moee_pipeline.extract.run",
+    "ExtractOptions": "moee_pipeline.extract.settings",
+    "ModelSpec": "moee_pipeline.models.spec",
     "run_score": "moee_pipeline.score.run",
     "ScoreConfig": "moee_pipeline.score.run",
     "read_features": "moee_pipeline.cache.store",

@@ -47,7 +47,7 @@ def test_models_command_lists_the_three_models() -> None:
 
 
 def test_extract_resolves_the_alias(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from moee_pipeline.extract import pipeline as extract
+    from moee_pipeline.extract import run as extract
 
     seen = []
 

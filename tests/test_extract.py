@@ -19,7 +19,8 @@ from moee_pipeline.cache import store
 from moee_pipeline.extract import pipeline as extract
 from moee_pipeline.extract.batching import encode_texts
 from moee_pipeline.extract.hooks import NonFiniteFeatureError
-from moee_pipeline.extract.pipeline import ExtractionError, ExtractOptions, extract_task
+from moee_pipeline.extract.pipeline import extract_task
+from moee_pipeline.extract.settings import ExtractionError, ExtractOptions
 from moee_pipeline.models.loading import LoadedModel, ModelSpec, load_model
 from moee_pipeline.prompts import resolve_prompt
 
@@ -309,7 +310,7 @@ def test_complete_entry_with_other_settings_is_refused(
     run(loaded, model_dir, tmp_path)
     with pytest.raises(ExtractionError, match="other settings"):
         run(loaded, model_dir, tmp_path, max_length=32)
-    from moee_pipeline.extract.pipeline import _already_done
+    from moee_pipeline.extract.collect import _already_done
 
     spec = ModelSpec(str(model_dir), dtype="bfloat16")
     with pytest.raises(ExtractionError, match="dtype"):

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,12 @@ def test_kill_9_while_extracting_then_rerun_completes(
     kill_at(point, extract_args(model, cache))
     folder = entry(cache, model)
     assert store.read_manifest(folder) is None  # never marked complete
-    temps = files.stale_temps(folder) + files.stale_temps(cache / "tasks")
+    # the snapshot is written by the recording child: it must stop by itself with its parent
+    deadline = time.monotonic() + 20
+    while not (temps := files.stale_temps(folder) + files.stale_temps(cache / "tasks")):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert temps, "the killed writer's temp is recognisable"
     if point == "snapshot":
         assert not (cache / "tasks" / TASK).exists()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,21 @@ def test_stale_temps_are_those_of_dead_writers(tmp_path: Path) -> None:
     assert files.stale_temps(tmp_path) == sorted([stale_dir, stale_file])
     files.remove_stale_temps(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, foreign.name])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_dead_writer_not_yet_reaped_is_dead(tmp_path: Path) -> None:
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie
+    try:
+        deadline = time.monotonic() + 20
+        while "Z" not in Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1][:3]:
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.05)
+        temp = tmp_path / f".part-00001.parquet.{zombie.pid}{files.TEMP_SUFFIX}"
+        temp.write_bytes(b"half")
+        assert files.stale_temps(tmp_path) == [temp]
+    finally:
+        zombie.wait()
 
 
 def test_sha256_of_file_equals_sha256_of_bytes(tmp_path: Path) -> None:

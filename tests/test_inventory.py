@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from moee_pipeline.cache import store
 from moee_pipeline.cache.inventory import inventory
 from moee_pipeline.cli import main
-from moee_pipeline.extract.pipeline import ExtractOptions, extract_task
+from moee_pipeline.extract.pipeline import extract_task
+from moee_pipeline.extract.settings import ExtractOptions
 from moee_pipeline.models.loading import ModelSpec, load_model
 from moee_pipeline.prompts import Prompt, resolve_prompt
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from moee_pipeline.cache import store
 from moee_pipeline.cli import main
-from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
+from moee_pipeline.extract.run import run_extract
+from moee_pipeline.extract.settings import ExtractOptions
 from moee_pipeline.models.loading import ModelSpec
 from moee_pipeline.prompts import resolve_prompt
 
@@ -254,7 +255,8 @@ def test_ray_engine_refuses_an_entry_another_extraction_is_writing(
     model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from moee_pipeline.extract import ray_engine
-    from moee_pipeline.extract.pipeline import ExtractionError, entry_lock
+    from moee_pipeline.extract.pipeline import entry_lock
+    from moee_pipeline.extract.settings import ExtractionError
 
     def no_ray(address: str | None = None) -> object:
         raise AssertionError("Ray started although the entry is locked")

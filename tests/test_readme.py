@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moee_pipeline.extract.pipeline import ExtractOptions, extract_task
+from moee_pipeline.extract.pipeline import extract_task
+from moee_pipeline.extract.settings import ExtractOptions
 from moee_pipeline.models.loading import ModelSpec, load_model
 from moee_pipeline.prompts import resolve_prompt
 

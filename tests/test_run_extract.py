@@ -1,4 +1,4 @@
-"""run_extract end to end: texts recorded in the background, reused without mteb on a rerun."""
+"""run_extract end to end: texts recorded in a child process, reused without mteb on a rerun."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ from typing import Any
 
 import pytest
 
-from moee_pipeline.cache import snapshots, store
-from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
+from moee_pipeline.cache import files, snapshots, store
+from moee_pipeline.errors import MoeeError
+from moee_pipeline.extract import recorder
+from moee_pipeline.extract.recorder import TaskRecorder
+from moee_pipeline.extract.run import run_extract
+from moee_pipeline.extract.settings import ExtractOptions
 from moee_pipeline.models.loading import ModelSpec
 from moee_pipeline.prompts import resolve_prompt
-from moee_pipeline.tasks import TaskError, load_task, recording, task_texts
+from moee_pipeline.tasks import TaskError, load_task, task_texts
 
 TASKS = ["MoeeToySTS", "MoeeToyClassification"]
 
@@ -50,11 +54,10 @@ def test_rerun_reuses_recorded_texts_without_loading_tasks(
         assert snapshots.recorded_task_texts(task, cache_dir=cache) is not None
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("task data loaded or recorded again on a rerun")
+        raise AssertionError("a recording process started again on a rerun")
 
     before = {task: _ids(cache, model, task) for task in TASKS}
-    monkeypatch.setattr("moee_pipeline.tasks.load_task", refuse)
-    monkeypatch.setattr(recording, "record_split", refuse)
+    monkeypatch.setattr(recorder.subprocess, "Popen", refuse)
     again = _extract(model, cache, overwrite=True)
     assert [s.rows for s in again] == [s.rows for s in first]
     assert all(s.new_rows == s.rows for s in again)
@@ -63,17 +66,68 @@ def test_rerun_reuses_recorded_texts_without_loading_tasks(
 
 
 @pytest.mark.slow
-def test_recording_error_in_the_background_stops_the_run(
+def test_a_failing_recording_process_stops_the_run_before_the_model_loads(
     tiny_model: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(task: Any, split: str) -> list[str]:
-        raise TaskError(f"{task.metadata.name} feeds non-text inputs")
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the model loaded although a task could not be loaded")
 
-    monkeypatch.setattr(recording, "record_split", broken)
+    monkeypatch.setattr("moee_pipeline.models.loading.load_model", refuse)
+    monkeypatch.setenv(files.FAULT_ENV, "snapshot:enospc")  # the child's snapshot write fails
     cache = tmp_path / "cache"
-    with pytest.raises(TaskError, match="non-text"):
+    with pytest.raises(MoeeError, match="No space left on device"):
         _extract(tiny_model("olmoe"), cache)
     assert not list(cache.glob(f"features/**/{store.MANIFEST}"))
+
+
+def test_recorder_raises_the_childs_task_error_as_itself(tmp_path: Path) -> None:
+    with TaskRecorder(["MoeeToySTS", "NoSuchTask"], cache_dir=tmp_path) as rec:
+        assert rec.splits("MoeeToySTS") == ["test"]
+        with pytest.raises(TaskError, match="unknown task 'NoSuchTask'"):
+            rec.splits("NoSuchTask")
+        with pytest.raises(TaskError, match="unknown task"):
+            rec.texts("MoeeToySTS").result()  # every task is loaded before any is recorded
+
+
+def test_recorder_texts_are_the_in_process_recording(tmp_path: Path) -> None:
+    with TaskRecorder(TASKS, cache_dir=tmp_path / "cache") as rec:
+        got = {name: rec.texts(name).result(timeout=120) for name in TASKS}
+    assert got == {name: task_texts(load_task(name)) for name in TASKS}
+    for name in TASKS:  # and the lists are kept beside the snapshots for the next run
+        kept = snapshots.recorded_task_texts(name, cache_dir=tmp_path / "cache")
+        assert kept is not None and snapshots.merge_split_texts(kept.values()) == got[name]
+
+
+def test_recorder_without_tasks_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a process was started")
+
+    monkeypatch.setattr(recorder.subprocess, "Popen", refuse)
+    with TaskRecorder([], cache_dir=tmp_path):
+        pass
+
+
+def test_the_cli_path_imports_no_torch_transformers_or_mteb_before_the_run() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        import moee_pipeline.cli.extract, moee_pipeline.extract.run
+        from moee_pipeline.extract.settings import ExtractOptions
+        from moee_pipeline.models.spec import ModelSpec
+        from moee_pipeline.models.placement import Placement, check_placement
+        from moee_pipeline.tasks.registry import select_tasks
+        select_tasks(tasks=["STS12", "EmotionClassification"])
+        spec = ModelSpec("m")
+        check_placement(Placement(None, ()), quantization=spec.quantization, device="auto")
+        print(sorted(m for m in ("torch", "transformers", "mteb", "datasets") if m in sys.modules))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split()[-1] == "[]"
 
 
 @pytest.mark.slow
@@ -86,7 +140,8 @@ def test_rerun_imports_neither_mteb_nor_datasets(
         f"""
         import sys
         from pathlib import Path
-        from moee_pipeline.extract.pipeline import ExtractOptions, run_extract
+        from moee_pipeline.extract.run import run_extract
+        from moee_pipeline.extract.settings import ExtractOptions
         from moee_pipeline.models.loading import ModelSpec
         from moee_pipeline.prompts import resolve_prompt
         options = ExtractOptions(cache_dir=Path({str(cache)!r}), progress=False, overwrite=True)

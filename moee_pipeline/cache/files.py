@@ -157,6 +157,7 @@ def _writer_pid(path: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a writer process still runs (a zombie, dead but not yet reaped, does not)."""
     if pid == os.getpid():
         return True
     try:
@@ -165,7 +166,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state field follows the command name in parentheses
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def stale_temps(directory: Path) -> list[Path]:

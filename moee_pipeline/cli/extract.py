@@ -129,11 +129,14 @@ def extract(
     max_memory: str | None,
 ) -> None:
     """Run the model once per task and prompt; cache router logits and hidden states."""
-    from moee_pipeline.extract import pipeline as extract_lib
-    from moee_pipeline.models.loading import ModelSpec
+    # none of these imports torch, transformers or mteb: the run starts recording task texts
+    # in another process before it imports them
+    from moee_pipeline.extract.run import run_extract
+    from moee_pipeline.extract.settings import ExtractOptions
     from moee_pipeline.models.placement import Placement, check_placement, parse_max_memory
+    from moee_pipeline.models.spec import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
-    from moee_pipeline.tasks import select_tasks
+    from moee_pipeline.tasks.registry import select_tasks
 
     if engine == "local" and (workers != 1 or gpus_per_worker is not None or ray_address):
         raise click.UsageError("--workers, --gpus-per-worker and --ray-address need --engine ray")
@@ -152,8 +155,8 @@ def extract(
             max_memory=placement.max_memory,
         )
         # refused before any task data or model loads
-        check_placement(placement, quantization=spec.resolved_quantization(), device=device)
-        options = extract_lib.ExtractOptions(
+        check_placement(placement, quantization=spec.quantization, device=device)
+        options = ExtractOptions(
             cache_dir=cache_root(cache_dir),
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
@@ -177,7 +180,7 @@ def extract(
             )
             summaries = run_extract_ray(spec, ray_options=ray_options, **request)
         else:
-            summaries = extract_lib.run_extract(spec, **request)
+            summaries = run_extract(spec, **request)
         for s in summaries:
             what = (
                 "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"

@@ -2,9 +2,8 @@
 
 texts -> prompts -> length-sorted batches -> forward with router hooks -> pooled features
 -> parts written in a background thread while the next batches run -> manifest last.
-Reruns keep every complete part and extract only the texts that are missing. The texts each
-task's evaluation encodes are recorded in another background thread while the model loads and
-earlier tasks run, so the model starts on the first task as soon as that one is recorded.
+Reruns keep every complete part and extract only the texts that are missing. `plan_task`,
+`open_writer` and `finish_task` are shared by both engines (this one and ray_engine.py).
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,49 +25,21 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from moee_pipeline.cache import files, snapshots, store
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.cache import files, store
 from moee_pipeline.extract.batching import Batch, Encoded, encode_texts, make_batches
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite, forward_pooled
 from moee_pipeline.extract.runinfo import run_metadata, shard_of
+from moee_pipeline.extract.settings import (
+    ExtractionError,
+    ExtractOptions,
+    TaskSummary,
+    check_same_settings,
+)
 from moee_pipeline.extract.writer import PartWriter
-from moee_pipeline.models.loading import LoadedModel, ModelSpec, load_model
+from moee_pipeline.models.loading import LoadedModel
 from moee_pipeline.prompts import Prompt
 
 logger = logging.getLogger(__name__)
-
-
-class ExtractionError(MoeeError, RuntimeError):
-    """Extraction cannot go on; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class ExtractOptions:
-    """How to batch, shard and store one run."""
-
-    cache_dir: Path
-    batch_size: int = 64
-    max_batch_tokens: int = 16384
-    max_length: int = 512
-    rows_per_shard: int = 4096
-    shard: tuple[int, int] = (0, 1)
-    overwrite: bool = False
-    progress: bool = True
-
-
-@dataclass(frozen=True)
-class TaskSummary:
-    """What one (task, prompt) extraction did."""
-
-    task: str
-    prompt_id: str
-    rows: int
-    new_rows: int
-    seconds: float
-    path: Path
-    skipped: bool = False
-    tokens: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _select_shard(texts: Sequence[str], shard: tuple[int, int]) -> list[str]:
@@ -83,29 +53,6 @@ def _manifest_name(shard: tuple[int, int]) -> str:
 
 def _part_prefix(shard: tuple[int, int]) -> str:
     return "part" if shard[1] == 1 else f"part-{shard[0]}of{shard[1]}"
-
-
-def _same(key: str, old: Any, new: Any) -> bool:
-    """Equal settings; a local model given by another path to the same folder is the same."""
-    if old == new:
-        return True
-    if key == "model" and old and Path(old).is_dir() and Path(new).is_dir():
-        return Path(old).resolve() == Path(new).resolve()
-    return False
-
-
-def check_same_settings(old: dict[str, Any], new: dict[str, Any], *, where: Path) -> None:
-    """Refuse to reuse or extend a cache entry made with other settings (or another model)."""
-    diff = {
-        k: (old.get(k), new[k])
-        for k in store.FEATURE_SETTINGS
-        if k in new and not _same(k, old.get(k), new[k])
-    }
-    if diff:
-        raise ExtractionError(
-            f"{where} was made with other settings {diff}; "
-            "rerun with --overwrite or use another --cache-dir"
-        )
 
 
 def _check_same_run(directory: Path, metadata: dict[str, Any]) -> None:
@@ -284,11 +231,13 @@ def finish_task(
     tokens: int,
     run: dict[str, Any],
     records: Mapping[str, dict[str, Any]] | None = None,
+    timing: Mapping[str, Any] | None = None,
 ) -> TaskSummary:
     """Write the manifest (last: it marks the task complete) once every part is on disk.
 
     `run` records how the run was made (engine, workers); `records` the parts just written
-    (size, rows, SHA-256); parts without one are hashed from disk.
+    (size, rows, SHA-256); parts without one are hashed from disk; `timing` where the time
+    went (the batch loop, padded tokens), so a run's speed can be read back from the cache.
     """
     seconds = time.perf_counter() - plan.start
     rows = len(plan.mine)  # every text of this shard is now stored
@@ -305,6 +254,7 @@ def finish_task(
         "splits": plan.splits,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "parts": _part_records(plan.directory, _part_prefix(options.shard), records or {}),
+        **({"timing": dict(timing)} if timing else {}),
     }
     store.write_json_atomic(plan.directory / plan.manifest_name, manifest)
     if options.shard[1] > 1:
@@ -400,7 +350,11 @@ def _extract_task_locked(
     finally:
         bar.close()
         writer.close()
-    loop_seconds = time.perf_counter() - loop_start
+    timing = {
+        "first_forward_at": first_forward,
+        "batch_loop_seconds": round(time.perf_counter() - loop_start, 3),
+        "padded_tokens": padded,
+    }
     summary = finish_task(
         plan,
         metadata,
@@ -409,12 +363,8 @@ def _extract_task_locked(
         tokens=tokens,
         run={"engine": "local", "workers": 1},
         records=writer.records,
+        timing=timing,
     )
-    timing = {
-        "first_forward_at": first_forward,
-        "batch_loop_seconds": loop_seconds,
-        "padded_tokens": padded,
-    }
     return dataclasses.replace(summary, extra={**summary.extra, **timing})
 
 
@@ -434,146 +384,3 @@ def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) 
         {**last, "rows": rows, "seconds": seconds, "shard": [0, 1], "shards": count}
         | {"parts": parts},
     )
-
-
-def expected_settings(
-    spec: ModelSpec, *, options: ExtractOptions, prompt: Prompt
-) -> dict[str, Any]:
-    """The settings of a run known before the model loads (the revision needs the model)."""
-    return {
-        "model": spec.model,
-        "prompt_template": prompt.template,
-        "max_length": options.max_length,
-        "quantization": spec.resolved_quantization(),
-        "dtype": spec.resolved_dtype(),
-    }
-
-
-def _already_done(
-    spec: ModelSpec, *, options: ExtractOptions, task: str, prompts: Sequence[Prompt]
-) -> list[TaskSummary] | None:
-    """Summaries when every prompt of a task is complete with these settings, else None.
-
-    Checked before anything is loaded; settings that need the model (revision) are checked
-    again by `extract_task`.
-    """
-    summaries = []
-    for prompt in prompts:
-        folder = store.task_dir(options.cache_dir, model=spec.model, prompt_id=prompt.id, task=task)
-        manifest = store.read_manifest(folder)
-        if manifest is None:
-            return None
-        expected = expected_settings(spec, options=options, prompt=prompt)
-        check_same_settings(manifest, expected, where=folder)
-        summaries.append(TaskSummary(task, prompt.id, manifest["rows"], 0, 0.0, folder, True))
-    return summaries
-
-
-@dataclass(frozen=True)
-class TaskTexts:
-    """A task to extract: the splits it covers and the texts its evaluation encodes."""
-
-    name: str
-    splits: list[str]
-    pending: Future[list[str]]
-
-    @property
-    def texts(self) -> list[str]:
-        """The texts, once recorded (a background recording is waited for here)."""
-        return self.pending.result()
-
-
-def _known(texts: list[str]) -> Future[list[str]]:
-    done: Future[list[str]] = Future()
-    done.set_result(texts)
-    return done
-
-
-def collect_tasks(
-    spec: ModelSpec,
-    *,
-    tasks: Sequence[str],
-    prompts: Sequence[Prompt],
-    options: ExtractOptions,
-    data_dir: Path | None = None,
-    splits: Sequence[str] | None = None,
-    pool: ThreadPoolExecutor | None = None,
-) -> Iterator[TaskSummary | TaskTexts]:
-    """Each task's texts (its data loaded and snapshotted), or summaries when already complete.
-
-    Task data is loaded before any model, so a bad task name or data dir fails in seconds, not
-    after a multi-minute model load. A task whose texts were recorded before (a second model,
-    prompt or rerun) is read from its snapshot without mteb or datasets; otherwise the texts
-    are recorded, in `pool`'s thread when one is given.
-    """
-    for name in tasks:
-        done = None
-        if splits is None and not options.overwrite:
-            done = _already_done(spec, options=options, task=name, prompts=prompts)
-        if done is not None:
-            yield from done
-            continue
-        known = None
-        if splits is None:
-            known = snapshots.recorded_task_texts(name, cache_dir=options.cache_dir)
-        if known is not None:
-            yield TaskTexts(name, list(known), _known(snapshots.merge_split_texts(known.values())))
-            continue
-        from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
-
-        task = load_task(name, cache_dir=options.cache_dir, data_dir=data_dir)
-        write_snapshot(task, cache_dir=options.cache_dir)
-        chosen = eval_splits(task, splits)
-        if pool is None:
-            pending = _known(task_texts(task, splits=chosen, cache_dir=options.cache_dir))
-        else:
-            pending = pool.submit(task_texts, task, splits=chosen, cache_dir=options.cache_dir)
-        yield TaskTexts(name, chosen, pending)
-
-
-def run_extract(
-    spec: ModelSpec,
-    *,
-    tasks: Sequence[str],
-    prompts: Sequence[Prompt],
-    options: ExtractOptions,
-    data_dir: Path | None = None,
-    splits: Sequence[str] | None = None,
-) -> Iterator[TaskSummary]:
-    """Extract every (task, prompt), loading the model once; yields a summary per pair.
-
-    Recording the texts each task's evaluation encodes (or reading them from the snapshot)
-    runs in a background thread while the model loads and earlier tasks are extracted.
-    """
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moee-record")
-    try:
-        todo: list[TaskTexts] = []
-        for item in collect_tasks(
-            spec,
-            tasks=tasks,
-            prompts=prompts,
-            options=options,
-            data_dir=data_dir,
-            splits=splits,
-            pool=pool,
-        ):
-            if isinstance(item, TaskSummary):
-                yield item
-            else:
-                todo.append(item)
-        if not todo:
-            return
-        loaded = load_model(spec)
-        for item in todo:
-            for prompt in prompts:
-                yield extract_task(
-                    loaded,
-                    task=item.name,
-                    texts=item.texts,
-                    prompt=prompt,
-                    options=options,
-                    model_id=spec.model,
-                    splits=item.splits,
-                )
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)

@@ -30,23 +30,22 @@ from tqdm.auto import tqdm
 from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.batching import Encoded, make_batches
+from moee_pipeline.extract.collect import TaskTexts, collect_tasks, to_record
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite
 from moee_pipeline.extract.pipeline import (
-    ExtractOptions,
     TaskPlan,
-    TaskSummary,
-    TaskTexts,
-    collect_tasks,
     entry_lock,
-    expected_settings,
     finish_task,
     forward_resilient,
     open_writer,
     plan_task,
 )
+from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.runinfo import run_metadata
+from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, expected_settings
 from moee_pipeline.extract.writer import PartWriter
-from moee_pipeline.models.loading import ModelSpec, load_model, load_tokenizer
+from moee_pipeline.models.loading import load_model, load_tokenizer
+from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
 from moee_pipeline.ray_cluster import (
     cluster_resources,
@@ -211,16 +210,21 @@ def run_extract_ray(
     if options.shard != (0, 1):
         raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
     todo: list[TaskTexts] = []
-    for item in collect_tasks(
-        spec, tasks=tasks, prompts=prompts, options=options, data_dir=data_dir, splits=splits
-    ):
-        if isinstance(item, TaskSummary):
-            yield item
-        else:
-            todo.append(item)
-    if not todo:
-        return
     with contextlib.ExitStack() as stack:
+        names = to_record(tasks, options=options, splits=splits)
+        recorder = TaskRecorder(
+            names, cache_dir=options.cache_dir, data_dir=data_dir, splits=splits
+        )
+        stack.enter_context(recorder)
+        for item in collect_tasks(
+            spec, tasks=tasks, prompts=prompts, options=options, recorder=recorder, splits=splits
+        ):
+            if isinstance(item, TaskSummary):
+                yield item
+            else:
+                todo.append(item)
+        if not todo:
+            return
         # one writer per entry, whichever engine: a concurrent run is refused before Ray starts
         for item in todo:
             for prompt in prompts:

@@ -28,58 +28,15 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from moee_pipeline.errors import MoeeError
 from moee_pipeline.models import deepseek, memory, placement, quantize
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.models.routers import Router, find_routers
+from moee_pipeline.models.spec import ModelLoadError, ModelSpec
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
 
 DTYPES = dict(zip(DTYPE_NAMES, (torch.bfloat16, torch.float16, torch.float32), strict=True))
-
-
-class ModelLoadError(MoeeError, RuntimeError):
-    """The model cannot be loaded; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to load and how. `None` means: pick the default for the device."""
-
-    model: str
-    revision: str | None = None
-    quantization: Quantization | None = None
-    dtype: str | None = None
-    device: str = "auto"
-    trust_remote_code: bool = False
-    device_map: str | None = None  # "auto": spread over the visible GPUs (models/placement.py)
-    max_memory: tuple[tuple[str, str], ...] = ()  # with device_map: ("gpu"|"cpu"|"0", "20GiB")
-
-    def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError:
-            raise ModelLoadError(
-                f"unknown --device {self.device!r}: use auto, cpu, cuda or cuda:N"
-            ) from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ModelLoadError(f"--device {self.device} asked for, but no CUDA GPU is visible")
-        return device
-
-    def resolved_quantization(self) -> Quantization:
-        if self.quantization is not None:
-            return self.quantization
-        return "nf4" if self.resolved_device().type == "cuda" else "none"
-
-    def resolved_dtype(self) -> str:
-        if self.dtype is not None:
-            if self.dtype not in DTYPES:
-                raise ModelLoadError(f"unknown --dtype {self.dtype!r}; use one of {list(DTYPES)}")
-            return self.dtype
-        return "bfloat16" if self.resolved_device().type == "cuda" else "float32"
 
 
 @dataclass

@@ -58,8 +58,11 @@ def parse_max_memory(value: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def check_placement(placement: Placement, *, quantization: str, device: str) -> None:
-    """Refuse the combinations that are not supported, before anything loads."""
+def check_placement(placement: Placement, *, quantization: str | None, device: str) -> None:
+    """Refuse the combinations that are not supported, before anything loads.
+
+    `quantization` None is the device's default, never int8: no GPU check (no torch) needed.
+    """
     if placement.device_map is None:
         if placement.max_memory:
             raise PlacementError("--max-memory needs --device-map auto")

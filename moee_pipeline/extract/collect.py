@@ -1,0 +1,103 @@
+"""Which tasks a run still has to extract, and their texts: from the cache or the recorder.
+
+Task data is loaded before any model, so a bad task name or data dir fails in seconds, not
+after a multi-minute model load. A task whose texts were recorded before (a second model,
+prompt or rerun) is read from its snapshot without mteb or datasets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from moee_pipeline.cache import snapshots, store
+from moee_pipeline.extract.recorder import TaskRecorder
+from moee_pipeline.extract.settings import (
+    ExtractOptions,
+    TaskSummary,
+    check_same_settings,
+    expected_settings,
+)
+from moee_pipeline.models.spec import ModelSpec
+from moee_pipeline.prompts import Prompt
+
+
+@dataclass(frozen=True)
+class TaskTexts:
+    """A task to extract: the splits it covers and the texts its evaluation encodes."""
+
+    name: str
+    splits: list[str]
+    pending: Future[list[str]]
+
+    @property
+    def texts(self) -> list[str]:
+        """The texts, once recorded (the recording process is waited for here)."""
+        return self.pending.result()
+
+
+def _known(texts: list[str]) -> Future[list[str]]:
+    done: Future[list[str]] = Future()
+    done.set_result(texts)
+    return done
+
+
+def to_record(
+    tasks: Sequence[str], *, options: ExtractOptions, splits: Sequence[str] | None = None
+) -> list[str]:
+    """The tasks whose texts are not in the cache yet (every task when splits are chosen)."""
+    if splits is not None:
+        return list(tasks)
+    cache_dir = options.cache_dir
+    return [n for n in tasks if snapshots.recorded_task_texts(n, cache_dir=cache_dir) is None]
+
+
+def _already_done(
+    spec: ModelSpec, *, options: ExtractOptions, task: str, prompts: Sequence[Prompt]
+) -> list[TaskSummary] | None:
+    """Summaries when every prompt of a task is complete with these settings, else None.
+
+    Checked before anything is loaded; settings that need the model (revision) are checked
+    again by `extract_task`.
+    """
+    summaries = []
+    for prompt in prompts:
+        folder = store.task_dir(options.cache_dir, model=spec.model, prompt_id=prompt.id, task=task)
+        manifest = store.read_manifest(folder)
+        if manifest is None:
+            return None
+        expected = expected_settings(spec, options=options, prompt=prompt)
+        check_same_settings(manifest, expected, where=folder)
+        summaries.append(TaskSummary(task, prompt.id, manifest["rows"], 0, 0.0, folder, True))
+    return summaries
+
+
+def collect_tasks(
+    spec: ModelSpec,
+    *,
+    tasks: Sequence[str],
+    prompts: Sequence[Prompt],
+    options: ExtractOptions,
+    recorder: TaskRecorder,
+    splits: Sequence[str] | None = None,
+) -> Iterator[TaskSummary | TaskTexts]:
+    """Each task's texts, or summaries when already complete.
+
+    `recorder` was started on `to_record(tasks, ...)`; a task it records is yielded once its
+    data is loaded, its texts pending until recorded.
+    """
+    for name in tasks:
+        done = None
+        if splits is None and not options.overwrite:
+            done = _already_done(spec, options=options, task=name, prompts=prompts)
+        if done is not None:
+            yield from done
+            continue
+        known = None
+        if splits is None:
+            known = snapshots.recorded_task_texts(name, cache_dir=options.cache_dir)
+        if known is not None:
+            yield TaskTexts(name, list(known), _known(snapshots.merge_split_texts(known.values())))
+            continue
+        yield TaskTexts(name, recorder.splits(name), recorder.texts(name))
