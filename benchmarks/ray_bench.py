@@ -132,6 +132,7 @@ def ray_bench(work: Path, data_dir: Path, repeats: int) -> dict[str, Any]:
         "ray_seconds_median": median([r["ray"]["wall_seconds"] for r in runs]),
         "ray_overhead_median": median([r["overhead"] for r in runs]),
         "ray_overhead_goal": GOAL,
+        "scoring_tasks": list(SCORE_TASKS),
         "scoring_seconds": {str(k): v for k, v in scoring.items()},
         "scoring_seconds_median": {str(k): median(v) for k, v in scoring.items()},
         "repeats": repeats,
@@ -147,8 +148,8 @@ def print_ray(results: dict[str, Any]) -> None:
     verdict = "OK" if over <= GOAL else "MISSED"
     print(f"  local {local:.1f} s, ray {ray:.1f} s, overhead {over:+.1%} (goal <= {GOAL:.0%}) "
           f"{verdict}")  # fmt: skip
-    s = results["scoring_seconds_median"]
-    print(f"Scoring, 11 tasks: 1 worker {s['1']:.1f} s, 2 workers {s['2']:.1f} s "
+    s, tasks = results["scoring_seconds_median"], len(results["scoring_tasks"])
+    print(f"Scoring, {tasks} tasks: 1 worker {s['1']:.1f} s, 2 workers {s['2']:.1f} s "
           f"({s['1'] / s['2']:.2f}x)")  # fmt: skip
 
 
