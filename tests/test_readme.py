@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,3 +101,9 @@ def test_a_changed_number_in_a_results_file_changes_its_block(
     bench_readme.main([])
     assert readme.read_text(encoding="utf-8") == text
     bench_readme.main(["--check"])
+
+
+def test_readme_claim_scoring_imports_no_torch() -> None:
+    code = "import sys, moee_pipeline.score.run; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
