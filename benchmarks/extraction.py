@@ -2,7 +2,7 @@
 
 Each side runs in its own process, timed by the parent from start to exit (imports, task data,
 recording the texts, model load, extraction, writing: what a user waiting for the command sees):
-- ours, cold: `run_extract` into a fresh cache (benchmarks.ours);
+- ours, cold: the `moee extract` command into a fresh cache (benchmarks.ours);
 - ours, warm: the same again on that cache (features re-extracted, the task snapshot and its
   recorded texts reused), as a second model, prompt or rerun finds it;
 - before (optional, `--before REF`): ours as of git REF, exported to the scratch folder, cold;
@@ -70,7 +70,6 @@ def _ours_numbers(out: dict[str, Any]) -> dict[str, Any]:
         "process_seconds": process,
         "extract_seconds": out["extract_seconds"],
         "batch_loop_seconds": out["batch_loop_seconds"] if timed else None,
-        "to_imports_done_seconds": out["imported_at"] - out["spawned_at"],
         "to_first_forward_seconds": out["first_forward_at"] - out["spawned_at"] if timed else None,
         "fixed_overhead_seconds": overhead,
         "fixed_overhead_share": overhead / process if overhead is not None else None,

@@ -1,11 +1,10 @@
-"""`moee extract` as users run it, measured in its own process.
+"""`moee extract` as users run it: the CLI command, in a process that imports nothing before it.
 
-It calls `run_extract` with the CLI's default options (the same call `moee extract --model DIR
---tasks ... --prompt P --data-dir D --cache-dir C --device cpu` makes), into a fresh cache dir, and
-prints one JSON line: extraction seconds per task (tokenize + forward + Parquet, from the task
-summaries), the whole call's wall time (task loading and model load included), when imports were
-done and when the first batch went into the model (epoch seconds, for the fixed overhead the
-parent computes from the process's start), padding, peak RSS.
+It runs `moee extract --model DIR --tasks ... --prompt P --data-dir D --cache-dir C --device
+cpu --overwrite` through the CLI's own entry point, then reads what the run wrote into the
+manifests (rows, tokens, seconds per task, the batch loop's timing and padded tokens) and prints
+one JSON line. `--overwrite` re-extracts the features and keeps the task snapshots and recorded
+texts: a second run into the same cache is the warm case.
 """
 
 from __future__ import annotations
@@ -13,15 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from benchmarks.common import Timer, peak_gpu_mb, peak_rss_mb
-
-IMPORTED_AT = time.time()
 
 
 def padded_tokens(
@@ -29,8 +24,8 @@ def padded_tokens(
 ) -> tuple[int, int]:
     """(real, padded) tokens of the batches `moee extract` forms with its default options.
 
-    Rebuilt after the timed run with the same functions extract_task uses, for versions of
-    `run_extract` whose summaries do not count padded tokens themselves.
+    Rebuilt after the timed run with the same functions extract_task uses, for versions whose
+    manifests do not record padded tokens themselves.
     """
     from transformers import AutoTokenizer
 
@@ -56,6 +51,23 @@ def padded_tokens(
     return real, padded
 
 
+def _manifests(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    from moee_pipeline.cache import store
+    from moee_pipeline.prompts import resolve_prompt
+
+    prompt_id = resolve_prompt(args.prompt).id
+    found = {}
+    for task in args.tasks.split(","):
+        folder = store.task_dir(
+            args.cache_dir, model=str(args.model), prompt_id=prompt_id, task=task
+        )
+        manifest = store.read_manifest(folder)
+        if manifest is None:
+            raise SystemExit(f"{folder}: no manifest after the run")
+        found[task] = manifest
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True)
@@ -69,51 +81,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--texts", type=Path, help="JSON {task: texts} of the mix (for padding)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    command = [
+        "extract", "--model", str(args.model), "--tasks", args.tasks, "--prompt", args.prompt,
+        "--data-dir", str(args.data_dir), "--cache-dir", str(args.cache_dir),
+        "--device", args.device, "--overwrite",
+    ]  # fmt: skip
+    for option in ("dtype", "quantization"):
+        if getattr(args, option) is not None:
+            command += [f"--{option}", getattr(args, option)]
 
-    from moee_pipeline.extract.run import run_extract
-    from moee_pipeline.extract.settings import ExtractOptions
-    from moee_pipeline.models.spec import ModelSpec
-    from moee_pipeline.prompts import resolve_prompt
+    from moee_pipeline.cli import main as moee
 
-    spec = ModelSpec(
-        model=str(args.model),
-        device=args.device,
-        dtype=args.dtype,
-        quantization=args.quantization,
-    )
-    options = ExtractOptions(cache_dir=args.cache_dir, overwrite=True, progress=False)
     with Timer() as wall:
-        summaries = list(
-            run_extract(
-                spec,
-                tasks=args.tasks.split(","),
-                prompts=[resolve_prompt(args.prompt)],
-                options=options,
-                data_dir=args.data_dir,
-            )
-        )
+        moee.main(command, standalone_mode=False)
     peak = peak_rss_mb()
-    extras = [s.extra for s in summaries]
-    forwards = [e["first_forward_at"] for e in extras if e.get("first_forward_at")]
-    result = {
+    manifests = _manifests(args)
+    timings = [m.get("timing") for m in manifests.values()]
+    timed = all(t is not None for t in timings)
+    first = next(iter(manifests.values()))
+    result: dict[str, Any] = {
         "side": "ours",
-        "device": args.device,
-        "dtype": spec.resolved_dtype(),
-        "quantization": spec.resolved_quantization(),
+        "device": first["device"],
+        "dtype": first["dtype"],
+        "quantization": first["quantization"],
         "peak_gpu_mb": peak_gpu_mb(),
         "wall_seconds": wall.seconds,
-        "extract_seconds": sum(s.seconds for s in summaries),
-        "texts": sum(s.new_rows for s in summaries),
-        "real_tokens": sum(s.tokens for s in summaries),
-        "per_task": {s.task: {"rows": s.rows, "seconds": s.seconds} for s in summaries},
-        "imported_at": IMPORTED_AT,
-        "first_forward_at": min(forwards) if forwards else None,
-        "batch_loop_seconds": sum(e.get("batch_loop_seconds", 0.0) for e in extras),
+        "extract_seconds": sum(m["seconds"] for m in manifests.values()),
+        "texts": sum(m["new_rows"] for m in manifests.values()),
+        "real_tokens": sum(m["tokens"] for m in manifests.values()),
+        "per_task": {t: {"rows": m["rows"], "seconds": m["seconds"]} for t, m in manifests.items()},
+        "first_forward_at": min(t["first_forward_at"] for t in timings) if timed else None,
+        "batch_loop_seconds": sum(t["batch_loop_seconds"] for t in timings) if timed else 0.0,
         "peak_rss_mb": peak,
-        "threads": torch.get_num_threads(),
     }
-    if extras and all("padded_tokens" in e for e in extras):
-        result["padded_tokens"] = sum(e["padded_tokens"] for e in extras)
+    if timed:
+        result["padded_tokens"] = sum(t["padded_tokens"] for t in timings)
     elif args.texts is not None:
         real, padded = padded_tokens(args.model, json.loads(args.texts.read_text()), args.prompt)
         result["padded_tokens"] = padded

@@ -14,7 +14,7 @@ from moee_pipeline.cli.options import (
     resolve_model,
     split_csv,
 )
-from moee_pipeline.report.render import FORMATS, Format
+from moee_pipeline.report import FORMATS, Format
 
 
 @click.command()

@@ -9,15 +9,13 @@ type averages, the six-type average, every task and a `coverage` column (or, wit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import pandas as pd
 
+from moee_pipeline.report import Format
 from moee_pipeline.report import tables as report
 from moee_pipeline.report.model import Report, Table, build
 
-Format = Literal["markdown", "csv", "latex"]
-FORMATS: tuple[str, ...] = ("markdown", "csv", "latex")
 _HEADERS = {"weight_label": "weight"}
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#"}
 _LATEX_SPECIAL |= {"_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
