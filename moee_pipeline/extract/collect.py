@@ -7,7 +7,7 @@ prompt or rerun) is read from its snapshot without mteb or datasets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -43,14 +43,16 @@ def _known(texts: list[str]) -> Future[list[str]]:
     return done
 
 
-def to_record(
+def recorded(
     tasks: Sequence[str], *, options: ExtractOptions, splits: Sequence[str] | None = None
-) -> list[str]:
-    """The tasks whose texts are not in the cache yet (every task when splits are chosen)."""
+) -> dict[str, dict[str, list[str]] | None]:
+    """Each task's recorded texts by split, read once; None where the recorder must run.
+
+    Chosen splits (`splits`) are always recorded: the snapshot's lists cover its own splits.
+    """
     if splits is not None:
-        return list(tasks)
-    cache_dir = options.cache_dir
-    return [n for n in tasks if snapshots.recorded_task_texts(n, cache_dir=cache_dir) is None]
+        return dict.fromkeys(tasks)
+    return {n: snapshots.recorded_task_texts(n, cache_dir=options.cache_dir) for n in tasks}
 
 
 def _already_done(
@@ -79,13 +81,14 @@ def collect_tasks(
     tasks: Sequence[str],
     prompts: Sequence[Prompt],
     options: ExtractOptions,
+    known: Mapping[str, dict[str, list[str]] | None],
     recorder: TaskRecorder,
     splits: Sequence[str] | None = None,
 ) -> Iterator[TaskSummary | TaskTexts]:
     """Each task's texts, or summaries when already complete.
 
-    `recorder` was started on `to_record(tasks, ...)`; a task it records is yielded once its
-    data is loaded, its texts pending until recorded.
+    `known` is `recorded(tasks, ...)`; `recorder` was started on the tasks it lacks: a task it
+    records is yielded once its data is loaded, its texts pending until recorded.
     """
     for name in tasks:
         done = None
@@ -94,10 +97,9 @@ def collect_tasks(
         if done is not None:
             yield from done
             continue
-        known = None
-        if splits is None:
-            known = snapshots.recorded_task_texts(name, cache_dir=options.cache_dir)
-        if known is not None:
-            yield TaskTexts(name, list(known), _known(snapshots.merge_split_texts(known.values())))
+        per_split = known[name]
+        if per_split is not None:
+            merged = snapshots.merge_split_texts(per_split.values())
+            yield TaskTexts(name, list(per_split), _known(merged))
             continue
         yield TaskTexts(name, recorder.splits(name), recorder.texts(name))

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.batching import Encoded, make_batches
-from moee_pipeline.extract.collect import TaskTexts, collect_tasks, to_record
+from moee_pipeline.extract.collect import TaskTexts, collect_tasks, recorded
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite
 from moee_pipeline.extract.pipeline import (
     TaskPlan,
@@ -211,13 +211,20 @@ def run_extract_ray(
         raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
     todo: list[TaskTexts] = []
     with contextlib.ExitStack() as stack:
-        names = to_record(tasks, options=options, splits=splits)
+        known = recorded(tasks, options=options, splits=splits)
+        names = [name for name, texts in known.items() if texts is None]
         recorder = TaskRecorder(
             names, cache_dir=options.cache_dir, data_dir=data_dir, splits=splits
         )
         stack.enter_context(recorder)
         for item in collect_tasks(
-            spec, tasks=tasks, prompts=prompts, options=options, recorder=recorder, splits=splits
+            spec,
+            tasks=tasks,
+            prompts=prompts,
+            options=options,
+            known=known,
+            recorder=recorder,
+            splits=splits,
         ):
             if isinstance(item, TaskSummary):
                 yield item

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from moee_pipeline.extract.collect import TaskTexts, collect_tasks, to_record
+from moee_pipeline.extract.collect import TaskTexts, collect_tasks, recorded
 from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.spec import ModelSpec
@@ -30,7 +30,8 @@ def run_extract(
     Every task's data is loaded (by the recorder) before the model loads; a task's texts are
     waited for only when its turn comes.
     """
-    names = to_record(tasks, options=options, splits=splits)
+    known = recorded(tasks, options=options, splits=splits)
+    names = [name for name, texts in known.items() if texts is None]
     with TaskRecorder(names, cache_dir=options.cache_dir, data_dir=data_dir, splits=splits) as rec:
         # imported here, while the recorder starts: these imports take seconds
         from moee_pipeline.extract.pipeline import extract_task
@@ -38,7 +39,13 @@ def run_extract(
 
         todo: list[TaskTexts] = []
         for item in collect_tasks(
-            spec, tasks=tasks, prompts=prompts, options=options, recorder=rec, splits=splits
+            spec,
+            tasks=tasks,
+            prompts=prompts,
+            options=options,
+            known=known,
+            recorder=rec,
+            splits=splits,
         ):
             if isinstance(item, TaskSummary):
                 yield item
