@@ -30,8 +30,12 @@ def padded_tokens(
     from transformers import AutoTokenizer
 
     from moee_pipeline.extract.batching import encode_texts, make_batches
-    from moee_pipeline.extract.settings import ExtractOptions
     from moee_pipeline.prompts import resolve_prompt
+
+    try:
+        from moee_pipeline.extract.settings import ExtractOptions
+    except ImportError:  # versions before extract/settings.py
+        from moee_pipeline.extract.pipeline import ExtractOptions  # type: ignore[attr-defined,no-redef]
 
     defaults = ExtractOptions(cache_dir=Path())
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -95,24 +95,28 @@ class TaskRecorder:
     def _read(self) -> None:
         process = self._process
         assert process is not None and process.stdout is not None
-        failure: MoeeError | None = None
-        for line in process.stdout:
-            message = json.loads(line)
-            if "error" in message:
-                failure = _ERRORS.get(message["kind"], RecordingError)(message["error"])
-            elif "texts" in message:
-                self._texts[message["task"]].set_result(message["texts"])
-            else:
-                self._splits[message["task"]].set_result(message["splits"])
-        code = process.wait()
-        if failure is None:
-            failure = RecordingError(
-                f"the process recording task texts stopped (exit status {code}) before every "
-                "task was recorded; see its messages above"
-            )
-        for future in [*self._splits.values(), *self._texts.values()]:
-            if not future.done():
-                future.set_exception(failure)
+        failure: BaseException | None = None
+        try:
+            for line in process.stdout:
+                message = json.loads(line)
+                if "error" in message:
+                    failure = _ERRORS.get(message["kind"], RecordingError)(message["error"])
+                elif "texts" in message:
+                    self._texts[message["task"]].set_result(message["texts"])
+                else:
+                    self._splits[message["task"]].set_result(message["splits"])
+        except (ValueError, KeyError) as error:  # never leave a caller waiting forever
+            failure = RecordingError(f"the process recording task texts answered {error!r}")
+        finally:
+            code = process.wait()
+            if failure is None:
+                failure = RecordingError(
+                    f"the process recording task texts stopped (exit status {code}) before "
+                    "every task was recorded; see its messages above"
+                )
+            for future in [*self._splits.values(), *self._texts.values()]:
+                if not future.done():
+                    future.set_exception(failure)
 
     def __enter__(self) -> TaskRecorder:
         return self
@@ -157,7 +161,9 @@ def _exit_when_stdin_closes() -> None:
 
 def main() -> int:
     """Load, snapshot and record the requested tasks; answer on stdout (see the module doc)."""
-    out, sys.stdout = sys.stdout, sys.stderr  # only the protocol goes to the parent's pipe
+    # only the protocol goes to the parent's pipe: fd 1 (print, C libraries) goes to stderr
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     request = json.loads(sys.stdin.readline())
     threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
