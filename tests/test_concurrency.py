@@ -81,7 +81,7 @@ with FileLock(sys.argv[1]):
 def test_a_second_extraction_of_one_entry_is_refused_until_the_first_ends(
     tiny_model, tmp_path: Path
 ) -> None:
-    from moee_pipeline.extract.pipeline import entry_lock_path  # torch: not in merge workers
+    from moee_pipeline.extract.entries import entry_lock_path  # torch: not in merge workers
 
     model, cache = tiny_model("olmoe"), tmp_path / "cache"
     folder = store.task_dir(cache, model=str(model), prompt_id="none", task="MoeeToySTS")

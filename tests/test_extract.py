@@ -183,6 +183,7 @@ KILLER = """
 import os, signal, sys
 from pathlib import Path
 from moee_pipeline.extract import pipeline as extract
+from moee_pipeline.extract.settings import ExtractOptions
 from moee_pipeline.models.loading import ModelSpec, load_model
 from moee_pipeline.prompts import resolve_prompt
 
@@ -197,7 +198,7 @@ def dying(*args, **kwargs):
     return original(*args, **kwargs)
 
 extract.forward_pooled = dying
-options = extract.ExtractOptions(cache_dir=Path(sys.argv[2]), batch_size=3, rows_per_shard=2,
+options = ExtractOptions(cache_dir=Path(sys.argv[2]), batch_size=3, rows_per_shard=2,
                                  max_length=48, progress=False)
 loaded = load_model(ModelSpec(sys.argv[1]))
 extract.extract_task(loaded, task="T", texts=texts, prompt=resolve_prompt("none"),

@@ -255,7 +255,7 @@ def test_ray_engine_refuses_an_entry_another_extraction_is_writing(
     model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from moee_pipeline.extract import ray_engine
-    from moee_pipeline.extract.pipeline import entry_lock
+    from moee_pipeline.extract.entries import entry_lock
     from moee_pipeline.extract.settings import ExtractionError
 
     def no_ray(address: str | None = None) -> object:

@@ -31,15 +31,9 @@ from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.batching import Encoded, make_batches
 from moee_pipeline.extract.collect import TaskTexts, collect_tasks, recorded
+from moee_pipeline.extract.entries import TaskPlan, entry_lock, finish_task, open_writer, plan_task
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite
-from moee_pipeline.extract.pipeline import (
-    TaskPlan,
-    entry_lock,
-    finish_task,
-    forward_resilient,
-    open_writer,
-    plan_task,
-)
+from moee_pipeline.extract.pipeline import forward_resilient
 from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.runinfo import run_metadata
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, expected_settings
