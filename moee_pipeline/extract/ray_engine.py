@@ -29,16 +29,14 @@ from tqdm.auto import tqdm
 
 from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.extract.batching import Encoded, make_batches
 from moee_pipeline.extract.collect import TaskTexts, collect_tasks, recorded
 from moee_pipeline.extract.entries import TaskPlan, entry_lock, finish_task, open_writer, plan_task
-from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite
-from moee_pipeline.extract.pipeline import forward_resilient
+from moee_pipeline.extract.hooks import PooledBatch, check_finite
+from moee_pipeline.extract.ray_actor import FeatureExtractor, blocks
 from moee_pipeline.extract.recorder import TaskRecorder
-from moee_pipeline.extract.runinfo import run_metadata
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, expected_settings
 from moee_pipeline.extract.writer import PartWriter
-from moee_pipeline.models.loading import load_model, load_tokenizer
+from moee_pipeline.models.loading import load_tokenizer
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
 from moee_pipeline.ray_cluster import (
@@ -60,102 +58,6 @@ class RayOptions:
     cpus_per_worker: float = 1.0
     address: str | None = None  # None: start a local instance; "auto" or "ray://host:10001"
     block_rows: int | None = None  # texts per Ray block; None: 4 x --batch-size
-
-
-class FeatureExtractor:
-    """A Ray actor's work: load the model once, then pool the features of one block at a time.
-
-    Blocks hold one (task, prompt) pair's token ids, longest first; they are cut into forward
-    batches under the token budget exactly as the local engine does.
-    """
-
-    def __init__(
-        self,
-        *,
-        spec: ModelSpec,
-        pairs: list[tuple[str, Prompt]],
-        model_id: str,
-        max_length: int,
-        batch_size: int,
-        max_batch_tokens: int,
-    ) -> None:
-        self.loaded = load_model(spec)
-        # hooks stay on for the actor's life: it runs nothing but feature extraction
-        self.capture = RouterCapture(self.loaded.routers).__enter__()
-        self.pairs = pairs
-        self.model_id = model_id
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self._metadata: dict[int, str] = {}
-
-    def metadata(self, key: int) -> str:
-        """The run metadata of a pair, as the local engine records it (JSON)."""
-        if key not in self._metadata:
-            task, prompt = self.pairs[key]
-            meta = run_metadata(
-                self.loaded,
-                prompt=prompt,
-                task=task,
-                max_length=self.max_length,
-                model_id=self.model_id,
-            )
-            self._metadata[key] = json.dumps(meta, sort_keys=True)
-        return self._metadata[key]
-
-    def __call__(self, block: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        keys = np.asarray(block["key"])
-        if len(set(keys.tolist())) != 1:
-            raise MoeeError("a Ray block mixes (task, prompt) pairs; this is a bug")
-        positions = np.asarray(block["index"])
-        encoded = [
-            Encoded(row, np.asarray(ids).tolist(), bool(cut))
-            for row, (ids, cut) in enumerate(
-                zip(block["input_ids"], block["truncated"], strict=True)
-            )
-        ]
-        batches = make_batches(
-            encoded,
-            pad_id=int(self.loaded.tokenizer.pad_token_id),
-            batch_size=self.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-        )
-        rows: list[int] = []
-        lengths: list[int] = []
-        truncated: list[bool] = []
-        pooled: list[PooledBatch] = []
-        for batch in batches:
-            for part, features in forward_resilient(self.loaded, self.capture, batch):
-                rows.extend(part.indices)
-                lengths.extend(part.attention_mask.sum(dim=1).tolist())
-                truncated.extend(part.truncated)
-                pooled.append(features)
-        out: dict[str, np.ndarray] = {
-            "key": keys[rows],
-            "index": positions[rows],
-            "n_tokens": np.asarray(lengths, dtype=np.int32),
-            "truncated": np.asarray(truncated, dtype=bool),
-            # the run's metadata travels once per block (the driver needs it for the schema)
-            "metadata": np.asarray([self.metadata(int(keys[0]))] + [""] * (len(rows) - 1)),
-        }
-        for name in store.VECTOR_COLUMNS:
-            out[name] = np.concatenate([getattr(p, name) for p in pooled])
-        return out
-
-
-def _blocks(key: int, plan: TaskPlan, block_rows: int) -> Iterator[pa.Table]:
-    """A pair's texts still to extract, longest first, as blocks of token ids."""
-    order = sorted(plan.encoded, key=lambda e: len(e.input_ids), reverse=True)
-    for start in range(0, len(order), block_rows):
-        chunk = order[start : start + block_rows]
-        yield pa.table(
-            {
-                "key": pa.array([key] * len(chunk), pa.int32()),
-                "index": pa.array([e.index for e in chunk], pa.int32()),
-                "input_ids": pa.array([e.input_ids for e in chunk], pa.list_(pa.int32())),
-                "truncated": pa.array([e.truncated for e in chunk], pa.bool_()),
-            }
-        )
 
 
 @dataclass
@@ -268,7 +170,7 @@ def _run(
     tokenizer = load_tokenizer(spec)
     pairs: list[tuple[str, Prompt]] = []
     pending: dict[int, _Pending] = {}
-    blocks: list[pa.Table] = []
+    tables: list[pa.Table] = []
     block_rows = ray_options.block_rows or 4 * options.batch_size
     for item in todo:
         for prompt in prompts:
@@ -288,16 +190,16 @@ def _run(
             key = len(pairs)
             pairs.append((item.name, prompt))
             pending[key] = _Pending(plan)
-            blocks.extend(_blocks(key, plan, block_rows))
+            tables.extend(blocks(key, plan, block_rows))
     run = {"engine": "ray", "workers": ray_options.workers, "gpus_per_worker": gpus}
     for key in [k for k, p in pending.items() if not p.plan.todo]:  # killed after its last part
         yield _finish_from_parts(pending.pop(key), options=options, run=run)
-    if not blocks:
+    if not tables:
         return
 
     context = ray.data.DataContext.get_current()
     bars, context.enable_progress_bars = context.enable_progress_bars, False  # one bar: ours
-    dataset = ray.data.from_arrow(blocks).map_batches(
+    dataset = ray.data.from_arrow(tables).map_batches(
         extractor,
         fn_constructor_kwargs={
             "spec": spec,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from moee_pipeline.extract.ray_engine import FeatureExtractor
+from moee_pipeline.extract.ray_actor import FeatureExtractor
 
 
 def dying_extractor(marker_dir: Path, *, on_call: int = 2) -> type[FeatureExtractor]:
