@@ -115,8 +115,9 @@ def _bound_line(ex: dict[str, Any]) -> str:
         base["fixed_overhead_seconds_median"] + ours["batch_loop_seconds_median"]
     )
     return (
-        f"- {ex['workload']}: the reference's pass computes about {compute:.1f}x ours' multiply-adds "
-        f"({tokens:.2f}x the padded tokens, plus the LM head); with a fixed overhead as small as "
+        f"- {ex['workload']}: the reference's pass computes about {compute:.1f}x ours' "
+        f"multiply-adds ({tokens:.2f}x the padded tokens, plus the LM head); with a fixed "
+        "overhead as small as "
         f"the reference's ({base['fixed_overhead_seconds_median']:.1f} s), ours' one pass would "
         f"be at most {ceiling:.2f}x."
     )

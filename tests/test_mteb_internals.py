@@ -86,3 +86,20 @@ def test_recording_placeholder_metrics_have_mteb_keys() -> None:
 def test_paper_tasks_keep_the_metadata_we_read(name: str) -> None:
     task = mteb.get_task(name)
     assert task.metadata.main_score and task.eval_splits == ["test"]
+
+
+def test_encoders_inherit_cosine_similarity_from_mteb() -> None:
+    """Both encoders take their similarity from mteb's AbsEncoder, chosen by their metadata."""
+    from moee_pipeline.score.encoder import CachedEncoder
+    from moee_pipeline.tasks.recording import _TextRecorder
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
+    unit_a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    unit_b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    cached = CachedEncoder(index={"x": 0}, embeddings=np.ones((1, 6), np.float32))
+    for encoder in (cached, _TextRecorder()):
+        matrix = np.asarray(encoder.similarity(a, b))
+        pairwise = np.asarray(encoder.similarity_pairwise(a, b))
+        np.testing.assert_allclose(matrix, unit_a @ unit_b.T, rtol=1e-5)
+        np.testing.assert_allclose(pairwise, (unit_a * unit_b).sum(axis=1), rtol=1e-5)

@@ -17,9 +17,9 @@ import mteb
 import numpy as np
 from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
-from mteb.models.model_meta import ModelMeta
+from mteb.models.abs_encoder import AbsEncoder
+from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.results import TaskResult
-from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 
 from moee_pipeline.cache import files
 from moee_pipeline.cache.store import text_id
@@ -44,8 +44,10 @@ def row_index(text_ids: Sequence[str]) -> dict[str, int]:
     return index
 
 
-class CachedEncoder:
-    """An mteb 2.x encoder (EncoderProtocol) whose vectors come from a cached matrix.
+class CachedEncoder(AbsEncoder):
+    """An mteb 2.x encoder whose vectors come from a cached matrix.
+
+    mteb's `AbsEncoder` supplies the similarity functions (cosine, as the metadata says).
 
     Args:
         index: text_id -> row of `embeddings`, built once per task with `row_index`.
@@ -54,6 +56,8 @@ class CachedEncoder:
         revision: model revision shown in mteb's results.
         hint: appended to the missing-text error, e.g. the extract command to run.
     """
+
+    mteb_model_meta: ModelMeta  # always set: mteb's protocol requires it
 
     def __init__(
         self,
@@ -69,20 +73,15 @@ class CachedEncoder:
         self._index = index
         self._embeddings = np.asarray(embeddings, dtype=np.float32)
         self._hint = hint
-        self._meta = ModelMeta.create_empty(
+        self.mteb_model_meta = ModelMeta.create_empty(
             {
                 "name": name,
                 "revision": revision,
                 "embed_dim": int(embeddings.shape[1]),
-                "similarity_fn_name": "cosine",
+                "similarity_fn_name": ScoringFunction.COSINE,
                 "framework": [],
             }
         )
-
-    @property
-    def mteb_model_meta(self) -> ModelMeta:
-        """Metadata mteb requires of every encoder; without it mteb replaces the model."""
-        return self._meta
 
     def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:
         """Row numbers of `texts` in the cache; raises MissingTextsError naming the task."""
@@ -114,14 +113,6 @@ class CachedEncoder:
             texts.extend(batch["text"])
         rows = self.rows_for(texts, task_name=task_metadata.name)
         return self._embeddings[rows]
-
-    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Cosine similarity matrix (for MoEE-sum a monotone map of cos_hs + w cos_rw)."""
-        return cos_sim(embeddings1, embeddings2)
-
-    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Row-wise cosine similarity."""
-        return pairwise_cos_sim(embeddings1, embeddings2)
 
 
 def fresh_view(task: AbsTask) -> AbsTask:

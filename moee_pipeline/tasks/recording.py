@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from mteb.abstasks import AbsTask, AbsTaskBitextMining
 from mteb.abstasks.classification import AbsTaskClassification
-from mteb.models.model_meta import ModelMeta
-from mteb.similarity_functions import cos_sim, pairwise_cos_sim
+from mteb.models.abs_encoder import AbsEncoder
+from mteb.models.model_meta import ModelMeta, ScoringFunction
 from threadpoolctl import threadpool_limits
 
 from moee_pipeline.cache.snapshots import (
@@ -37,23 +37,26 @@ _RECORD_DIM = 8
 _RECORD_BATCH = 1024
 
 
-class _TextRecorder:
+class _TextRecorder(AbsEncoder):
     """An mteb encoder that records every text mteb asks it to encode (batch["text"]).
 
-    It returns seeded random vectors, so the evaluation runs to completion in seconds.
+    It returns seeded random vectors, so the evaluation runs to completion in seconds; mteb's
+    `AbsEncoder` supplies the (cosine) similarity functions.
     """
+
+    mteb_model_meta: ModelMeta  # always set: mteb's protocol requires it
 
     def __init__(self, seed: int = 0) -> None:
         self.texts: list[str] = []
         self._rng = np.random.default_rng(seed)
-        self._meta = ModelMeta.create_empty(
-            {"name": "moee-pipeline/text-recorder", "revision": "1", "embed_dim": _RECORD_DIM}
+        self.mteb_model_meta = ModelMeta.create_empty(
+            {
+                "name": "moee-pipeline/text-recorder",
+                "revision": "1",
+                "embed_dim": _RECORD_DIM,
+                "similarity_fn_name": ScoringFunction.COSINE,
+            }
         )
-
-    @property
-    def mteb_model_meta(self) -> ModelMeta:
-        """Metadata mteb requires of every encoder."""
-        return self._meta
 
     def encode(
         self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str, **kwargs: Any
@@ -67,14 +70,6 @@ class _TextRecorder:
             self.texts.extend(texts)
             n += len(texts)
         return self._rng.standard_normal((n, _RECORD_DIM)).astype(np.float32)
-
-    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Cosine similarity matrix, as mteb's default."""
-        return cos_sim(embeddings1, embeddings2)
-
-    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Row-wise cosine similarity."""
-        return pairwise_cos_sim(embeddings1, embeddings2)
 
 
 def _clone_for_recording(task: AbsTask) -> AbsTask:
