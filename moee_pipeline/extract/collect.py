@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from moee_pipeline.cache import snapshots, store
 from moee_pipeline.extract.recorder import TaskRecorder
@@ -103,3 +105,54 @@ def collect_tasks(
             yield TaskTexts(name, list(per_split), _known(merged))
             continue
         yield TaskTexts(name, recorder.splits(name), recorder.texts(name))
+
+
+class TaskCollection:
+    """A run's tasks: those complete already and those to extract, texts recorded meanwhile.
+
+    Entering starts the recorder on the tasks whose texts are not cached; `split` then waits
+    for every task's data (not its texts) and sorts the tasks. Both engines use it, importing
+    their heavy libraries in between, while the recorder starts.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        *,
+        options: ExtractOptions,
+        data_dir: Path | None = None,
+        splits: Sequence[str] | None = None,
+    ) -> None:
+        self.tasks, self.options, self.splits = list(tasks), options, splits
+        self.known = recorded(tasks, options=options, splits=splits)
+        names = [name for name, texts in self.known.items() if texts is None]
+        self.recorder = TaskRecorder(
+            names, cache_dir=options.cache_dir, data_dir=data_dir, splits=splits
+        )
+
+    def __enter__(self) -> TaskCollection:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.recorder.__exit__(*exc)
+
+    def split(
+        self, spec: ModelSpec, prompts: Sequence[Prompt]
+    ) -> tuple[list[TaskSummary], list[TaskTexts]]:
+        """(summaries of the (task, prompt) pairs already complete, the tasks to extract)."""
+        done: list[TaskSummary] = []
+        todo: list[TaskTexts] = []
+        for item in collect_tasks(
+            spec,
+            tasks=self.tasks,
+            prompts=prompts,
+            options=self.options,
+            known=self.known,
+            recorder=self.recorder,
+            splits=self.splits,
+        ):
+            if isinstance(item, TaskSummary):
+                done.append(item)
+            else:
+                todo.append(item)
+        return done, todo

@@ -29,11 +29,10 @@ from tqdm.auto import tqdm
 
 from moee_pipeline.cache import store
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.extract.collect import TaskTexts, collect_tasks, recorded
+from moee_pipeline.extract.collect import TaskCollection, TaskTexts
 from moee_pipeline.extract.entries import TaskPlan, entry_lock, finish_task, open_writer, plan_task
 from moee_pipeline.extract.hooks import PooledBatch, check_finite
 from moee_pipeline.extract.ray_actor import FeatureExtractor, blocks
-from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, expected_settings
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.models.loading import load_tokenizer
@@ -105,27 +104,10 @@ def run_extract_ray(
     require_ray()  # before any task loads
     if options.shard != (0, 1):
         raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
-    todo: list[TaskTexts] = []
     with contextlib.ExitStack() as stack:
-        known = recorded(tasks, options=options, splits=splits)
-        names = [name for name, texts in known.items() if texts is None]
-        recorder = TaskRecorder(
-            names, cache_dir=options.cache_dir, data_dir=data_dir, splits=splits
-        )
-        stack.enter_context(recorder)
-        for item in collect_tasks(
-            spec,
-            tasks=tasks,
-            prompts=prompts,
-            options=options,
-            known=known,
-            recorder=recorder,
-            splits=splits,
-        ):
-            if isinstance(item, TaskSummary):
-                yield item
-            else:
-                todo.append(item)
+        collection = TaskCollection(tasks, options=options, data_dir=data_dir, splits=splits)
+        done, todo = stack.enter_context(collection).split(spec, prompts)
+        yield from done
         if not todo:
             return
         # one writer per entry, whichever engine: a concurrent run is refused before Ray starts

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from moee_pipeline.extract.collect import TaskTexts, collect_tasks, recorded
-from moee_pipeline.extract.recorder import TaskRecorder
+from moee_pipeline.extract.collect import TaskCollection
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
@@ -30,27 +29,13 @@ def run_extract(
     Every task's data is loaded (by the recorder) before the model loads; a task's texts are
     waited for only when its turn comes.
     """
-    known = recorded(tasks, options=options, splits=splits)
-    names = [name for name, texts in known.items() if texts is None]
-    with TaskRecorder(names, cache_dir=options.cache_dir, data_dir=data_dir, splits=splits) as rec:
+    with TaskCollection(tasks, options=options, data_dir=data_dir, splits=splits) as collection:
         # imported here, while the recorder starts: these imports take seconds
         from moee_pipeline.extract.pipeline import extract_task
         from moee_pipeline.models.loading import load_model
 
-        todo: list[TaskTexts] = []
-        for item in collect_tasks(
-            spec,
-            tasks=tasks,
-            prompts=prompts,
-            options=options,
-            known=known,
-            recorder=rec,
-            splits=splits,
-        ):
-            if isinstance(item, TaskSummary):
-                yield item
-            else:
-                todo.append(item)
+        done, todo = collection.split(spec, prompts)
+        yield from done
         if not todo:
             return
         loaded = load_model(spec)
