@@ -7,7 +7,7 @@ prompt or rerun) is read from its snapshot without mteb or datasets.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,40 +77,10 @@ def _already_done(
     return summaries
 
 
-def collect_tasks(
-    spec: ModelSpec,
-    *,
-    tasks: Sequence[str],
-    prompts: Sequence[Prompt],
-    options: ExtractOptions,
-    known: Mapping[str, dict[str, list[str]] | None],
-    recorder: TaskRecorder,
-    splits: Sequence[str] | None = None,
-) -> Iterator[TaskSummary | TaskTexts]:
-    """Each task's texts, or summaries when already complete.
-
-    `known` is `recorded(tasks, ...)`; `recorder` was started on the tasks it lacks: a task it
-    records is yielded once its data is loaded, its texts pending until recorded.
-    """
-    for name in tasks:
-        done = None
-        if splits is None and not options.overwrite:
-            done = _already_done(spec, options=options, task=name, prompts=prompts)
-        if done is not None:
-            yield from done
-            continue
-        per_split = known[name]
-        if per_split is not None:
-            merged = snapshots.merge_split_texts(per_split.values())
-            yield TaskTexts(name, list(per_split), _known(merged))
-            continue
-        yield TaskTexts(name, recorder.splits(name), recorder.texts(name))
-
-
 class TaskCollection:
     """A run's tasks: those complete already and those to extract, texts recorded meanwhile.
 
-    Entering starts the recorder on the tasks whose texts are not cached; `split` then waits
+    Creating it starts the recorder on the tasks whose texts are not cached; `split` then waits
     for every task's data (not its texts) and sorts the tasks. Both engines use it, importing
     their heavy libraries in between, while the recorder starts.
     """
@@ -142,17 +112,17 @@ class TaskCollection:
         """(summaries of the (task, prompt) pairs already complete, the tasks to extract)."""
         done: list[TaskSummary] = []
         todo: list[TaskTexts] = []
-        for item in collect_tasks(
-            spec,
-            tasks=self.tasks,
-            prompts=prompts,
-            options=self.options,
-            known=self.known,
-            recorder=self.recorder,
-            splits=self.splits,
-        ):
-            if isinstance(item, TaskSummary):
-                done.append(item)
-            else:
-                todo.append(item)
+        for name in self.tasks:
+            complete = None
+            if self.splits is None and not self.options.overwrite:
+                complete = _already_done(spec, options=self.options, task=name, prompts=prompts)
+            if complete is not None:
+                done.extend(complete)
+                continue
+            per_split = self.known[name]
+            if per_split is not None:
+                merged = snapshots.merge_split_texts(per_split.values())
+                todo.append(TaskTexts(name, list(per_split), _known(merged)))
+            else:  # its data loaded by the recorder (fails here for a bad task), texts pending
+                todo.append(TaskTexts(name, self.recorder.splits(name), self.recorder.texts(name)))
         return done, todo
