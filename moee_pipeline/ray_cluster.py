@@ -43,8 +43,7 @@ def ray_session(address: str | None = None) -> Iterator[ModuleType]:
     an instance started here is shut down on exit.
     """
     ray = require_ray()
-    if address and address != "auto":
-        _probe(address)
+    check_address(address)
     if ray.is_initialized():
         yield ray
         return
@@ -63,8 +62,13 @@ def ray_session(address: str | None = None) -> Iterator[ModuleType]:
         ray.shutdown()
 
 
-def _probe(address: str, timeout: float = 5.0) -> None:
-    """Fail in seconds on an address nothing listens on (Ray itself retries for minutes)."""
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in seconds on an address nothing listens on (Ray itself retries for minutes).
+
+    None (start a local instance) and `auto` (this machine's cluster) pass: Ray finds those.
+    """
+    if not address or address == "auto":
+        return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise RayClusterError(f"--ray-address {address!r}: use auto, host:6379 or ray://host:10001")

@@ -55,7 +55,9 @@ def mteb_data() -> Path:
 def ray_local() -> Iterator[object]:
     """A local Ray instance (2 CPUs), started once for the session's Ray tests and shut down."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    # log_to_driver off: Ray's log monitor otherwise prints other processes' lines (a GCS
+    # error after a fault test) into whatever stream a later in-process CLI test captures
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -170,13 +172,33 @@ def test_without_ray_installed_one_line_says_how(
 
 
 def test_unreachable_ray_address_is_one_line(tmp_path: Path, model: Path) -> None:
-    code, out = _invoke(
-        "extract", "--engine", "ray", "--ray-address", "127.0.0.1:1", "--model", str(model),
-        "--tasks", TASK, "--cache-dir", str(tmp_path),
+    # a process of its own, as a user runs it: no Ray instance of this session is around
+    done = subprocess.run(
+        [sys.executable, "-m", "moee_pipeline", "extract", "--engine", "ray",
+         "--ray-address", "127.0.0.1:1", "--model", str(model), "--tasks", TASK,
+         "--cache-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert code != 0
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
     assert "cannot reach the Ray cluster at '127.0.0.1:1'" in out
-    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+
+
+def test_unreachable_address_fails_before_any_task_loads(tmp_path: Path) -> None:
+    from moee_pipeline.extract.ray_engine import RayOptions, run_extract_ray
+    from moee_pipeline.ray_cluster import RayClusterError
+
+    run = run_extract_ray(
+        ModelSpec(model=str(tmp_path / "none")),
+        tasks=["NoSuchTask"],  # had it been loaded, the error would name it
+        prompts=[PROMPT],
+        options=_options(tmp_path),
+        ray_options=RayOptions(address="127.0.0.1:1"),
+    )
+    message = re.escape("cannot reach the Ray cluster at '127.0.0.1:1'")
+    with pytest.raises(RayClusterError, match=message):
+        next(iter(run))
 
 
 @pytest.mark.slow
@@ -211,8 +233,6 @@ def test_engine_options_without_ray_engine_are_refused(
 
 
 def test_scoring_and_the_local_engine_never_import_ray() -> None:
-    import subprocess
-
     code = (
         "import sys, moee_pipeline.score.run, moee_pipeline.score.parallel, "
         "moee_pipeline.extract.pipeline, moee_pipeline.cli; "

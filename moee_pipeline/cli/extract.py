@@ -173,6 +173,9 @@ def extract(
             "splits": split_csv(splits),
         }
         if engine == "ray":
+            from moee_pipeline.ray_cluster import check_address
+
+            check_address(ray_address)  # a wrong address fails before the engine's imports
             from moee_pipeline.extract.ray_engine import RayOptions, run_extract_ray
 
             ray_options = RayOptions(

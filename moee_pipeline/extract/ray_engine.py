@@ -16,6 +16,7 @@ only: a rerun extracts the missing texts.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,7 @@ from moee_pipeline.models.loading import load_tokenizer
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
 from moee_pipeline.ray_cluster import (
+    check_address,
     cluster_resources,
     ray_session,
     require_ray,
@@ -101,7 +103,8 @@ def run_extract_ray(
 
     `extractor` is the actor class (tests substitute one that dies mid-run).
     """
-    require_ray()  # before any task loads
+    require_ray()  # before any task loads or texts are recorded
+    check_address(ray_options.address)
     if options.shard != (0, 1):
         raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
     with contextlib.ExitStack() as stack:
@@ -179,6 +182,9 @@ def _run(
     if not tables:
         return
 
+    # an earlier failed run in this process holds its actors (CPUs, GPUs) until its executor,
+    # caught in a reference cycle, is collected: without this a rerun waits for them
+    gc.collect()
     context = ray.data.DataContext.get_current()
     bars, context.enable_progress_bars = context.enable_progress_bars, False  # one bar: ours
     dataset = ray.data.from_arrow(tables).map_batches(
