@@ -11,16 +11,24 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from moee_pipeline.cache import store
 from moee_pipeline.extract.batching import Batch, make_batches
-from moee_pipeline.extract.entries import entry_lock, finish_task, open_writer, plan_task
+from moee_pipeline.extract.entries import (
+    TaskPlan,
+    entry_lock,
+    finish_task,
+    open_writer,
+    plan_task,
+)
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite, forward_pooled
 from moee_pipeline.extract.runinfo import run_metadata
 from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary
+from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.models.loading import LoadedModel
 from moee_pipeline.prompts import Prompt
 
@@ -64,54 +72,54 @@ def extract_task(
     """
     directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
     with entry_lock(directory, shard=options.shard):
-        return _extract_task_locked(
-            loaded,
+        metadata = run_metadata(
+            loaded, prompt=prompt, task=task, max_length=options.max_length, model_id=model_id
+        )
+        plan = plan_task(
+            loaded.tokenizer,
             task=task,
             texts=texts,
             prompt=prompt,
             options=options,
+            settings=metadata,
             model_id=model_id,
             splits=splits,
         )
+        if isinstance(plan, TaskSummary):
+            return plan
+        writer = open_writer(plan, metadata, options=options)
+        try:
+            tokens, timing = _forward_all(
+                loaded, plan, writer, options=options, label=f"{task} [{prompt.id}]"
+            )
+        finally:
+            writer.close()
+        summary = finish_task(
+            plan,
+            metadata,
+            options=options,
+            new_rows=writer.written,
+            tokens=tokens,
+            run={"engine": "local", "workers": 1},
+            records=writer.records,
+            timing=timing,
+        )
+    return dataclasses.replace(summary, extra={**summary.extra, **timing})
 
 
-def _extract_task_locked(
-    loaded: LoadedModel,
-    *,
-    task: str,
-    texts: Sequence[str],
-    prompt: Prompt,
-    options: ExtractOptions,
-    model_id: str,
-    splits: Sequence[str],
-) -> TaskSummary:
-    metadata = run_metadata(
-        loaded, prompt=prompt, task=task, max_length=options.max_length, model_id=model_id
-    )
-    plan = plan_task(
-        loaded.tokenizer,
-        task=task,
-        texts=texts,
-        prompt=prompt,
-        options=options,
-        settings=metadata,
-        model_id=model_id,
-        splits=splits,
-    )
-    if isinstance(plan, TaskSummary):
-        return plan
-    todo, encoded = plan.todo, plan.encoded
-    writer = open_writer(plan, metadata, options=options)
+def _forward_all(
+    loaded: LoadedModel, plan: TaskPlan, writer: PartWriter, *, options: ExtractOptions, label: str
+) -> tuple[int, dict[str, Any]]:
+    """Every text still to do through the model into `writer`: (real tokens, loop timing)."""
+    todo = plan.todo
     tokens = padded = 0
     loop_start = time.perf_counter()
     first_forward: float | None = None
-    bar = tqdm(
-        total=len(todo), desc=f"{task} [{prompt.id}]", unit="text", disable=not options.progress
-    )
+    bar = tqdm(total=len(todo), desc=label, unit="text", disable=not options.progress)
     try:
         with RouterCapture(loaded.routers) as capture:
             batches = make_batches(
-                encoded,
+                plan.encoded,
                 pad_id=int(loaded.tokenizer.pad_token_id),
                 batch_size=options.batch_size,
                 max_batch_tokens=options.max_batch_tokens,
@@ -131,20 +139,9 @@ def _extract_task_locked(
                     bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}", refresh=False)
     finally:
         bar.close()
-        writer.close()
     timing = {
         "first_forward_at": first_forward,
         "batch_loop_seconds": round(time.perf_counter() - loop_start, 3),
         "padded_tokens": padded,
     }
-    summary = finish_task(
-        plan,
-        metadata,
-        options=options,
-        new_rows=writer.written,
-        tokens=tokens,
-        run={"engine": "local", "workers": 1},
-        records=writer.records,
-        timing=timing,
-    )
-    return dataclasses.replace(summary, extra={**summary.extra, **timing})
+    return tokens, timing
