@@ -19,6 +19,7 @@ import click
 
 from moee_pipeline.cli import main as cli
 from moee_pipeline.report import tables as report
+from moee_pipeline.report import weight_rules
 from moee_pipeline.report.render import build_report, markdown_table
 from moee_pipeline.testing.tiny import build_tiny_model, train_tokenizer
 
@@ -56,13 +57,13 @@ def main(data_dir: Path, out: Path, tasks: str) -> None:
     scores = report.load_scores(results)
     text = build_report(
         scores=scores,
-        options=report.ReportOptions(weight_rule="auto"),
+        options=weight_rules.ReportOptions(weight_rule="auto"),
         fmt="markdown",
         compare_paper=False,
     )
     marker = "## MoEE-sum weight rules side by side"
     side = marker + text.split(marker)[1].split("\n## ")[0]
-    frame = report.rules_side_by_side(scores)
+    frame = weight_rules.rules_side_by_side(scores)
     gaps = [
         f"- mean over {frame[[a, b]].dropna().shape[0]} tasks of {a} - {b}: "
         f"{(frame[a] - frame[b]).mean():+.2f} points (x100)"

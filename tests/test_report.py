@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from moee_pipeline.cli import main
 from moee_pipeline.report import tables as report
+from moee_pipeline.report import weight_rules
 from moee_pipeline.report.paper import SIX_TYPE_AVERAGE, TYPE_AVERAGE, load_paper, paper_model
 from moee_pipeline.report.render import build_report
 
@@ -83,7 +84,7 @@ def test_type_averages_of_a_complete_run(tmp_path: Path) -> None:
     rows = full_rows()
     scores = report.load_scores(write(tmp_path, rows))
     text = build_report(
-        scores=scores, options=report.ReportOptions(), fmt="markdown", compare_paper=False
+        scores=scores, options=weight_rules.ReportOptions(), fmt="markdown", compare_paper=False
     )
     by_type = {
         t: mean(r["main_score"] for r in rows if r["task_type"] == t) * 100 for t in PAPER_TASKS
@@ -102,7 +103,7 @@ def test_incomplete_types_are_marked_and_named(tmp_path: Path) -> None:
     rows = [row("STS12", 0.5), row("STS13", 0.7), row("EmotionClassification", 0.4)]
     scores = report.load_scores(write(tmp_path, rows))
     text = build_report(
-        scores=scores, options=report.ReportOptions(), fmt="markdown", compare_paper=False
+        scores=scores, options=weight_rules.ReportOptions(), fmt="markdown", compare_paper=False
     )
     cells = md_type_row(text, "HS")
     assert cells[-3:] == ["60.00†", "40.00†", "50.00†"]
@@ -114,7 +115,9 @@ def test_incomplete_types_are_marked_and_named(tmp_path: Path) -> None:
 def test_a_task_only_one_row_has_marks_the_other(tmp_path: Path) -> None:
     rows = [*full_rows("HS"), *[r for r in full_rows("RW") if r["task"] != "SummEval"]]
     scores = report.load_scores(write(tmp_path, rows))
-    table = report.type_table(report.resolve_weights(scores, options=report.ReportOptions()))
+    table = report.type_table(
+        weight_rules.resolve_weights(scores, options=weight_rules.ReportOptions())
+    )
     keys = {k[2]: k for k, _ in table.covered}
     assert not report.incomplete(table, keys["HS"], "Summarization")
     assert report.incomplete(table, keys["RW"], "Summarization")
@@ -136,8 +139,8 @@ def sweep_rows() -> list[dict[str, object]]:
 
 def test_select_weight_on_validation_reports_test_at_that_weight(tmp_path: Path) -> None:
     scores = report.load_scores(write(tmp_path, sweep_rows()))
-    options = report.ReportOptions(select_on="validation")
-    rows = report.resolve_weights(scores, options=options).set_index("task")
+    options = weight_rules.ReportOptions(select_on="validation")
+    rows = weight_rules.resolve_weights(scores, options=options).set_index("task")
     assert rows.loc["STS12", "weight"] == 0.5 and rows.loc["STS12", "main_score"] == 0.60
     assert rows.loc["STS12", "basis"] == "validation"
     # No validation rows: no pick at all, never a silent fallback to the test scores (oracle)
@@ -155,17 +158,19 @@ def test_select_weight_on_validation_reports_test_at_that_weight(tmp_path: Path)
 
 def test_oracle_and_fixed_weights(tmp_path: Path) -> None:
     scores = report.load_scores(write(tmp_path, sweep_rows()))
-    oracle = report.resolve_weights(scores, options=report.ReportOptions(select_on="test"))
+    oracle = weight_rules.resolve_weights(
+        scores, options=weight_rules.ReportOptions(select_on="test")
+    )
     assert sorted(oracle["main_score"]) == [0.55, 0.70]
     assert set(oracle["weight_label"]) == {"best (oracle)"}
-    fixed = report.resolve_weights(scores, options=report.ReportOptions(weight=2))
+    fixed = weight_rules.resolve_weights(scores, options=weight_rules.ReportOptions(weight=2))
     assert sorted(fixed["main_score"]) == [0.55, 0.65] and set(fixed["weight_label"]) == {"2"}
-    every = report.resolve_weights(scores, options=report.ReportOptions())
+    every = weight_rules.resolve_weights(scores, options=weight_rules.ReportOptions())
     assert len(every) == 6 and set(every["weight_label"]) == {"0.5", "1", "2"}
     with pytest.raises(
         report.ReportError, match=r"no MoEE-sum rows at weight 3; scored: 0\.5, 1, 2"
     ):
-        report.resolve_weights(scores, options=report.ReportOptions(weight=3))
+        weight_rules.resolve_weights(scores, options=weight_rules.ReportOptions(weight=3))
 
 
 def published() -> dict[tuple[str, str, str, str], float]:
@@ -204,7 +209,7 @@ def test_compare_paper_differences(tmp_path: Path) -> None:
     rows[0]["main_score"] = round(float(rows[0]["main_score"]) + 0.01, 6)  # STS12 one point up
     scores = report.load_scores(write(tmp_path, rows))
     text = build_report(
-        scores=scores, options=report.ReportOptions(), fmt="csv", compare_paper=True
+        scores=scores, options=weight_rules.ReportOptions(), fmt="csv", compare_paper=True
     )
     table = pd.read_csv(io.StringIO(text), keep_default_na=False)
     cell = table.set_index(["task_type", "task"])
@@ -228,7 +233,7 @@ def test_compare_paper_on_a_subset_uses_the_same_tasks(tmp_path: Path) -> None:
     ]
     scores = report.load_scores(write(tmp_path, rows))
     text = build_report(
-        scores=scores, options=report.ReportOptions(), fmt="markdown", compare_paper=True
+        scores=scores, options=weight_rules.ReportOptions(), fmt="markdown", compare_paper=True
     )
     line = next(x for x in text.splitlines() if "| STS | (task-type average) |" in x)
     cells = [c.strip() for c in line.strip("|").split("|")]
@@ -254,7 +259,7 @@ def test_csv_and_latex_formats(tmp_path: Path) -> None:
     ]
     scores = report.load_scores(write(tmp_path, rows))
     text = build_report(
-        scores=scores, options=report.ReportOptions(), fmt="csv", compare_paper=False
+        scores=scores, options=weight_rules.ReportOptions(), fmt="csv", compare_paper=False
     )
     table = pd.read_csv(io.StringIO(text), keep_default_na=False)
     assert list(table["weight"].astype(str)) == ["", "1", "2"]
@@ -262,7 +267,7 @@ def test_csv_and_latex_formats(tmp_path: Path) -> None:
     hs_sts = mean(r["main_score"] for r in rows[:19] if r["task_type"] == "STS") * 100
     assert table.loc[0, "STS"] == pytest.approx(hs_sts)
     latex = build_report(
-        scores=scores, options=report.ReportOptions(), fmt="latex", compare_paper=False
+        scores=scores, options=weight_rules.ReportOptions(), fmt="latex", compare_paper=False
     )
     assert latex.count(r"\begin{tabular}") == 3 and "MoEE-sum" in latex  # + rules side by side
     assert r"TwitterSemEval2015 &" in latex and "allenai/OLMoE-1B-7B-0924" in latex
@@ -296,18 +301,18 @@ def rule_rows() -> list[dict[str, object]]:
 @pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
 def test_no_unlabelled_oracle_in_any_format(tmp_path: Path, fmt: str) -> None:
     scores = report.load_scores(write(tmp_path, rule_rows()))
-    oracle = report.ReportOptions(select_on="test")
+    oracle = weight_rules.ReportOptions(select_on="test")
     text = build_report(scores=scores, options=oracle, fmt=fmt, compare_paper=True)
-    picked = report.resolve_weights(scores, options=oracle)
+    picked = weight_rules.resolve_weights(scores, options=oracle)
     sums = picked[picked["method"] == "MoEE-sum"]
     assert set(sums["weight_label"]) == {"best (oracle)"}
     assert "best (oracle)" in text
     # every other rule: the only oracle shown is the labelled column of the side-by-side table
     for options in (
-        report.ReportOptions(),
-        report.ReportOptions(weight=1.0),
-        report.ReportOptions(weight_rule="auto"),
-        report.ReportOptions(select_on="validation"),
+        weight_rules.ReportOptions(),
+        weight_rules.ReportOptions(weight=1.0),
+        weight_rules.ReportOptions(weight_rule="auto"),
+        weight_rules.ReportOptions(select_on="validation"),
     ):
         text = build_report(scores=scores, options=options, fmt=fmt, compare_paper=False)
         assert "best (oracle)" not in text
@@ -318,18 +323,20 @@ def test_no_unlabelled_oracle_in_any_format(tmp_path: Path, fmt: str) -> None:
 
 def test_auto_rows_and_side_by_side(tmp_path: Path) -> None:
     scores = report.load_scores(write(tmp_path, rule_rows()))
-    auto = report.resolve_weights(scores, options=report.ReportOptions(weight_rule="auto"))
+    auto = weight_rules.resolve_weights(
+        scores, options=weight_rules.ReportOptions(weight_rule="auto")
+    )
     sums = auto[auto["method"] == "MoEE-sum"]
     assert list(sums["weight"]) == [0.8] and set(sums["weight_label"]) == {"auto"}
-    side = report.rules_side_by_side(scores).set_index("task")
+    side = weight_rules.rules_side_by_side(scores).set_index("task")
     assert side.loc["STS12", "oracle w"] == 1 and side.loc["STS12", "oracle"] == pytest.approx(70)
     assert side.loc["STS12", "validation w"] == 0.5
     assert side.loc["STS12", "validation"] == pytest.approx(60)
     assert side.loc["STS12", "auto w"] == 0.8 and side.loc["STS12", "auto"] == pytest.approx(58)
     with pytest.raises(report.ReportError, match="score with --weight auto"):
-        report.resolve_weights(
+        weight_rules.resolve_weights(
             report.load_scores(write(tmp_path, sweep_rows())),
-            options=report.ReportOptions(weight_rule="auto"),
+            options=weight_rules.ReportOptions(weight_rule="auto"),
         )
 
 
@@ -357,7 +364,7 @@ def test_rows_of_other_provenance_stay_apart(tmp_path: Path) -> None:
     rows = [row("STS12", 0.5, quantization="nf4"), row("STS12", 0.6, quantization="none")]
     scores = report.load_scores(write(tmp_path, rows))
     text = build_report(
-        scores=scores, options=report.ReportOptions(), fmt="markdown", compare_paper=False
+        scores=scores, options=weight_rules.ReportOptions(), fmt="markdown", compare_paper=False
     )
     assert "| quantization |" in text.split("## ")[1]
     assert md_like(text, "nf4")[-2:] == ["50.00†", "50.00†"]

@@ -67,10 +67,11 @@ def report(
 ) -> None:
     """The paper's tables (per task type and per task) from scores.csv, optionally vs the paper."""
     from moee_pipeline.report import tables as report_lib
+    from moee_pipeline.report import weight_rules
     from moee_pipeline.report.render import build_report
 
     try:
-        options = report_lib.ReportOptions(
+        options = weight_rules.ReportOptions(
             split=split, weight=weight, weight_rule=weight_rule, select_on=select_weight_on
         )
         scores = report_lib.load_scores(results)

@@ -14,6 +14,7 @@ from typing import SupportsFloat
 import pandas as pd
 
 from moee_pipeline.report import tables as report
+from moee_pipeline.report import weight_rules
 from moee_pipeline.report.paper import AVERAGE, compare_with_paper, load_paper
 
 
@@ -73,7 +74,7 @@ def _type_cells(table: report.TypeTable, shown: list[str]) -> pd.DataFrame:
 
 
 def _weight_notes(
-    rows: pd.DataFrame, options: report.ReportOptions, unpicked: list[str]
+    rows: pd.DataFrame, options: weight_rules.ReportOptions, unpicked: list[str]
 ) -> list[str]:
     labels = set(rows.loc[rows["method"] == report.SUM, "weight_label"])
     notes = []
@@ -108,7 +109,7 @@ def _chosen_weights(rows: pd.DataFrame) -> pd.DataFrame | None:
             for r in picked.to_dict("records")
         ],
         chosen=[
-            f"{report.format_weight(w)} ({b})"
+            f"{weight_rules.format_weight(w)} ({b})"
             for w, b in zip(picked["weight"], picked["basis"], strict=True)
         ],
     )
@@ -117,7 +118,7 @@ def _chosen_weights(rows: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _side_by_side(scores: pd.DataFrame, split: str) -> Table | None:
-    frame = report.rules_side_by_side(scores, split=split)
+    frame = weight_rules.rules_side_by_side(scores, split=split)
     if frame.empty:
         return None
     config = [k for k in report.GROUP_KEY if k != "method"]
@@ -126,7 +127,7 @@ def _side_by_side(scores: pd.DataFrame, split: str) -> Table | None:
     out = frame[[*shown, "task", *rules]].copy()
     for column in rules:
         out[column] = (
-            out[column].map(report.format_weight_or_blank)
+            out[column].map(weight_rules.format_weight_or_blank)
             if column.endswith(" w")
             else out[column].map(number)
         )
@@ -174,7 +175,9 @@ def _data(rows: pd.DataFrame, table: report.TypeTable, shown: list[str]) -> pd.D
     return out[[*shown, *types, *task_columns, "coverage"]]
 
 
-def build(*, scores: pd.DataFrame, options: report.ReportOptions, compare_paper: bool) -> Report:
+def build(
+    *, scores: pd.DataFrame, options: weight_rules.ReportOptions, compare_paper: bool
+) -> Report:
     """The whole report for `moee report`, built once.
 
     Raises:
@@ -187,10 +190,10 @@ def build(*, scores: pd.DataFrame, options: report.ReportOptions, compare_paper:
             "--weight-rule auto or --select-weight-on validation (--select-weight-on test for a "
             "labelled oracle)"
         )
-    rows = report.sort_rows(report.resolve_weights(scores, options=options))
+    rows = report.sort_rows(weight_rules.resolve_weights(scores, options=options))
     table = report.type_table(rows)
     shown = report.varying_columns(rows)
-    unpicked = report.unselected_tasks(scores, options)
+    unpicked = weight_rules.unselected_tasks(scores, options)
     notes = [
         f"settings shared by every row: split={options.split}; {report.constant_settings(rows)}",
         *table.notes,

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from moee_pipeline.report import tables as report
+from moee_pipeline.report import weight_rules
 from moee_pipeline.report.paper import AVERAGE
 from moee_pipeline.task_types import TASK_TYPES
 
@@ -211,7 +212,9 @@ def layer_ranges(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
-def make_plots(*, scores: pd.DataFrame, options: report.ReportOptions, out_dir: Path) -> list[Path]:
+def make_plots(
+    *, scores: pd.DataFrame, options: weight_rules.ReportOptions, out_dir: Path
+) -> list[Path]:
     """Write every figure the scores allow; returns their paths.
 
     Figure 1 always shows every scored fixed weight; figures 2-3 show MoEE-sum as the options
@@ -220,8 +223,10 @@ def make_plots(*, scores: pd.DataFrame, options: report.ReportOptions, out_dir: 
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    every = report.resolve_weights(scores, options=report.ReportOptions(split=options.split))
-    single = report.resolve_weights(scores, options=options)
+    every = weight_rules.resolve_weights(
+        scores, options=weight_rules.ReportOptions(split=options.split)
+    )
+    single = weight_rules.resolve_weights(scores, options=options)
     return [
         *weight_sweep(every, out_dir),
         *methods(single, out_dir),
