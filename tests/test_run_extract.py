@@ -1,7 +1,8 @@
-"""run_extract end to end: texts recorded in a child process, reused without mteb on a rerun."""
+"""run_extract end to end: texts recorded (a child or a thread), reused without mteb on a rerun."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import textwrap
@@ -54,10 +55,11 @@ def test_rerun_reuses_recorded_texts_without_loading_tasks(
         assert snapshots.recorded_task_texts(task, cache_dir=cache) is not None
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a recording process started again on a rerun")
+        raise AssertionError("texts were recorded again on a rerun")
 
     before = {task: _ids(cache, model, task) for task in TASKS}
-    monkeypatch.setattr(recorder.subprocess, "Popen", refuse)
+    monkeypatch.setattr(recorder.subprocess, "Popen", refuse)  # no child
+    monkeypatch.setattr(recorder, "record", refuse)  # nor a thread
     again = _extract(model, cache, overwrite=True)
     assert [s.rows for s in again] == [s.rows for s in first]
     assert all(s.new_rows == s.rows for s in again)
@@ -80,8 +82,13 @@ def test_a_failing_recording_process_stops_the_run_before_the_model_loads(
     assert not list(cache.glob(f"features/**/{store.MANIFEST}"))
 
 
-def test_recorder_raises_the_childs_task_error_as_itself(tmp_path: Path) -> None:
-    with TaskRecorder(["MoeeToySTS", "NoSuchTask"], cache_dir=tmp_path) as rec:
+TRANSPORTS = pytest.mark.parametrize("in_process", [False, True], ids=["child", "thread"])
+
+
+@TRANSPORTS
+def test_recorder_raises_the_task_error_as_itself(tmp_path: Path, in_process: bool) -> None:
+    names = ["MoeeToySTS", "NoSuchTask"]
+    with TaskRecorder(names, cache_dir=tmp_path, in_process=in_process) as rec:
         assert rec.splits("MoeeToySTS") == ["test"]
         with pytest.raises(TaskError, match="unknown task 'NoSuchTask'"):
             rec.splits("NoSuchTask")
@@ -89,8 +96,9 @@ def test_recorder_raises_the_childs_task_error_as_itself(tmp_path: Path) -> None
             rec.texts("MoeeToySTS").result()  # every task is loaded before any is recorded
 
 
-def test_recorder_texts_are_the_in_process_recording(tmp_path: Path) -> None:
-    with TaskRecorder(TASKS, cache_dir=tmp_path / "cache") as rec:
+@TRANSPORTS
+def test_recorder_texts_are_the_in_process_recording(tmp_path: Path, in_process: bool) -> None:
+    with TaskRecorder(TASKS, cache_dir=tmp_path / "cache", in_process=in_process) as rec:
         got = {name: rec.texts(name).result(timeout=120) for name in TASKS}
     assert got == {name: task_texts(load_task(name)) for name in TASKS}
     for name in TASKS:  # and the lists are kept beside the snapshots for the next run
@@ -102,11 +110,58 @@ def test_recorder_without_tasks_starts_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a process was started")
+        raise AssertionError("a recorder was started")
 
     monkeypatch.setattr(recorder.subprocess, "Popen", refuse)
+    monkeypatch.setattr(recorder.threading, "Thread", refuse)
     with TaskRecorder([], cache_dir=tmp_path):
         pass
+
+
+def test_a_process_with_the_heavy_libraries_imported_records_on_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in recorder._HEAVY_IMPORTS:  # what a notebook or this test session already has
+        importlib.import_module(name)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a child process started although everything is imported")
+
+    monkeypatch.setattr(recorder.subprocess, "Popen", refuse)
+    with TaskRecorder(["MoeeToySTS"], cache_dir=tmp_path) as rec:
+        assert rec.texts("MoeeToySTS").result(timeout=120) == task_texts(load_task("MoeeToySTS"))
+
+
+def test_a_process_still_importing_transformers_records_in_a_child() -> None:
+    # the CLI with toy tasks: the task registry has imported mteb and datasets, not the rest
+    script = textwrap.dedent(
+        """
+        import sys, tempfile
+        from pathlib import Path
+        from moee_pipeline.extract import recorder
+        from moee_pipeline.tasks.registry import select_tasks
+        select_tasks(tasks=["MoeeToySTS"])
+        assert "mteb" in sys.modules and "transformers" not in sys.modules
+        with tempfile.TemporaryDirectory() as folder:
+            with recorder.TaskRecorder(["MoeeToySTS"], cache_dir=Path(folder)) as rec:
+                print(rec._process is not None, len(rec.texts("MoeeToySTS").result()))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", str(len(task_texts(load_task("MoeeToySTS"))))]
+
+
+def test_a_bug_on_the_recording_thread_reaches_the_caller_as_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(request: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(recorder, "record", broken)
+    recording = TaskRecorder(["MoeeToySTS"], cache_dir=tmp_path, in_process=True)
+    with recording, pytest.raises(ZeroDivisionError, match="a bug"):
+        recording.splits("MoeeToySTS")
 
 
 def test_the_cli_path_imports_no_torch_transformers_or_mteb_before_the_run() -> None:

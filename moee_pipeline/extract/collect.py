@@ -35,7 +35,7 @@ class TaskTexts:
 
     @property
     def texts(self) -> list[str]:
-        """The texts, once recorded (the recording process is waited for here)."""
+        """The texts, once recorded (the recorder is waited for here)."""
         return self.pending.result()
 
 

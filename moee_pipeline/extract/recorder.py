@@ -1,13 +1,16 @@
-"""Recording the texts each task's evaluation encodes, in a child process.
+"""Recording the texts each task's evaluation encodes, in a child process or on a thread.
 
-Recording runs mteb's evaluation with a recording encoder: importing mteb and running it takes
-seconds, and on a thread it would hold the interpreter lock while torch and transformers import
-and the model loads. A process runs it beside them on another core. The child loads every task
-first (bad names or data fail before the model loads), then records them in order; the parent
-reads each task's splits and texts as soon as they are known, and the lists are kept in the
-cache beside the task snapshot, so a second model, prompt or rerun never starts this process.
+Recording runs mteb's evaluation with a recording encoder. Importing mteb takes seconds, and on a
+thread that import would hold the interpreter lock while torch and transformers import and the
+model loads; so the CLI records in a child process on another core. A process that has imported
+mteb, torch and transformers already (a notebook, the test suite) has nothing left to overlap and
+records on a thread instead: a child would only import it all again. (Not before: a thread using
+datasets while the main thread imports transformers can meet it half initialised.) Every task is
+loaded first (bad names or data fail before the model loads), then recorded in order; the caller
+gets each task's splits and texts as soon as they are known, and the lists are kept in the cache
+beside the task snapshot, so a second model, prompt or rerun starts no recorder at all.
 
-Protocol: the parent writes one JSON request line to the child's stdin and keeps it open; the
+The child's protocol: the parent writes one JSON request line to its stdin and keeps it open; the
 child answers with JSON lines on stdout: `{"task", "splits"}` once a task is loaded, `{"task",
 "texts"}` once recorded, or `{"error", "kind"}` and exit status 1. Anything else the child prints
 goes to stderr. The child stops as soon as its stdin closes: when the parent no longer wants its
@@ -22,7 +25,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -36,18 +39,44 @@ logger = logging.getLogger(__name__)
 
 
 class RecordingError(MoeeError, RuntimeError):
-    """The process recording task texts failed; the message says why."""
+    """Recording task texts failed; the message says why."""
 
 
-#: The child's errors raised again as themselves in the parent; any other as RecordingError.
+#: Errors raised again as themselves to the caller; any other user error as RecordingError.
 _ERRORS: dict[str, type[MoeeError]] = {e.__name__: e for e in (TaskError, SnapshotError)}
+
+#: Once all are imported, a child has nothing to overlap and a thread meets none half imported.
+_HEAVY_IMPORTS = ("mteb", "datasets", "torch", "transformers")
+
+#: What a recording stopped early fails its unanswered lookups with.
+_STOPPED = "the recording of task texts stopped before every task was recorded"
+
+
+def record(request: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> None:
+    """Load, snapshot and record the requested tasks, telling `send` as each is known.
+
+    Every task is loaded before any is recorded, so a bad one fails before the slow part.
+    """
+    from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
+
+    cache_dir = Path(request["cache_dir"])
+    data_dir = None if request["data_dir"] is None else Path(request["data_dir"])
+    loaded = []
+    for name in request["tasks"]:
+        task = load_task(name, cache_dir=cache_dir, data_dir=data_dir)
+        write_snapshot(task, cache_dir=cache_dir)
+        chosen = eval_splits(task, request["splits"])
+        send({"task": name, "splits": chosen})
+        loaded.append((name, task, chosen))
+    for name, task, chosen in loaded:
+        send({"task": name, "texts": task_texts(task, splits=chosen, cache_dir=cache_dir)})
 
 
 class TaskRecorder:
-    """A child process that loads the named tasks and records their texts; a context manager.
+    """Records the named tasks' texts in a child process or on a thread; a context manager.
 
-    With no names it starts nothing and every lookup fails: callers ask only for the tasks
-    they gave it.
+    `in_process` None chooses by what this process has imported (see the module doc). With no
+    names it starts nothing and every lookup fails: callers ask only for the tasks they gave it.
     """
 
     def __init__(
@@ -57,11 +86,12 @@ class TaskRecorder:
         cache_dir: Path,
         data_dir: Path | None = None,
         splits: Sequence[str] | None = None,
+        in_process: bool | None = None,
     ) -> None:
         self._splits: dict[str, Future[list[str]]] = {n: Future() for n in names}
         self._texts: dict[str, Future[list[str]]] = {n: Future() for n in names}
         self._process: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
         if not names:
             return
         request = {
@@ -70,29 +100,61 @@ class TaskRecorder:
             "data_dir": None if data_dir is None else str(data_dir),
             "splits": None if splits is None else list(splits),
         }
-        logger.info("recording the texts of %s in a child process", ", ".join(names))
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
+        if in_process is None:
+            in_process = all(name in sys.modules for name in _HEAVY_IMPORTS)
+        where = "on a thread" if in_process else "in a child process"
+        logger.info("recording the texts of %s %s", ", ".join(names), where)
+        if in_process:
+            target = self._record_here
+        else:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+            )
+            assert self._process.stdin is not None
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            target = self._read_child
+        self._thread = threading.Thread(
+            target=target, args=(request,), name="moee-record", daemon=True
         )
-        assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps(request) + "\n")
-        self._process.stdin.flush()
-        self._reader = threading.Thread(target=self._read, name="moee-record", daemon=True)
-        self._reader.start()
+        self._thread.start()
 
     def splits(self, name: str) -> list[str]:
-        """The evaluation splits of a task, once its data is loaded (raises the child's error)."""
+        """A task's evaluation splits, once its data is loaded (raises the recorder's error)."""
         return self._splits[name].result()
 
     def texts(self, name: str) -> Future[list[str]]:
         """The texts of a task, resolved once recorded."""
         return self._texts[name]
 
-    def _read(self) -> None:
+    def _deliver(self, message: dict[str, Any]) -> None:
+        if "texts" in message:
+            self._texts[message["task"]].set_result(message["texts"])
+        else:
+            self._splits[message["task"]].set_result(message["splits"])
+
+    def _fail_pending(self, failure: BaseException) -> None:
+        """Never leave a caller waiting forever: every unanswered lookup raises `failure`."""
+        for future in [*self._splits.values(), *self._texts.values()]:
+            if not future.done():
+                future.set_exception(failure)
+
+    def _record_here(self, request: dict[str, Any]) -> None:
+        failure: BaseException = RecordingError(_STOPPED)
+        try:
+            record(request, self._deliver)
+        except (MoeeError, OSError) as error:  # as the child's would arrive
+            failure = _ERRORS.get(type(error).__name__, RecordingError)(str(error))
+        except BaseException as error:  # a bug: raised as is to whoever waits
+            failure = error
+        finally:
+            self._fail_pending(failure)
+
+    def _read_child(self, request: dict[str, Any]) -> None:
         process = self._process
         assert process is not None and process.stdout is not None
         failure: BaseException | None = None
@@ -101,22 +163,16 @@ class TaskRecorder:
                 message = json.loads(line)
                 if "error" in message:
                     failure = _ERRORS.get(message["kind"], RecordingError)(message["error"])
-                elif "texts" in message:
-                    self._texts[message["task"]].set_result(message["texts"])
                 else:
-                    self._splits[message["task"]].set_result(message["splits"])
-        except (ValueError, KeyError) as error:  # never leave a caller waiting forever
+                    self._deliver(message)
+        except (ValueError, KeyError) as error:
             failure = RecordingError(f"the process recording task texts answered {error!r}")
         finally:
             code = process.wait()
-            if failure is None:
-                failure = RecordingError(
-                    f"the process recording task texts stopped (exit status {code}) before "
-                    "every task was recorded; see its messages above"
-                )
-            for future in [*self._splits.values(), *self._texts.values()]:
-                if not future.done():
-                    future.set_exception(failure)
+            self._fail_pending(
+                failure
+                or RecordingError(f"{_STOPPED} (exit status {code}); see its messages above")
+            )
 
     def __enter__(self) -> TaskRecorder:
         return self
@@ -127,9 +183,9 @@ class TaskRecorder:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """Close the child's stdin: one that is done exits, one that is not stops at once.
+        """Stop the child at once (closing its stdin); a thread is left to finish alone.
 
-        Its writes are atomic: a stopped child leaves nothing that looks complete.
+        Writes are atomic: a recorder stopped midway leaves nothing that looks complete.
         """
         if self._process is None:
             return
@@ -140,8 +196,8 @@ class TaskRecorder:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        if self._reader is not None:
-            self._reader.join()
+        if self._thread is not None:
+            self._thread.join()
 
 
 # ---------------------------------------------------------------------------------------
@@ -160,7 +216,7 @@ def _exit_when_stdin_closes() -> None:
 
 
 def main() -> int:
-    """Load, snapshot and record the requested tasks; answer on stdout (see the module doc)."""
+    """Record the requested tasks, answering on stdout (see the module doc)."""
     # only the protocol goes to the parent's pipe: fd 1 (print, C libraries) goes to stderr
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -168,20 +224,7 @@ def main() -> int:
     threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
-
-        cache_dir = Path(request["cache_dir"])
-        data_dir = None if request["data_dir"] is None else Path(request["data_dir"])
-        loaded = []
-        for name in request["tasks"]:
-            task = load_task(name, cache_dir=cache_dir, data_dir=data_dir)
-            write_snapshot(task, cache_dir=cache_dir)
-            chosen = eval_splits(task, request["splits"])
-            _send(out, {"task": name, "splits": chosen})
-            loaded.append((name, task, chosen))
-        for name, task, chosen in loaded:
-            texts = task_texts(task, splits=chosen, cache_dir=cache_dir)
-            _send(out, {"task": name, "texts": texts})
+        record(request, lambda message: _send(out, message))
     except (MoeeError, OSError) as error:
         _send(out, {"error": str(error), "kind": type(error).__name__})
         return 1
