@@ -44,6 +44,20 @@ def row_index(text_ids: Sequence[str]) -> dict[str, int]:
     return index
 
 
+def cache_rows(
+    texts: Sequence[str], index: Mapping[str, int], *, where: str, hint: str = ""
+) -> np.ndarray:
+    """Row numbers of `texts` in a task's cached arrays; raises MissingTextsError naming `where`."""
+    rows = np.fromiter((index.get(text_id(t), -1) for t in texts), np.int64, count=len(texts))
+    missing = int((rows < 0).sum())
+    if missing:
+        raise MissingTextsError(
+            f"{where}: {missing} of {len(texts)} texts are not in the feature cache"
+            f"{'; ' + hint if hint else ''}"
+        )
+    return rows
+
+
 class CachedEncoder(AbsEncoder):
     """An mteb 2.x encoder whose vectors come from a cached matrix.
 
@@ -85,15 +99,7 @@ class CachedEncoder(AbsEncoder):
 
     def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:
         """Row numbers of `texts` in the cache; raises MissingTextsError naming the task."""
-        get = self._index.get
-        rows = np.fromiter((get(text_id(t), -1) for t in texts), dtype=np.int64, count=len(texts))
-        missing = int((rows < 0).sum())
-        if missing:
-            raise MissingTextsError(
-                f"{task_name}: {missing} of {len(texts)} texts mteb asked for are not in the "
-                f"feature cache{'; ' + self._hint if self._hint else ''}"
-            )
-        return rows
+        return cache_rows(texts, self._index, where=task_name, hint=self._hint)
 
     def encode(
         self,

@@ -35,7 +35,13 @@ from moee_pipeline.score.combine import (
     parse_layers,
     prepare_parts,
 )
-from moee_pipeline.score.encoder import CachedEncoder, TaskScore, evaluate_split, row_index
+from moee_pipeline.score.encoder import (
+    CachedEncoder,
+    TaskScore,
+    cache_rows,
+    evaluate_split,
+    row_index,
+)
 from moee_pipeline.score.results import model_meta, save_split_result
 from moee_pipeline.score.rows import Provenance, ScoreRow, experiment_kwargs
 from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
@@ -234,16 +240,7 @@ def _encoded_texts(unit: Unit, split: str) -> list[str]:
 
 
 def _rows_of(texts: Sequence[str], index: dict[str, int], unit: Unit, split: str) -> np.ndarray:
-    from moee_pipeline.score.encoder import MissingTextsError
-
-    rows = np.fromiter((index.get(store.text_id(t), -1) for t in texts), np.int64, len(texts))
-    missing = int((rows < 0).sum())
-    if missing:
-        raise MissingTextsError(
-            f"{unit.name}/{split}: {missing} of {len(texts)} texts are not in the feature cache; "
-            f"{unit.hint}"
-        )
-    return rows
+    return cache_rows(texts, index, where=f"{unit.name}/{split}", hint=unit.hint)
 
 
 def _auto_pairs(unit: Unit, split: str, index: dict[str, int]) -> np.ndarray:
