@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +42,39 @@ README = REPO / "README.md"
 _NAME = re.compile(r"\d{4}-\d{2}-\d{2}-.+\.json")
 
 
-def newest_results(folder: Path = RESULTS) -> tuple[Path, dict[str, Any]]:
-    """The newest CPU results file (by its recorded date) with per-workload extraction results."""
+def _newest(
+    folder: Path, what: str, holds: Callable[[Path, dict[str, Any]], bool]
+) -> tuple[Path, dict[str, Any]]:
+    """The newest results file (by its recorded date) that `holds` accepts."""
     found: list[tuple[str, Path, dict[str, Any]]] = []
     for path in folder.glob("*.json"):
-        if not _NAME.fullmatch(path.name) or path.stem.endswith("-gpu"):
-            continue
-        data = json.loads(path.read_text(encoding="utf-8"))
-        extraction = data.get("extraction") or {}
-        if extraction and all("workload" in w for w in extraction.values()):
-            found.append((data["date"], path, data))
+        if _NAME.fullmatch(path.name):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if holds(path, data):
+                found.append((data["date"], path, data))
     if not found:
-        raise SystemExit(f"no results file with extraction workloads in {folder}: run make bench")
+        raise SystemExit(f"no results file with {what} in {folder}: run make bench")
     _, path, data = max(found, key=lambda item: item[0])
     return path, data
+
+
+def _has_workloads(path: Path, data: dict[str, Any]) -> bool:
+    extraction = data.get("extraction") or {}
+    return (
+        not path.stem.endswith("-gpu")
+        and bool(extraction)
+        and all("workload" in w for w in extraction.values())
+    )
+
+
+def newest_results(folder: Path = RESULTS) -> tuple[Path, dict[str, Any]]:
+    """The newest CPU results file with per-workload extraction results."""
+    return _newest(folder, "extraction workloads", _has_workloads)
+
+
+def newest_ray_results(folder: Path = RESULTS) -> tuple[Path, dict[str, Any]]:
+    """The newest results file that holds a Ray bench."""
+    return _newest(folder, "a Ray bench", lambda _, data: bool(data.get("ray")))
 
 
 def _workload_lines(ex: dict[str, Any]) -> list[str]:
@@ -173,20 +192,6 @@ def render(path: Path, data: dict[str, Any]) -> str:
         ]
     lines.append(END)
     return "\n".join(lines)
-
-
-def newest_ray_results(folder: Path = RESULTS) -> tuple[Path, dict[str, Any]]:
-    """The newest results file (by its recorded date) that holds a Ray bench."""
-    found: list[tuple[str, Path, dict[str, Any]]] = []
-    for path in folder.glob("*.json"):
-        if _NAME.fullmatch(path.name):
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("ray"):
-                found.append((data["date"], path, data))
-    if not found:
-        raise SystemExit(f"no results file with a Ray bench in {folder}: run make bench")
-    _, path, data = max(found, key=lambda item: item[0])
-    return path, data
 
 
 def render_ray(path: Path, data: dict[str, Any]) -> str:

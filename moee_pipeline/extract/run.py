@@ -1,7 +1,8 @@
 """`run_extract`: the local engine's driver, from task names to one summary per (task, prompt).
 
-The texts of tasks not yet recorded are recorded in a child process started first, before
-torch and transformers are imported here, so recording, imports and the model load overlap.
+The texts of tasks not yet recorded are recorded first: in a child process started before
+torch and transformers are imported here, so recording, imports and the model load overlap (or
+on a thread, where this process has imported them all already; see extract/recorder.py).
 """
 
 from __future__ import annotations
