@@ -34,11 +34,11 @@ HIDDEN, LAYERS, EXPERTS, PART_ROWS = 2048, 16, 64, 4096
 
 def build_entry(cache: Path, rows: int) -> Path:
     """One complete entry written like an extraction writes it: parts, then the manifest."""
-    from moee_pipeline.cache import store
+    from moee_pipeline.cache import layout, store
 
     meta = {"model": "bench/olmoe-widths", "prompt_id": "none", "task": "Bench",
             "n_moe_layers": LAYERS, "n_experts": EXPERTS, "hidden_size": HIDDEN}  # fmt: skip
-    folder = store.task_dir(cache, model=meta["model"], prompt_id="none", task="Bench")
+    folder = layout.task_dir(cache, model=meta["model"], prompt_id="none", task="Bench")
     folder.mkdir(parents=True)
     schema = store.feature_schema(rw_dim=LAYERS * EXPERTS, hidden_size=HIDDEN, metadata=meta)
     rng = np.random.default_rng(0)

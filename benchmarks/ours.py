@@ -56,13 +56,13 @@ def padded_tokens(
 
 
 def _manifests(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    from moee_pipeline.cache import store
+    from moee_pipeline.cache import layout, store
     from moee_pipeline.prompts import resolve_prompt
 
     prompt_id = resolve_prompt(args.prompt).id
     found = {}
     for task in args.tasks.split(","):
-        folder = store.task_dir(
+        folder = layout.task_dir(
             args.cache_dir, model=str(args.model), prompt_id=prompt_id, task=task
         )
         manifest = store.read_manifest(folder)

@@ -102,6 +102,15 @@ def resolve_prompt(spec: str) -> Prompt:
     )
 
 
+def prompt_id(spec: str) -> str:
+    """The cache folder name of a prompt given as `extract` takes it: a name, a template, or the
+    id itself (`custom-1a2b3c4d`, as extract prints it), so later stages find its entry."""
+    try:
+        return resolve_prompt(spec).id
+    except PromptError:
+        return spec
+
+
 def preprocess(text: str) -> str:
     """The reference code's cleanup: end the text with punctuation and turn `"` into `'`.
 

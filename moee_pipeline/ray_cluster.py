@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.errors import MoeeError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def ray_session(address: str | None = None) -> Iterator[ModuleType]:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
     except Exception as error:  # ConnectionError, a missing ray[client], a bad address ...
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise RayClusterError(
             f"cannot connect to {where} ({first}); start one with `ray start --head` "
             "or check --ray-address"

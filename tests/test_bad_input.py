@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -37,7 +37,7 @@ class Context:
 
     @property
     def entry(self) -> Path:
-        return store.task_dir(self.cache, model=str(self.model), prompt_id="none", task=TASK)
+        return layout.task_dir(self.cache, model=str(self.model), prompt_id="none", task=TASK)
 
     def extract(self, *args: str) -> list[str]:
         return ["extract", "--model", str(self.model), "--cache-dir", str(self.cache), *args]
@@ -107,7 +107,7 @@ def _flip_byte(ctx: Context) -> None:
 
 
 def _move_entry(ctx: Context) -> None:
-    other = store.task_dir(ctx.cache, model="org/other", prompt_id="none", task=TASK)
+    other = layout.task_dir(ctx.cache, model="org/other", prompt_id="none", task=TASK)
     other.parent.mkdir(parents=True)
     ctx.entry.rename(other)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import scores, store
+from moee_pipeline.cache import layout, scores, store
 from moee_pipeline.cli import main
 
 
@@ -84,7 +84,7 @@ def test_a_second_extraction_of_one_entry_is_refused_until_the_first_ends(
     from moee_pipeline.extract.entries import entry_lock_path  # torch: not in merge workers
 
     model, cache = tiny_model("olmoe"), tmp_path / "cache"
-    folder = store.task_dir(cache, model=str(model), prompt_id="none", task="MoeeToySTS")
+    folder = layout.task_dir(cache, model=str(model), prompt_id="none", task="MoeeToySTS")
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(HOLDER), str(entry_lock_path(folder, shard=(0, 1)))],
         stdout=subprocess.PIPE,

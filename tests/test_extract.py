@@ -15,7 +15,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.extract import pipeline as extract
 from moee_pipeline.extract.batching import encode_texts
 from moee_pipeline.extract.hooks import NonFiniteFeatureError
@@ -218,7 +218,7 @@ def test_resume_after_sigkill_keeps_parts_and_never_duplicates(
         [sys.executable, str(script), str(model_dir), str(cache), "9"], capture_output=True
     )
     assert done.returncode == -9, done.stderr.decode()[-2000:]
-    folder = store.task_dir(cache, model=str(model_dir), prompt_id="none", task="T")
+    folder = layout.task_dir(cache, model=str(model_dir), prompt_id="none", task="T")
     assert store.read_manifest(folder) is None
     kept = store.part_files(folder)
     assert kept, "parts written before the kill must survive"
@@ -244,7 +244,7 @@ def test_parts_from_other_settings_are_refused(
 ) -> None:
     model_dir, loaded = olmoe
     run(loaded, model_dir, tmp_path)
-    folder = store.task_dir(tmp_path, model=str(model_dir), prompt_id="prompteol", task="T")
+    folder = layout.task_dir(tmp_path, model=str(model_dir), prompt_id="prompteol", task="T")
     (folder / store.MANIFEST).unlink()  # pretend the run was interrupted
     with pytest.raises(ExtractionError, match="other settings"):
         run(loaded, model_dir, tmp_path, max_length=32)
@@ -259,7 +259,7 @@ def test_nan_feature_is_an_error_naming_the_text(
         loaded.routers[1].weight[3, 0] = float("nan")
     with pytest.raises(NonFiniteFeatureError, match="rw_last is NaN/inf"):
         run(loaded, model_dir, tmp_path)
-    folder = store.task_dir(tmp_path, model=str(model_dir), prompt_id="prompteol", task="T")
+    folder = layout.task_dir(tmp_path, model=str(model_dir), prompt_id="prompteol", task="T")
     assert store.read_manifest(folder) is None
 
 

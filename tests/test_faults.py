@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import files, store
+from moee_pipeline.cache import files, layout, store
 from moee_pipeline.cli import main
 
 TASK = "MoeeToySTS"
@@ -62,7 +62,7 @@ def kill_at(point: str, args: list[str]) -> str:
 
 
 def entry(cache: Path, model: Path) -> Path:
-    return store.task_dir(cache, model=str(model), prompt_id="none", task=TASK)
+    return layout.task_dir(cache, model=str(model), prompt_id="none", task=TASK)
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:

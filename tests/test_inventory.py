@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.cache.inventory import inventory
 from moee_pipeline.cli import main
 from moee_pipeline.extract.pipeline import extract_task
@@ -48,10 +48,10 @@ def fake_part(directory: Path, name: str, n: int, *, shard: int = 0) -> None:
 
 
 def test_hand_made_cache_without_a_model(tmp_path: Path) -> None:
-    partial = store.task_dir(tmp_path, model="org/fake", prompt_id="none", task="P")
+    partial = layout.task_dir(tmp_path, model="org/fake", prompt_id="none", task="P")
     fake_part(partial, "part-00000.parquet", 3)
     fake_part(partial, "part-00001.parquet", 4)
-    sharded = store.task_dir(tmp_path, model="org/fake", prompt_id="none", task="S")
+    sharded = layout.task_dir(tmp_path, model="org/fake", prompt_id="none", task="S")
     fake_part(sharded, "part-0of3-00000.parquet", 5)
     fake_part(sharded, "part-2of3-00000.parquet", 2, shard=2)
     store.write_json_atomic(sharded / "_manifest.0of3.json", {"rows": 5, "texts_in_task": 20})
@@ -80,7 +80,7 @@ def cache(tiny_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFa
     run("Done", TEXTS)
     run("Half", TEXTS, prompt=eol)
     run("Half", TEXTS)  # then "killed": the manifest and the last two parts never came
-    half = store.task_dir(root, model=str(model_dir), prompt_id=none.id, task="Half")
+    half = layout.task_dir(root, model=str(model_dir), prompt_id=none.id, task="Half")
     (half / store.MANIFEST).unlink()
     for part in sorted(half.glob("part-*.parquet"))[1:]:
         part.unlink()
@@ -118,7 +118,7 @@ def test_complete_partial_and_sharded(cache: Path) -> None:
 def test_first_run_killed_still_shows_progress(cache: Path, tmp_path: Path) -> None:
     """No manifest anywhere (no other prompt either): the parts themselves know the total."""
     source = next(
-        d for d in store.iter_task_dirs(cache) if d.name == "task=Half" and "none" in str(d)
+        d for k, d in layout.iter_entries(cache) if k.task == "Half" and k.prompt_id == "none"
     )
     target = tmp_path / source.relative_to(cache)
     target.mkdir(parents=True)
@@ -157,7 +157,7 @@ def test_a_truncated_part_marks_its_entry_damaged_not_the_whole_listing(
 
     copy = tmp_path / "copy"
     shutil.copytree(cache, copy)
-    done = next(d for d in store.iter_task_dirs(copy) if d.name == "task=Done")
+    done = next(d for k, d in layout.iter_entries(copy) if k.task == "Done")
     part = sorted(done.glob("part-*.parquet"))[0]
     part.write_bytes(part.read_bytes()[:100])
     rows = {(r.task, r.prompt): r for r in inventory(cache_dir=copy)}

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.cli import main
 from moee_pipeline.extract.run import run_extract
 from moee_pipeline.extract.settings import ExtractOptions
@@ -87,7 +87,7 @@ def _assert_same_as_local(cache: Path, local_cache: Path, model: Path) -> None:
 
 
 def _dir(cache: Path, model: Path) -> Path:
-    return store.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=TASK)
+    return layout.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=TASK)
 
 
 @pytest.mark.slow
@@ -283,7 +283,7 @@ def test_ray_engine_refuses_an_entry_another_extraction_is_writing(
 
     monkeypatch.setattr(ray_engine, "ray_session", no_ray)
     cache = tmp_path / "cache"
-    directory = store.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=TASK)
+    directory = layout.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=TASK)
     with entry_lock(directory, shard=(0, 1)), pytest.raises(ExtractionError, match="another"):
         _extract_ray(model, cache)
     assert not directory.exists() or not store.part_files(directory)

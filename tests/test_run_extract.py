@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from moee_pipeline.cache import files, snapshots, store
+from moee_pipeline.cache import files, layout, snapshots, store
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract import recorder
 from moee_pipeline.extract.recorder import TaskRecorder
@@ -39,7 +39,7 @@ def _extract(model: Path, cache: Path, **overrides: Any) -> list[Any]:
 
 def _ids(cache: Path, model: Path, task: str) -> set[str]:
     return store.existing_text_ids(
-        store.task_dir(cache, model=str(model), prompt_id="none", task=task)
+        layout.task_dir(cache, model=str(model), prompt_id="none", task=task)
     )
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.cache.scores import SCORE_COLUMNS
 from moee_pipeline.cli import main
 from moee_pipeline.score.encoder import MissingTextsError
@@ -49,7 +49,7 @@ def synthetic_features(texts: list[str]) -> dict[str, np.ndarray]:
 
 def write_synthetic_task(cache: Path, task: str, texts: list[str], *, prompt: str = PROMPT) -> None:
     """One task's features in the store's layout, written with the store's own writer."""
-    directory = store.task_dir(cache, model=MODEL, prompt_id=prompt, task=task)
+    directory = layout.task_dir(cache, model=MODEL, prompt_id=prompt, task=task)
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"model": MODEL, "revision": "r1", "n_moe_layers": L, "n_experts": E, "hidden_size": H}
     schema = store.feature_schema(rw_dim=L * E, hidden_size=H, metadata=meta)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.score.run import ScoreConfig, run_score
 from moee_pipeline.tasks import load_task, split_texts, write_snapshot
 from tests.test_score import MODEL, write_synthetic_task
@@ -118,7 +118,7 @@ def test_nf4_and_bf16_rows_side_by_side_and_mteb_reads_them(tmp_path: Path) -> N
     manifest_of = {}
     for quantization, dtype in (("nf4", "bfloat16"), ("none", "bfloat16")):
         for name in TASKS:
-            folder = store.task_dir(cache, model=MODEL, prompt_id="none", task=name)
+            folder = layout.task_dir(cache, model=MODEL, prompt_id="none", task=name)
             manifest = json.loads((folder / store.MANIFEST).read_text())
             manifest.update(quantization=quantization, dtype=dtype, max_length=512)
             store.write_json_atomic(folder / store.MANIFEST, manifest)

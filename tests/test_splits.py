@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.cli import main
 
 
@@ -27,7 +27,7 @@ def test_weight_picked_on_validation_without_test_labels(
     model, cache, results = str(tiny_model("olmoe")), tmp_path / "cache", tmp_path / "results"
     common = ["--model", model, "--cache-dir", str(cache), "--tasks", "STSBenchmark,BIOSSES"]
     moee("extract", *common, "--data-dir", str(mteb_data))
-    folder = store.task_dir(cache, model=model, prompt_id="none", task="STSBenchmark")
+    folder = layout.task_dir(cache, model=model, prompt_id="none", task="STSBenchmark")
     test_only = store.read_manifest(folder)
     assert test_only is not None and test_only["splits"] == ["test"]
 

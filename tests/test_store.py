@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 
 
 def test_text_id_is_sha256_of_utf8() -> None:
@@ -23,7 +23,7 @@ def test_text_id_is_sha256_of_utf8() -> None:
     ],
 )
 def test_model_slug(model: str, slug: str) -> None:
-    assert store.model_slug(model) == slug
+    assert layout.model_slug(model) == slug
 
 
 def test_vectors_round_trip_including_sliced_columns() -> None:
@@ -48,7 +48,7 @@ def test_write_part_leaves_no_temp_file_and_records_its_bytes(tmp_path: Path) ->
 def test_read_features_explains_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(store.CacheError, match="not extracted: run `moee extract"):
         store.read_features(tmp_path, model="org/m", prompt_id="none", task="STS12")
-    folder = store.task_dir(tmp_path, model="org/m", prompt_id="none", task="STS12")
+    folder = layout.task_dir(tmp_path, model="org/m", prompt_id="none", task="STS12")
     folder.mkdir(parents=True)
     with pytest.raises(store.CacheError, match="incomplete"):
         store.read_features(tmp_path, model="org/m", prompt_id="none", task="STS12")
@@ -56,7 +56,7 @@ def test_read_features_explains_what_to_run(tmp_path: Path) -> None:
 
 def test_cache_root_prefers_argument_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOEE_CACHE_DIR", "/elsewhere")
-    assert store.cache_root(None) == Path("/elsewhere")
-    assert store.cache_root("here") == Path("here")
+    assert layout.cache_root(None) == Path("/elsewhere")
+    assert layout.cache_root("here") == Path("here")
     monkeypatch.delenv("MOEE_CACHE_DIR")
-    assert store.cache_root(None) == Path("cache")
+    assert layout.cache_root(None) == Path("cache")

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import store, verify
+from moee_pipeline.cache import layout, store, verify
 from moee_pipeline.cli import main
 
 TASK = "MoeeToySTS"
@@ -30,7 +30,7 @@ def cache(toy_cache: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path, Pat
     model, reference = toy_cache
     copy = tmp_path / "cache"
     shutil.copytree(reference, copy)
-    return model, copy, store.task_dir(copy, model=str(model), prompt_id="none", task=TASK)
+    return model, copy, layout.task_dir(copy, model=str(model), prompt_id="none", task=TASK)
 
 
 def read(model: Path, cache: Path) -> store.Features:
@@ -157,7 +157,7 @@ def test_a_newer_schema_version_is_refused_not_moved(cache: tuple[Path, Path, Pa
 
 def test_an_entry_moved_under_another_model_is_refused(cache: tuple[Path, Path, Path]) -> None:
     model, root, folder = cache
-    other = store.task_dir(root, model="org/other-model", prompt_id="none", task=TASK)
+    other = layout.task_dir(root, model="org/other-model", prompt_id="none", task=TASK)
     other.parent.mkdir(parents=True)
     shutil.copytree(folder, other)
     with pytest.raises(store.CacheError, match=f"model={model.name}, not of its folder"):

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
@@ -148,13 +148,11 @@ def inventory(*, cache_dir: Path, model: str | None = None) -> list[InventoryRow
     """One row per cached (model, prompt, task), sorted as the cache is laid out."""
     entries = store.list_cached(Path(cache_dir), model=model)
     texts_by_task: dict[str, int] = {}
-    for directory in store.iter_task_dirs(Path(cache_dir)):
+    for key, directory in layout.iter_entries(Path(cache_dir)):
         for path in sorted(directory.glob("_manifest*.json")):
             manifest = _readable_manifest(directory, path.name) or {}
             if manifest.get("texts_in_task"):
-                texts_by_task.setdefault(
-                    directory.name.removeprefix("task="), manifest["texts_in_task"]
-                )
+                texts_by_task.setdefault(key.task, manifest["texts_in_task"])
     return [_entry_row(entry, texts_by_task) for entry in entries]
 
 

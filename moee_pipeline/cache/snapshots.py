@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
 from moee_pipeline.cache import files
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.errors import MoeeError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _read_node(node: dict[str, Any], folder: Path) -> Any:
         try:
             table = pq.read_table(folder / node["file"])
         except (OSError, pa.ArrowException) as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            first = first_line(error)
             raise SnapshotError(
                 f"task snapshot file {folder / node['file']} cannot be read ({first}): "
                 f"run `moee verify --repair`, then rerun `moee extract` or pass --data-dir"

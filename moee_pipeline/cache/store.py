@@ -14,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from moee_pipeline.cache import files
+from moee_pipeline.cache.layout import iter_entries, model_slug, task_dir
 from moee_pipeline.cache.files import write_json_atomic as write_json_atomic  # one writer
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.errors import MoeeError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -52,29 +51,6 @@ class CacheError(MoeeError):
 def text_id(text: str) -> str:
     """The key of a text in the cache: sha256 of its UTF-8 bytes, hex."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def model_slug(model: str) -> str:
-    """A path-safe name for a model: Hub ids keep both parts, local folders their own name."""
-    path = Path(model).expanduser()
-    name = path.name if (path.is_dir() or model.startswith(("/", ".", "~"))) else model
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name.replace("/", "--"))
-
-
-def cache_root(cache_dir: Path | str | None = None) -> Path:
-    """The cache root: explicit, else $MOEE_CACHE_DIR, else ./cache."""
-    return Path(cache_dir or os.environ.get("MOEE_CACHE_DIR") or "cache")
-
-
-def task_dir(cache_dir: Path, *, model: str, prompt_id: str, task: str) -> Path:
-    """The folder holding one (model, prompt, task)'s parts and manifest."""
-    return (
-        Path(cache_dir)
-        / "features"
-        / f"model={model_slug(model)}"
-        / f"prompt={prompt_id}"
-        / f"task={task}"
-    )
 
 
 def vector_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -330,25 +306,18 @@ def _read_checked_part(
     try:
         table = pq.read_table(source, columns=list(columns))
     except (pa.ArrowException, OSError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise damaged(f"cannot be read ({first})") from None
+        raise damaged(f"cannot be read ({first_line(error)})") from None
     if record is not None and table.num_rows != record.get("rows"):
         raise damaged(f"holds {table.num_rows} rows, the manifest says {record.get('rows')}")
     return table
-
-
-def iter_task_dirs(cache_dir: Path) -> Iterator[Path]:
-    """Every task folder under the cache root."""
-    yield from sorted(Path(cache_dir).glob("features/model=*/prompt=*/task=*"))
 
 
 def list_cached(cache_dir: Path, *, model: str | None = None) -> list[CacheEntry]:
     """An inventory of the cache, optionally for one model."""
     wanted = model_slug(model) if model else None
     entries = []
-    for directory in iter_task_dirs(cache_dir):
-        slug = directory.parent.parent.name.removeprefix("model=")
-        if wanted and slug != wanted:
+    for key, directory in iter_entries(cache_dir):
+        if wanted and key.model_slug != wanted:
             continue
         problem = None
         try:
@@ -357,9 +326,9 @@ def list_cached(cache_dir: Path, *, model: str | None = None) -> list[CacheEntry
             manifest, problem = None, str(error)
         entries.append(
             CacheEntry(
-                model_slug=slug,
-                prompt_id=directory.parent.name.removeprefix("prompt="),
-                task=directory.name.removeprefix("task="),
+                model_slug=key.model_slug,
+                prompt_id=key.prompt_id,
+                task=key.task,
                 path=directory,
                 complete=manifest is not None,
                 manifest=manifest,

@@ -22,9 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import files, store
+from moee_pipeline.cache import files, layout, store
 from moee_pipeline.cache.snapshots import MANIFEST as SNAPSHOT_MANIFEST
 from moee_pipeline.cache.snapshots import read_snapshot_manifest
+from moee_pipeline.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _check_part(
     try:
         table = pq.read_table(source)
     except (pa.ArrowException, OSError) as error:
-        return None, [f"cannot be read ({str(error).splitlines()[0] if str(error) else error!r})"]
+        return None, [f"cannot be read ({first_line(error)})"]
     problems = []
     if record is not None and table.num_rows != record.get("rows"):
         problems.append(f"holds {table.num_rows} rows, the manifest says {record.get('rows')}")
@@ -129,13 +130,11 @@ def verify_entry(directory: Path) -> tuple[int, list[Problem]]:
         records.update(manifest.get("parts") or {})
     strict = main is not None and "parts" in main  # a complete entry lists every part
     if main is not None:
-        model, prompt, task = (
-            directory.parent.parent.name.removeprefix("model="),
-            directory.parent.name.removeprefix("prompt="),
-            directory.name.removeprefix("task="),
-        )
+        key = layout.EntryKey.from_path(directory)
         try:
-            store.check_identity(main, directory=directory, model=model, prompt_id=prompt, task=task)
+            store.check_identity(
+                main, directory=directory, model=key.model_slug, prompt_id=key.prompt_id, task=key.task
+            )
         except store.CacheError as error:
             problems.append(Problem(directory / store.MANIFEST, str(error), movable=False))
     parts = store.part_files(directory)
@@ -206,16 +205,13 @@ def verify_cache(
 ) -> Report:
     """Check the selected entries of a cache and the snapshots of their tasks."""
     cache_dir = Path(cache_dir)
-    wanted_model = store.model_slug(model) if model else None
+    wanted_model = layout.model_slug(model) if model else None
     entries = parts = 0
     problems: list[Problem] = []
-    for directory in store.iter_task_dirs(cache_dir):
-        slug = directory.parent.parent.name.removeprefix("model=")
-        prompt = directory.parent.name.removeprefix("prompt=")
-        task = directory.name.removeprefix("task=")
-        if (wanted_model and slug != wanted_model) or (prompts and prompt not in prompts):
+    for key, directory in layout.iter_entries(cache_dir):
+        if wanted_model and key.model_slug != wanted_model:
             continue
-        if tasks and task not in tasks:
+        if (prompts and key.prompt_id not in prompts) or (tasks and key.task not in tasks):
             continue
         count, found = verify_entry(directory)
         entries, parts = entries + 1, parts + count

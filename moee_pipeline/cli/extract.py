@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from moee_pipeline.cache.store import cache_root
+from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.cli.options import (
     USER_ERRORS,
     cache_dir_option,

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.errors import MoeeError, first_line
 from moee_pipeline.models.names import DEFAULT_MODEL, MODEL_ALIASES, resolve_model
-from moee_pipeline.task_types import TASK_TYPES
+from moee_pipeline.vocabulary import TASK_TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,7 +111,7 @@ def task_options(*, default_help: str) -> Callable[[F], F]:
 
 def one_line(error: Exception) -> click.ClickException:
     """One clear line for the user, no traceback."""
-    return click.ClickException(str(error).splitlines()[0] if str(error) else repr(error))
+    return click.ClickException(first_line(error))
 
 
 def split_csv(value: str | None) -> list[str] | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from moee_pipeline.cache.store import cache_root
+from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.cli.options import (
     USER_ERRORS,
     cache_dir_option,
@@ -137,13 +137,7 @@ def verify_command(
     One line per problem; exit status 1 when there is any.
     """
     from moee_pipeline.cache import verify
-    from moee_pipeline.prompts import PromptError, resolve_prompt
-
-    def prompt_id(spec: str) -> str:
-        try:
-            return resolve_prompt(spec).id
-        except PromptError:
-            return spec  # a cache id such as custom-1a2b3c4d
+    from moee_pipeline.prompts import prompt_id
 
     root = cache_root(cache_dir)
     try:

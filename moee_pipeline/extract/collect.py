@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moee_pipeline.cache import snapshots, store
+from moee_pipeline.cache import layout, snapshots, store
 from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.settings import (
     ExtractOptions,
@@ -67,7 +67,9 @@ def _already_done(
     """
     summaries = []
     for prompt in prompts:
-        folder = store.task_dir(options.cache_dir, model=spec.model, prompt_id=prompt.id, task=task)
+        folder = layout.task_dir(
+            options.cache_dir, model=spec.model, prompt_id=prompt.id, task=task
+        )
         manifest = store.read_manifest(folder)
         if manifest is None:
             return None

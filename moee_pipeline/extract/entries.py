@@ -23,7 +23,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from transformers import PreTrainedTokenizerBase
 
-from moee_pipeline.cache import files, store
+from moee_pipeline.cache import files, layout, store
 from moee_pipeline.extract.batching import Encoded, encode_texts
 from moee_pipeline.extract.runinfo import shard_of
 from moee_pipeline.extract.settings import (
@@ -148,7 +148,7 @@ def plan_task(
     task is already complete for `splits`.
     """
     start = time.perf_counter()
-    directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
+    directory = layout.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
     manifest_name = _manifest_name(options.shard)
     if not texts:
         raise ExtractionError(f"{task} has no texts to extract; check its data")

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout
 from moee_pipeline.extract.batching import Batch, make_batches
 from moee_pipeline.extract.entries import (
     TaskPlan,
@@ -70,7 +70,7 @@ def extract_task(
     is completed with the missing texts, not skipped. One process at a time works on an entry
     (or on one shard of it): a second is refused at once rather than doing the work twice.
     """
-    directory = store.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
+    directory = layout.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
     with entry_lock(directory, shard=options.shard):
         metadata = run_metadata(
             loaded, prompt=prompt, task=task, max_length=options.max_length, model_id=model_id

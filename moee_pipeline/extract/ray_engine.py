@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.collect import TaskCollection, TaskTexts
 from moee_pipeline.extract.entries import TaskPlan, entry_lock, finish_task, open_writer, plan_task
@@ -116,7 +116,7 @@ def run_extract_ray(
         # one writer per entry, whichever engine: a concurrent run is refused before Ray starts
         for item in todo:
             for prompt in prompts:
-                directory = store.task_dir(
+                directory = layout.task_dir(
                     options.cache_dir, model=spec.model, prompt_id=prompt.id, task=item.name
                 )
                 stack.enter_context(entry_lock(directory, shard=options.shard))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 
 if TYPE_CHECKING:
     from moee_pipeline.models.loading import LoadedModel
@@ -45,7 +45,7 @@ def run_metadata(
     return {
         "schema_version": store.SCHEMA_VERSION,
         "model": model_id,
-        "model_slug": store.model_slug(model_id),
+        "model_slug": layout.model_slug(model_id),
         "revision": loaded.info.get("revision"),
         "model_type": getattr(loaded.model.config, "model_type", None),
         "quantization": loaded.quantization,

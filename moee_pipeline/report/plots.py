@@ -25,7 +25,7 @@ import pandas as pd
 from moee_pipeline.report import tables as report
 from moee_pipeline.report import weight_rules
 from moee_pipeline.report.paper import AVERAGE
-from moee_pipeline.task_types import TASK_TYPES
+from moee_pipeline.vocabulary import TASK_TYPES
 
 logger = logging.getLogger(__name__)
 

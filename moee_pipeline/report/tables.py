@@ -20,7 +20,7 @@ import pandas as pd
 from moee_pipeline.cache.scores import PROVENANCE_COLUMNS, SCORE_COLUMNS, SCORES_FILE
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.report.paper import AVERAGE, load_paper, paper_task_order
-from moee_pipeline.task_types import TASK_TYPES
+from moee_pipeline.vocabulary import TASK_TYPES
 
 logger = logging.getLogger(__name__)
 

@@ -55,10 +55,10 @@ def score_unit_key(config: ScoreConfig, key: UnitKey) -> list[ScoreRow]:
 
 def _check_extracted(config: ScoreConfig, units: Sequence[UnitKey]) -> None:
     """Fail before any worker starts when a unit was never extracted, as the serial run does."""
-    from moee_pipeline.cache import store
+    from moee_pipeline.cache import layout, store
 
     for name, prompt in units:
-        where = store.task_dir(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
+        where = layout.task_dir(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
         if store.read_manifest(where) is None:  # reading it raises the error that says what to run
             store.read_features(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
 

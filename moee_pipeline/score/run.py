@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from moee_pipeline.cache import scores, store
+from moee_pipeline.prompts import prompt_id
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.score.parallel import score_units
 from moee_pipeline.score.summary import format_table
@@ -23,7 +24,6 @@ from moee_pipeline.score.unit import (
     Unit,
     combinations,
     feature_columns,
-    prompt_id,
     resolve_tasks,
     score_unit,
 )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moee_pipeline.score.combine import Combination, format_layers
-from moee_pipeline.task_types import TASK_TYPES
+from moee_pipeline.vocabulary import TASK_TYPES
 
 if TYPE_CHECKING:
     from moee_pipeline.score.rows import ScoreRow

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import layout, store
 from moee_pipeline.cache.snapshots import read_encoded_texts
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.score.combine import (
@@ -128,16 +128,6 @@ def combinations(config: ScoreConfig) -> list[Combination]:
     return list(dict.fromkeys(combos))
 
 
-def prompt_id(spec: str) -> str:
-    """The cache folder name of a prompt given as extract takes it (name, template or id)."""
-    from moee_pipeline.prompts import PromptError, resolve_prompt
-
-    try:
-        return resolve_prompt(spec).id
-    except PromptError:
-        return spec  # e.g. "custom-1a2b3c4d", as printed by extract
-
-
 def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
     """Explicit --tasks, else every complete cached task of the model and prompts (by type)."""
     from moee_pipeline.tasks import select_tasks, task_type
@@ -160,7 +150,7 @@ def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
         names = [n for n in names if task_type(n) in config.task_types]
     if not names:
         raise store.CacheError(
-            f"no complete cached tasks for model={store.model_slug(config.model)} "
+            f"no complete cached tasks for model={layout.model_slug(config.model)} "
             f"prompt={','.join(prompt_ids)} in {config.cache_dir}: run `moee extract` first"
         )
     return names
@@ -275,7 +265,7 @@ def score_unit(unit: Unit, combos: Sequence[Combination], *, bar: Any = None) ->
     config, feats = unit.config, unit.features
     index = row_index(feats.text_ids)
     provenance = Provenance.of(feats.manifest, zscore_fit=config.zscore_fit)
-    slug = store.model_slug(config.model)
+    slug = layout.model_slug(config.model)
     revision = str(feats.manifest.get("revision") or "unknown")
     task_fit: _SplitRun | None = None
     rows: list[ScoreRow] = []

@@ -20,6 +20,7 @@ from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 
 from moee_pipeline.cache.snapshots import read_snapshot
+from moee_pipeline.errors import first_line
 from moee_pipeline.tasks.registry import TaskError, get_task
 from moee_pipeline.testing.toy import TOY_TASKS
 
@@ -48,7 +49,7 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
         except Exception as exc:
             raise TaskError(
                 f"cannot load {name} with mteb's loader ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); pass --data-dir with "
+                f"{first_line(exc)}); pass --data-dir with "
                 f"<dir>/{name}/<split>.parquet or a --cache-dir holding a snapshot of it"
             ) from exc
     return task
@@ -64,8 +65,7 @@ def _read_split_folder(folder: Path, name: str) -> DatasetDict:
         try:
             tables[f.stem] = pq.read_table(f)
         except (OSError, pa.ArrowException) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise TaskError(f"cannot read task data {f} as Parquet: {first}") from None
+            raise TaskError(f"cannot read task data {f} as Parquet: {first_line(exc)}") from None
         _check_table(tables[f.stem], f)
     return DatasetDict({split: Dataset(table) for split, table in tables.items()})
 

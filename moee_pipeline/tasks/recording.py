@@ -26,6 +26,7 @@ from moee_pipeline.cache.snapshots import (
     snapshot_dir,
     write_encoded_texts,
 )
+from moee_pipeline.errors import first_line
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.loading import eval_splits, private_copy
@@ -138,7 +139,7 @@ def split_texts(
             except (ValueError, KeyError, TypeError, IndexError) as error:
                 # bad task data (wrong columns, no rows, null texts) fails deep inside mteb
                 logger.debug("recording %s/%s failed", name, split, exc_info=True)
-                first = str(error).splitlines()[0] if str(error) else ""
+                first = first_line(error)
                 where = f"; then move {snapshot_dir(name, cache_dir)} away" if cache_dir else ""
                 raise TaskError(
                     f"mteb cannot evaluate {name} ({split}) on its data "

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.task_types import PAPER_TASKS, TASK_TYPES
+from moee_pipeline.vocabulary import PAPER_TASKS, TASK_TYPES
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
