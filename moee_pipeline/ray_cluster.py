@@ -81,6 +81,20 @@ def check_address(address: str | None, timeout: float = 5.0) -> None:
         ) from None
 
 
+def moee_cause(error: BaseException) -> MoeeError | None:
+    """The user-fixable error a Ray worker raised, found through Ray's wrappers (RayTaskError
+    keeps it as `cause`), so the CLI shows its one line instead of Ray's traceback."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MoeeError):
+            return current
+        cause = getattr(current, "cause", None)
+        current = cause if isinstance(cause, BaseException) else current.__cause__
+    return None
+
+
 @dataclass(frozen=True)
 class ClusterResources:
     """What the cluster offers: CPUs and GPUs in all, and the most GPUs on a single node."""

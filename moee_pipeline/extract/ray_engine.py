@@ -42,6 +42,7 @@ from moee_pipeline.prompts import Prompt
 from moee_pipeline.ray_cluster import (
     check_address,
     cluster_resources,
+    moee_cause,
     ray_session,
     require_ray,
     resolve_gpus_per_worker,
@@ -73,19 +74,6 @@ class _Pending:
 
     def remaining(self) -> int:
         return len(self.plan.todo) - len(self.seen)
-
-
-def _moee_cause(error: BaseException) -> MoeeError | None:
-    """The user-fixable error a Ray worker raised, through Ray's wrappers."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, MoeeError):
-            return current
-        cause = getattr(current, "cause", None)
-        current = cause if isinstance(cause, BaseException) else current.__cause__
-    return None
 
 
 def run_extract_ray(
@@ -221,7 +209,7 @@ def _run(
                 if state.remaining() == 0:
                     yield _finish(pending.pop(key), options=options, run=run)
     except Exception as error:
-        cause = _moee_cause(error)
+        cause = moee_cause(error)
         if cause is not None and cause is not error:
             raise cause from None
         raise

@@ -18,7 +18,7 @@ import numpy as np
 from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.models.abs_encoder import AbsEncoder
-from mteb.models.model_meta import ModelMeta, ScoringFunction
+from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
 
 from moee_pipeline.cache import files
@@ -26,6 +26,7 @@ from moee_pipeline.cache.store import text_id
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.tasks import private_copy
 from moee_pipeline.tasks.labels import eager_labels
+from moee_pipeline.tasks.meta import encoder_meta
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +88,8 @@ class CachedEncoder(AbsEncoder):
         self._index = index
         self._embeddings = np.asarray(embeddings, dtype=np.float32)
         self._hint = hint
-        self.mteb_model_meta = ModelMeta.create_empty(
-            {
-                "name": name,
-                "revision": revision,
-                "embed_dim": int(embeddings.shape[1]),
-                "similarity_fn_name": ScoringFunction.COSINE,
-                "framework": [],
-            }
+        self.mteb_model_meta = encoder_meta(
+            name=name, revision=revision, embed_dim=int(embeddings.shape[1])
         )
 
     def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:

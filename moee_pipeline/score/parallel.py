@@ -19,7 +19,6 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from moee_pipeline.errors import MoeeError
 from moee_pipeline.score.unit import ScoreConfig, ScoreRow, combinations, feature_columns
 
 logger = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ def _score_on_ray(
     done: Callable[[], None],
 ) -> dict[UnitKey, list[ScoreRow]]:
     """One Ray task per unit (one CPU each): `--workers` at once, or with 1 as many as fit."""
-    from moee_pipeline.ray_cluster import ray_session
+    from moee_pipeline.ray_cluster import moee_cause, ray_session
 
     with ray_session(config.ray_address) as ray:
         remote = ray.remote(num_cpus=1, max_retries=2)(score_unit_key)
@@ -146,8 +145,8 @@ def _score_on_ray(
         except Exception as error:
             for ref in running:
                 ray.cancel(ref)
-            cause = getattr(error, "cause", None)
-            if isinstance(cause, MoeeError):
+            cause = moee_cause(error)
+            if cause is not None and cause is not error:
                 raise cause from None
             raise
     return results

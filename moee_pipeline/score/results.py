@@ -14,12 +14,10 @@ Each split is evaluated alone, so a task's file gathers the splits of one config
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mteb import ResultCache
-from mteb.models.model_meta import ModelMeta, ScoringFunction
+from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
 
 from moee_pipeline.cache import files
@@ -27,22 +25,6 @@ from moee_pipeline.cache import files
 logger = logging.getLogger(__name__)
 
 MTEB_FOLDER = "mteb"
-
-
-def model_meta(
-    *, name: str, revision: str, embed_dim: int, experiment: Mapping[str, Any]
-) -> ModelMeta:
-    """The encoder's metadata: one mteb model per cached model, one experiment per config."""
-    meta = ModelMeta.create_empty(
-        {
-            "name": name,
-            "revision": revision,
-            "embed_dim": embed_dim,
-            "similarity_fn_name": ScoringFunction.COSINE,
-            "framework": [],
-        }
-    )
-    return meta.model_copy(update={"experiment_kwargs": dict(experiment)})
 
 
 def save_split_result(output: Path, meta: ModelMeta, result: TaskResult) -> Path:

@@ -42,9 +42,10 @@ from moee_pipeline.score.encoder import (
     evaluate_split,
     row_index,
 )
-from moee_pipeline.score.results import model_meta, save_split_result
+from moee_pipeline.score.results import save_split_result
 from moee_pipeline.score.rows import Provenance, ScoreRow, experiment_kwargs
 from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
+from moee_pipeline.tasks.meta import encoder_meta
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -285,7 +286,7 @@ def score_unit(unit: Unit, combos: Sequence[Combination], *, bar: Any = None) ->
             embeddings = embed(run.parts_for(resolved), resolved)
             key = (resolved.effective_key(), resolved.weight_rule)
             if key not in done:
-                meta = model_meta(
+                meta = encoder_meta(
                     name=f"moee/{slug}",
                     revision=revision,
                     embed_dim=int(embeddings.shape[1]),

@@ -17,7 +17,7 @@ import numpy as np
 from mteb.abstasks import AbsTask, AbsTaskBitextMining
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.models.abs_encoder import AbsEncoder
-from mteb.models.model_meta import ModelMeta, ScoringFunction
+from mteb.models.model_meta import ModelMeta
 from threadpoolctl import threadpool_limits
 
 from moee_pipeline.cache.snapshots import (
@@ -30,6 +30,7 @@ from moee_pipeline.errors import first_line
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.loading import eval_splits, private_copy
+from moee_pipeline.tasks.meta import encoder_meta
 from moee_pipeline.tasks.registry import TaskError
 
 logger = logging.getLogger(__name__)
@@ -50,13 +51,8 @@ class _TextRecorder(AbsEncoder):
     def __init__(self, seed: int = 0) -> None:
         self.texts: list[str] = []
         self._rng = np.random.default_rng(seed)
-        self.mteb_model_meta = ModelMeta.create_empty(
-            {
-                "name": "moee-pipeline/text-recorder",
-                "revision": "1",
-                "embed_dim": _RECORD_DIM,
-                "similarity_fn_name": ScoringFunction.COSINE,
-            }
+        self.mteb_model_meta = encoder_meta(
+            name="moee-pipeline/text-recorder", revision="1", embed_dim=_RECORD_DIM
         )
 
     def encode(
