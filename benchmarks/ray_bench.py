@@ -72,8 +72,9 @@ def extract_once(model: Path, data_dir: Path, cache: Path, engine: str) -> dict[
 def score_once(work: Path, data_dir: Path, workers: int) -> dict[str, Any]:
     """The scoring bench's grid over every task in one `run_score`, with `workers`."""
     from benchmarks.scoring import PROMPT, WEIGHTS
-    from moee_pipeline.score.combine import METHODS
-    from moee_pipeline.score.run import ScoreConfig, run_score
+    from moee_pipeline.score.config import ScoreConfig
+    from moee_pipeline.score.run import run_score
+    from moee_pipeline.vocabulary import METHODS
 
     config = ScoreConfig(
         model=str(work / "tiny-model" / "model"),

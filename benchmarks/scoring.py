@@ -64,9 +64,11 @@ def prepare(work: Path, data_dir: Path) -> dict[str, Any]:
 
 def score_run(work: Path, data_dir: Path, run: int) -> dict[str, Any]:
     """Score every task for the whole grid, timing each task separately."""
-    from moee_pipeline.score.combine import METHODS
-    from moee_pipeline.score.run import ScoreConfig, combinations, run_score
+    from moee_pipeline.score.config import ScoreConfig
+    from moee_pipeline.score.run import run_score
+    from moee_pipeline.score.sweep import combinations
     from moee_pipeline.tasks import task_type
+    from moee_pipeline.vocabulary import METHODS
 
     model = work / "tiny-model" / "model"
     per_task: dict[str, float] = {}

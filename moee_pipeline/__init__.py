@@ -17,7 +17,7 @@ _PUBLIC = {
     "ExtractOptions": "moee_pipeline.extract.settings",
     "ModelSpec": "moee_pipeline.models.spec",
     "run_score": "moee_pipeline.score.run",
-    "ScoreConfig": "moee_pipeline.score.run",
+    "ScoreConfig": "moee_pipeline.score.config",
     "read_features": "moee_pipeline.cache.store",
     "list_cached": "moee_pipeline.cache.store",
     "inventory": "moee_pipeline.cache.inventory",

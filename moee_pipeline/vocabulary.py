@@ -9,7 +9,7 @@ tables by them, and none of those may import the others.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
 if TYPE_CHECKING:  # mteb's Literal of task types, for the type checker only
@@ -53,6 +53,12 @@ MAX_WEIGHT: Final = 1e6
 def format_weight(weight: float) -> str:
     """A weight as every table, file and experiment name writes it: `1`, `0.5`, `2.5e-05`."""
     return format(weight, ".10g")
+
+
+def check_choice(what: str, value: object, allowed: Sequence[str]) -> None:
+    """Refuse a value outside its choices with one line naming them (ValueError)."""
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}: choose from {', '.join(allowed)}")
 
 
 def check_weight(weight: float) -> float:

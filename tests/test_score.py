@@ -16,13 +16,11 @@ from sklearn.metrics import average_precision_score
 from moee_pipeline.cache import layout, store
 from moee_pipeline.cache.scores import SCORE_COLUMNS
 from moee_pipeline.cli import main
+from moee_pipeline.score.config import ScoreConfig
 from moee_pipeline.score.encoder import MissingTextsError
-from moee_pipeline.score.run import (
-    ScoreConfig,
-    combinations,
-    format_table,
-    run_score,
-)
+from moee_pipeline.score.run import run_score
+from moee_pipeline.score.summary import format_table
+from moee_pipeline.score.sweep import combinations
 from moee_pipeline.testing.toy import TOY_TASKS
 
 MODEL = "test-org/tiny-moe"

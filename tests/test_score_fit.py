@@ -13,7 +13,8 @@ import pytest
 from datasets import Dataset
 
 from moee_pipeline.cache import layout, store
-from moee_pipeline.score.run import ScoreConfig, run_score
+from moee_pipeline.score.config import ScoreConfig
+from moee_pipeline.score.run import run_score
 from moee_pipeline.tasks import load_task, split_texts, write_snapshot
 from tests.test_score import MODEL, write_synthetic_task
 

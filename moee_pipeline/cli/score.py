@@ -1,9 +1,10 @@
-"""`moee score`: the CPU stage."""
+"""`moee score`: the CPU stage. Option defaults and choices come from `ScoreConfig` and the
+vocabulary; the one value parsed here is the weight (a number, or `auto`)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,27 +22,52 @@ from moee_pipeline.cli.options import (
     split_csv,
     task_options,
 )
-from moee_pipeline.score.combine import METHODS, POOLINGS, RW_MODES, ZSCORE_MODES
+from moee_pipeline.score.config import ScoreConfig, default
+from moee_pipeline.vocabulary import (
+    AUTO,
+    MAX_WEIGHT,
+    METHODS,
+    POOLINGS,
+    RW_MODES,
+    ZSCORE_FITS,
+    ZSCORE_MODES,
+    Engine,
+    Method,
+    Pooling,
+    RwMode,
+    WeightRule,
+    ZscoreFit,
+    ZscoreMode,
+    check_weight,
+    format_weight,
+)
 
 
-def parse_weights(values: tuple[str, ...]) -> tuple[tuple[float, ...], bool]:
-    """--weight values -> (fixed weights, whether `auto` was asked for); bad values are one line."""
-    fixed: list[float] = []
-    auto = False
-    for value in values:
-        if value.strip().lower() == "auto":
-            auto = True
-            continue
+class WeightType(click.ParamType):
+    """A --weight value: a float MoEE-sum can hold (`check_weight`), or `auto`."""
+
+    name = "weight"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The float (or AUTO) the config takes; anything else is one line saying what to use."""
+        if isinstance(value, float):
+            return value
+        if str(value).strip().lower() == AUTO:
+            return AUTO
         try:
-            number = float(value)
+            return check_weight(float(value))
         except ValueError:
-            number = float("nan")
-        if not math.isfinite(number) or number < 0:
-            raise click.BadParameter(
-                f"{value!r}: use a number >= 0 or `auto`", param_hint="'--weight'"
+            self.fail(
+                f"{value!r}: use a number >= 0 or `{AUTO}` (at most {format_weight(MAX_WEIGHT)})",
+                param,
+                ctx,
             )
-        fixed.append(number)
-    return tuple(dict.fromkeys(fixed)), auto
+
+
+def split_weights(values: tuple[float | WeightRule, ...]) -> tuple[tuple[float, ...], bool]:
+    """Parsed --weight values -> (fixed weights, each once, whether `auto` was asked for)."""
+    fixed = tuple(dict.fromkeys(v for v in values if isinstance(v, float)))
+    return fixed, AUTO in values
 
 
 @click.command()
@@ -53,49 +79,63 @@ def parse_weights(values: tuple[str, ...]) -> tuple[tuple[float, ...], bool]:
     "methods",
     multiple=True,
     type=click.Choice(METHODS),
-    help="Repeatable; default all four.",
+    default=default("methods"),
+    show_default=True,
+    help="Repeatable.",
 )
 @click.option(
     "--weight",
     "weights",
     multiple=True,
-    help="Weight of RW in MoEE-sum (a number >= 0) or `auto` (the label-free rule); "
-    "repeatable (default 1.0).",
+    type=WeightType(),
+    default=default("weights"),
+    show_default=True,
+    help="Weight of RW in MoEE-sum (a number >= 0) or `auto` (the label-free rule); repeatable.",
 )
 @click.option(
     "--rw",
     multiple=True,
     type=click.Choice(RW_MODES),
-    help="Router logits or per-layer softmax; repeatable (default logits).",
+    default=default("rw"),
+    show_default=True,
+    help="Router logits or per-layer softmax; repeatable.",
 )
 @click.option(
     "--pooling",
     multiple=True,
     type=click.Choice(POOLINGS),
-    help="Last-token or mean-pooled features; repeatable (default last).",
+    default=default("pooling"),
+    show_default=True,
+    help="Last-token or mean-pooled features; repeatable.",
 )
 @click.option(
     "--layers",
     multiple=True,
-    help="MoE-layer POSITIONS 0..n_moe_layers-1, e.g. 0-7 or 0,4,8; repeatable (default all).",
+    default=default("layers"),
+    show_default=True,
+    help="MoE-layer POSITIONS 0..n_moe_layers-1, e.g. 0-7 or 0,4,8; repeatable.",
 )
 @click.option(
     "--zscore",
     multiple=True,
     type=click.Choice(ZSCORE_MODES),
+    default=default("zscore"),
+    show_default=True,
     help="auto: z-score RW and MoEE parts; all: HS too; none: nothing. Repeatable.",
 )
 @click.option(
     "--split",
     "splits",
     multiple=True,
-    help="Split(s) to score, repeatable (default test); e.g. --split test --split validation "
-    "for `moee report --select-weight-on validation` (extract with --splits test,validation).",
+    default=default("splits"),
+    show_default=True,
+    help="Split(s) to score, repeatable; e.g. --split test --split validation for "
+    "`moee report --select-weight-on validation` (extract with --splits test,validation).",
 )
 @click.option(
     "--zscore-fit",
-    type=click.Choice(["split", "task"]),
-    default="split",
+    type=click.Choice(ZSCORE_FITS),
+    default=default("zscore_fit"),
     show_default=True,
     help="Fit z-score statistics on the texts each split's evaluation encodes (split) or on "
     "every cached text of the task (task, the old behaviour).",
@@ -105,13 +145,13 @@ def parse_weights(values: tuple[str, ...]) -> tuple[tuple[float, ...], bool]:
 @click.option(
     "--output",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("results"),
+    default=default("output"),
     show_default=True,
     help="Where scores.csv and mteb's JSON results go.",
 )
 @click.option(
     "--workers",
-    default=1,
+    default=default("workers"),
     show_default=True,
     type=click.IntRange(min=1),
     help="(task, prompt) units scored at once, in processes (or Ray tasks with --engine ray).",
@@ -124,53 +164,53 @@ def score(
     prompts: tuple[str, ...],
     tasks: str | None,
     task_types: str | None,
-    methods: tuple[str, ...],
-    weights: tuple[str, ...],
-    rw: tuple[str, ...],
-    pooling: tuple[str, ...],
+    methods: tuple[Method, ...],
+    weights: tuple[float | WeightRule, ...],
+    rw: tuple[RwMode, ...],
+    pooling: tuple[Pooling, ...],
     layers: tuple[str, ...],
-    zscore: tuple[str, ...],
+    zscore: tuple[ZscoreMode, ...],
     splits: tuple[str, ...],
-    zscore_fit: str,
+    zscore_fit: ZscoreFit,
     cache_dir: str | None,
     data_dir: Path | None,
     output: Path,
     workers: int,
-    engine: str,
+    engine: Engine,
     ray_address: str | None,
 ) -> None:
     """Score cached features on MTEB (CPU only, no model): HS, RW, MoEE-concat, MoEE-sum."""
-    from moee_pipeline.score import run as score_lib
+    from moee_pipeline.score.run import run_score
+    from moee_pipeline.score.summary import format_table
 
-    if ray_address and engine != "ray":
-        raise click.UsageError("--ray-address needs --engine ray")
-    fixed, auto = parse_weights(weights)
+    fixed, auto = split_weights(weights)
     listed = split_csv(tasks)
     types = split_csv(task_types)
-    config = score_lib.ScoreConfig(
-        model=resolve_model(model),
-        prompts=prompts,
-        tasks=tuple(listed) if listed else None,
-        task_types=tuple(types) if types else None,
-        methods=methods or METHODS,
-        weights=fixed if fixed or auto else (1.0,),
-        auto_weight=auto,
-        rw=rw or ("logits",),
-        pooling=pooling or ("last",),
-        layers=layers or ("all",),
-        zscore=zscore or ("auto",),
-        splits=splits or ("test",),
-        zscore_fit=zscore_fit,
-        cache_dir=cache_root(cache_dir),
-        data_dir=data_dir,
-        output=output,
-        workers=workers,
-        engine=engine,
-        ray_address=ray_address,
-    )
     try:
-        rows = score_lib.run_score(config)
+        # click's choices hold the values to the vocabulary's types; the config checks them too
+        config = ScoreConfig(
+            model=resolve_model(model),
+            prompts=prompts,
+            tasks=tuple(listed) if listed else None,
+            task_types=tuple(types) if types else None,
+            methods=methods,
+            weights=fixed,
+            auto_weight=auto,
+            rw=rw,
+            pooling=pooling,
+            layers=layers,
+            zscore=zscore,
+            splits=splits,
+            zscore_fit=zscore_fit,
+            cache_dir=cache_root(cache_dir),
+            data_dir=data_dir,
+            output=output,
+            workers=workers,
+            engine=engine,
+            ray_address=ray_address,
+        )
+        rows = run_score(config)
     except USER_ERRORS as error:
         raise one_line(error) from error
-    click.echo(score_lib.format_table(rows))
+    click.echo(format_table(rows))
     click.echo(f"\n{len(rows)} scores -> {output / 'scores.csv'}")

@@ -21,25 +21,34 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.vocabulary import (
+    AUTO,
+    CONCAT,
+    FIXED,
+    HS,
+    METHODS,
+    POOLINGS,
+    RW,
+    RW_MODES,
+    SUM,
+    WEIGHT_RULES,
+    ZSCORE_MODES,
+    Method,
+    Pooling,
+    RwMode,
+    WeightRule,
+    ZscoreMode,
+    check_choice,
+    check_weight,
+    format_weight,
+)
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["HS", "RW", "MoEE-concat", "MoEE-sum"]
-RwMode = Literal["logits", "softmax"]
-Pooling = Literal["last", "mean"]
-ZscoreMode = Literal["auto", "all", "none"]
-
-METHODS: tuple[str, ...] = ("HS", "RW", "MoEE-concat", "MoEE-sum")
-RW_MODES: tuple[str, ...] = ("logits", "softmax")
-POOLINGS: tuple[str, ...] = ("last", "mean")
-ZSCORE_MODES: tuple[str, ...] = ("auto", "all", "none")
-WeightRule = Literal["fixed", "auto"]
-WEIGHT_RULES: tuple[str, ...] = ("fixed", "auto")
 EPS = 1e-8
 
 
@@ -164,54 +173,56 @@ class Combination:
     pooling: Pooling = "last"
     layers: tuple[int, ...] | None = None
     zscore: ZscoreMode = "auto"
-    weight_rule: WeightRule = "fixed"
+    weight_rule: WeightRule = FIXED
 
     def __post_init__(self) -> None:
         """Reject configurations that would silently mean something else."""
-        checks = (
-            (self.method, METHODS, "method"),
-            (self.rw, RW_MODES, "rw"),
-            (self.pooling, POOLINGS, "pooling"),
-            (self.zscore, ZSCORE_MODES, "zscore"),
-            (self.weight_rule, WEIGHT_RULES, "weight rule"),
-        )
-        for value, allowed, name in checks:
-            if value not in allowed:
-                raise CombineError(f"unknown {name} {value!r}: choose from {', '.join(allowed)}")
-        if self.weight_rule == "auto" and self.method != "MoEE-sum":
-            raise CombineError(f"{self.method} takes no weight rule (only MoEE-sum does)")
-        if self.method == "MoEE-sum" and not (self.weight_rule == "auto" and self.weight is None):
-            if self.weight is None or not np.isfinite(self.weight) or self.weight < 0:
-                raise CombineError(f"MoEE-sum needs a finite weight >= 0, got {self.weight!r}")
+        try:
+            check_choice("method", self.method, METHODS)
+            check_choice("rw", self.rw, RW_MODES)
+            check_choice("pooling", self.pooling, POOLINGS)
+            check_choice("zscore", self.zscore, ZSCORE_MODES)
+            check_choice("weight rule", self.weight_rule, WEIGHT_RULES)
+        except ValueError as error:
+            raise CombineError(str(error)) from None
+        if self.weight_rule == AUTO and self.method != SUM:
+            raise CombineError(f"{self.method} takes no weight rule (only {SUM} does)")
+        if self.method == SUM and not (self.weight_rule == AUTO and self.weight is None):
+            if self.weight is None:
+                raise CombineError(f"{SUM} needs a weight (a number >= 0)")
+            try:
+                check_weight(self.weight)
+            except ValueError as error:
+                raise CombineError(f"{SUM} {error}") from None
         elif self.weight is not None:
-            raise CombineError(f"{self.method} takes no weight (only MoEE-sum does)")
+            raise CombineError(f"{self.method} takes no weight (only {SUM} does)")
 
     @property
     def uses_hs(self) -> bool:
         """Whether the embedding contains the hidden state."""
-        return self.method != "RW"
+        return self.method != RW
 
     @property
     def uses_rw(self) -> bool:
         """Whether the embedding contains router weights."""
-        return self.method != "HS"
+        return self.method != HS
 
     @property
     def resolved(self) -> bool:
         """Whether the embedding is fully defined (an auto weight has been chosen)."""
-        return self.method != "MoEE-sum" or self.weight is not None
+        return self.method != SUM or self.weight is not None
 
     @property
     def weight_text(self) -> str:
         """The weight as a label: "auto" for the label-free rule, the number otherwise."""
-        if self.weight_rule == "auto":
-            return "auto"
-        return "" if self.weight is None else format(self.weight, ".10g")
+        if self.weight_rule == AUTO:
+            return AUTO
+        return "" if self.weight is None else format_weight(self.weight)
 
     @property
     def folder(self) -> str:
         """A readable, unique, path-safe name of this configuration (auto weights as "auto")."""
-        weight = f"_w{self.weight_text}" if self.method == "MoEE-sum" else ""
+        weight = f"_w{self.weight_text}" if self.method == SUM else ""
         return (
             f"{self.method}{weight}_rw-{self.rw}_pool-{self.pooling}"
             f"_layers-{format_layers(self.layers).replace(',', '+')}_z-{self.zscore}"
@@ -219,8 +230,8 @@ class Combination:
 
     def effective_key(self) -> tuple[object, ...]:
         """What changes the embedding: HS ignores RW options, so equal keys score equal."""
-        if self.method == "HS":
-            return ("HS", self.pooling, self.zscore == "all")
+        if self.method == HS:
+            return (HS, self.pooling, self.zscore == "all")
         return (
             self.method,
             self.weight,
@@ -290,13 +301,13 @@ def _need(array: np.ndarray | None, what: str) -> np.ndarray:
 
 def embed(parts: Parts, combo: Combination) -> np.ndarray:
     """The (rows, dim) float32 embedding matrix of one configuration."""
-    if combo.method == "HS":
+    if combo.method == HS:
         return _need(parts.hs_z if combo.zscore == "all" else parts.hs, "hs")
-    if combo.method == "RW":
+    if combo.method == RW:
         return _need(parts.rw_z, "rw")
-    if combo.method == "MoEE-concat":
+    if combo.method == CONCAT:
         return np.concatenate([_need(parts.hs_z, "hs"), _need(parts.rw_z, "rw")], axis=1)
     if combo.weight is None:
-        raise CombineError("MoEE-sum's auto weight has not been chosen yet")
+        raise CombineError(f"{SUM}'s auto weight has not been chosen yet")
     scale = np.float32(np.sqrt(combo.weight))  # __post_init__ guarantees weight >= 0
     return np.concatenate([_need(parts.hs_unit, "hs"), scale * _need(parts.rw_unit, "rw")], axis=1)

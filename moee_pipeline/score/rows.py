@@ -13,6 +13,7 @@ from typing import Any
 from moee_pipeline.cache import store
 from moee_pipeline.score.combine import Combination, format_layers
 from moee_pipeline.score.encoder import TaskScore
+from moee_pipeline.vocabulary import SUM, ZscoreFit, format_weight
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,10 @@ class Provenance:
     revision: str
     max_length: str
     features: str
-    zscore_fit: str
+    zscore_fit: ZscoreFit
 
     @classmethod
-    def of(cls, manifest: dict[str, Any], *, zscore_fit: str) -> Provenance:
+    def of(cls, manifest: dict[str, Any], *, zscore_fit: ZscoreFit) -> Provenance:
         """The provenance recorded for every row scored from one cache entry."""
 
         def text(key: str) -> str:
@@ -46,7 +47,7 @@ class Provenance:
 
 @dataclass(frozen=True)
 class ScoreRow:
-    """One line of scores.csv."""
+    """One line of scores.csv; `model` is the model's slug, the name the cache and `moee ls` use."""
 
     model: str
     prompt: str
@@ -57,12 +58,12 @@ class ScoreRow:
     def as_csv(self) -> dict[str, str]:
         """The row as scores.csv strings (weight and weight_rule empty except MoEE-sum)."""
         c = self.combo
-        is_sum = c.method == "MoEE-sum"
+        is_sum = c.method == SUM
         return {
             "model": self.model,
             "prompt": self.prompt,
             "method": c.method,
-            "weight": "" if c.weight is None else format(c.weight, ".10g"),
+            "weight": "" if c.weight is None else format_weight(c.weight),
             "weight_rule": c.weight_rule if is_sum else "",
             "rw": c.rw,
             "zscore": c.zscore,
@@ -94,6 +95,6 @@ def experiment_kwargs(prompt: str, combo: Combination, provenance: Provenance) -
         "zscore_fit": provenance.zscore_fit,
         "features": provenance.features,
     }
-    if combo.method == "MoEE-sum":
+    if combo.method == SUM:
         out["weight"] = combo.weight_text
     return out

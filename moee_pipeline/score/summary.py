@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moee_pipeline.score.combine import Combination, format_layers
-from moee_pipeline.vocabulary import TASK_TYPES
+from moee_pipeline.vocabulary import HS, SUM, paper_average, task_type_means, type_rank
 
 if TYPE_CHECKING:
     from moee_pipeline.score.rows import ScoreRow
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def _label(combo: Combination, varying: set[str]) -> str:
     """A column title: the method, its weight, and only the options that vary in this run."""
-    label = combo.method + (f"(w={combo.weight_text})" if combo.method == "MoEE-sum" else "")
+    label = combo.method + (f"(w={combo.weight_text})" if combo.method == SUM else "")
     extras = [
         f"{name}={value}"
         for name, value in (
@@ -28,13 +28,14 @@ def _label(combo: Combination, varying: set[str]) -> str:
             ("layers", format_layers(combo.layers)),
             ("z", combo.zscore),
         )
-        if name in varying and (combo.method != "HS" or name in {"pool", "z"})
+        if name in varying and (combo.method != HS or name in {"pool", "z"})
     ]
     return " ".join([label, *extras])
 
 
 def format_table(rows: Sequence[ScoreRow]) -> str:
-    """Tasks x configurations (x100, 2 decimals), task-type means and their mean, per prompt."""
+    """Tasks x configurations (x100, 2 decimals), task-type means and the paper's average of
+    them (its six types only), per model and prompt."""
     if not rows:
         return "(no scores)"
     # one split per table: test when scored (validation rows are for `moee report`)
@@ -58,18 +59,18 @@ def format_table(rows: Sequence[ScoreRow]) -> str:
         labels = list(dict.fromkeys(_label(r.combo, varying) for r in group))
         cell = {(r.score.task, _label(r.combo, varying)): 100 * r.score.main_score for r in group}
         types = {r.score.task: r.score.task_type for r in group}
-        order = sorted(types, key=lambda t: (_type_rank(types[t], TASK_TYPES), t))
+        order = sorted(types, key=lambda t: (type_rank(types[t]), t))
         lines: list[tuple[str, list[float]]] = [
             (t, [cell.get((t, lab), np.nan) for lab in labels]) for t in order
         ]
-        type_means = []
-        for kind in dict.fromkeys(types[t] for t in order):
-            members = [t for t in order if types[t] == kind]
-            means = [
-                float(np.mean([cell.get((t, lab), np.nan) for t in members])) for lab in labels
-            ]
-            type_means.append((f"[{kind}] avg", means))
-        overall = [float(np.mean([m[i] for _, m in type_means])) for i in range(len(labels))]
+        # a task missing under a label makes its type's mean NaN, not a mean of fewer tasks
+        per_label = [
+            task_type_means((types[t], cell.get((t, lab), np.nan)) for t in order) for lab in labels
+        ]
+        type_means = [
+            (f"[{kind}] avg", [means[kind] for means in per_label]) for kind in per_label[0]
+        ]
+        overall = [paper_average(means) for means in per_label]
         body = [*lines, *type_means, ("Avg over task types", overall)]
         width = max(len(name) for name, _ in body)
         cols = [max(len(lab), 7) for lab in labels]
@@ -84,7 +85,3 @@ def format_table(rows: Sequence[ScoreRow]) -> str:
             out.append(" | ".join([f"{name:<{width}}", *cells]))
         blocks.append("\n".join(out))
     return "\n\n".join(blocks)
-
-
-def _type_rank(kind: str, order: Sequence[str]) -> int:
-    return order.index(kind) if kind in order else len(order)

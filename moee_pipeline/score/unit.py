@@ -1,7 +1,7 @@
-"""One (task, prompt) unit of `moee score`: what the serial run and the parallel workers share.
+"""One (task, prompt) unit of `moee score`: the one function every runner calls (`score_one`).
 
-For each task: load its data once; for each prompt: read the cache once (one `score_unit`); for
-each split: fit the z-score statistics on the texts that split's evaluation encodes
+For each task: load its data once; for each prompt: read the cache once (one unit); for each
+split: fit the z-score statistics on the texts that split's evaluation encodes
 (`zscore_fit="split"`) or on every cached text (`"task"`); for each feature setting (rw, pooling,
 layers, zscore): standardise once; then every method and weight is a cheap concatenation or
 scaling, evaluated alone per split by mteb's own evaluators. No model is ever loaded.
@@ -10,31 +10,18 @@ scaling, evaluated alone per split by mteb's own evaluators. No model is ever lo
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from moee_pipeline.cache import layout, store
 from moee_pipeline.cache.snapshots import read_encoded_texts
-from moee_pipeline.errors import MoeeError
-from moee_pipeline.score.combine import (
-    METHODS,
-    Combination,
-    Method,
-    Parts,
-    Pooling,
-    RwMode,
-    WeightRule,
-    ZscoreMode,
-    embed,
-    parse_layers,
-    prepare_parts,
-)
+from moee_pipeline.quiet import quiet_libraries
+from moee_pipeline.score.combine import Combination, Parts, embed, prepare_parts
+from moee_pipeline.score.config import ScoreConfig, ScoreError
 from moee_pipeline.score.encoder import (
     CachedEncoder,
     TaskScore,
@@ -42,119 +29,30 @@ from moee_pipeline.score.encoder import (
     evaluate_split,
     row_index,
 )
+from moee_pipeline.score.plan import UnitKey
 from moee_pipeline.score.results import save_split_result
 from moee_pipeline.score.rows import Provenance, ScoreRow, experiment_kwargs
+from moee_pipeline.score.sweep import combinations, feature_columns
 from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
 from moee_pipeline.tasks.meta import encoder_meta
+from moee_pipeline.vocabulary import SUM
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
-__all__ = ["ScoreConfig", "ScoreRow", "Unit", "combinations", "feature_columns", "score_unit"]
-
-ZSCORE_FITS: tuple[str, ...] = ("split", "task")
-
-
-class ScoreError(MoeeError, ValueError):
-    """Scoring cannot go on as asked (e.g. no record of the texts a split encodes)."""
-
+__all__ = ["Progress", "TaskLoader", "Unit", "score_one", "score_unit"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ScoreConfig:
-    """Everything one `moee score` run needs; each tuple is a sweep dimension."""
+class Progress(Protocol):
+    """What a unit reports while it scores in the driver's process (the run's one bar)."""
 
-    model: str
-    prompts: tuple[str, ...] = ("none",)
-    tasks: tuple[str, ...] | None = None
-    task_types: tuple[str, ...] | None = None
-    methods: tuple[str, ...] = METHODS
-    weights: tuple[float, ...] = (1.0,)
-    auto_weight: bool = False
-    rw: tuple[str, ...] = ("logits",)
-    pooling: tuple[str, ...] = ("last",)
-    layers: tuple[str, ...] = ("all",)
-    zscore: tuple[str, ...] = ("auto",)
-    splits: tuple[str, ...] = ("test",)
-    zscore_fit: str = "split"
-    cache_dir: Path = Path("cache")
-    data_dir: Path | None = None
-    output: Path = Path("results")
-    progress: bool = True
-    workers: int = 1  # (task, prompt) units scored at once (score/parallel.py)
-    engine: str = "local"  # local: processes on this machine; ray: Ray tasks on a cluster
-    ray_address: str | None = None
+    def evaluating(self, what: str) -> None:
+        """One evaluation starts (`what` names task, prompt, split and configuration)."""
 
-    def __post_init__(self) -> None:
-        """Reject a z-score fit that would silently mean something else."""
-        if self.zscore_fit not in ZSCORE_FITS:
-            raise ScoreError(
-                f"unknown --zscore-fit {self.zscore_fit!r}: choose from {', '.join(ZSCORE_FITS)}"
-            )
-
-
-def combinations(config: ScoreConfig) -> list[Combination]:
-    """All configurations of a run, in a stable order, without duplicates.
-
-    HS does not depend on RW options, so it is expanded over pooling and zscore only and
-    records the first --rw/--layers value. `auto_weight` adds MoEE-sum with the label-free
-    weight (its alpha is chosen per task, split and prompt) beside the fixed weights.
-    """
-    layer_sets = [parse_layers(spec) for spec in config.layers]
-    combos: list[Combination] = []
-    for method in config.methods:
-        weights: list[tuple[float | None, str]] = [(None, "fixed")]
-        if method == "MoEE-sum":
-            weights = [(w, "fixed") for w in config.weights]
-            weights += [(None, "auto")] if config.auto_weight else []
-        rws = config.rw[:1] if method == "HS" else config.rw
-        layers = layer_sets[:1] if method == "HS" else layer_sets
-        for (w, rule), rw, pooling, lay, z in itertools.product(
-            weights, rws, config.pooling, layers, config.zscore
-        ):
-            combos.append(
-                # the option values are checked by Combination itself
-                Combination(
-                    method=cast(Method, method),
-                    weight=w,
-                    rw=cast(RwMode, rw),
-                    pooling=cast(Pooling, pooling),
-                    layers=lay,
-                    zscore=cast(ZscoreMode, z),
-                    weight_rule=cast(WeightRule, rule),
-                )
-            )
-    return list(dict.fromkeys(combos))
-
-
-def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
-    """Explicit --tasks, else every complete cached task of the model and prompts (by type)."""
-    from moee_pipeline.tasks import select_tasks, task_type
-
-    if config.tasks:
-        return select_tasks(tasks=config.tasks, task_types=config.task_types)
-    if config.task_types:
-        select_tasks(task_types=config.task_types)  # validates the type names
-    entries = [
-        e
-        for e in store.list_cached(config.cache_dir, model=config.model)
-        if e.prompt_id in prompt_ids
-    ]
-    damaged = [e.problem for e in entries if e.problem]
-    if damaged:  # never a silently partial evaluation
-        raise store.CacheError(damaged[0])
-    cached = [e.task for e in entries if e.complete]
-    names = list(dict.fromkeys(cached))
-    if config.task_types:
-        names = [n for n in names if task_type(n) in config.task_types]
-    if not names:
-        raise store.CacheError(
-            f"no complete cached tasks for model={layout.model_slug(config.model)} "
-            f"prompt={','.join(prompt_ids)} in {config.cache_dir}: run `moee extract` first"
-        )
-    return names
+    def evaluated(self, count: int = 1) -> None:
+        """`count` evaluations are done."""
 
 
 def _setting(combo: Combination) -> tuple[object, ...]:
@@ -252,12 +150,14 @@ def _resolve(combo: Combination, run: _SplitRun, pairs: np.ndarray) -> Combinati
         return combo
     parts = run.parts_for(combo)
     if parts.hs_unit is None or parts.rw_unit is None:
-        raise ScoreError("MoEE-sum's auto weight needs both HS and RW parts")
+        raise ScoreError(f"{SUM}'s auto weight needs both HS and RW parts")
     alpha = auto_weight(pair_cosines(parts.hs_unit, pairs), pair_cosines(parts.rw_unit, pairs))
     return dataclasses.replace(combo, weight=alpha)
 
 
-def score_unit(unit: Unit, combos: Sequence[Combination], *, bar: Any = None) -> list[ScoreRow]:
+def score_unit(
+    unit: Unit, combos: Sequence[Combination], *, progress: Progress | None = None
+) -> list[ScoreRow]:
     """Score one (task, prompt) under every configuration and split; write mteb's results.
 
     Each split is evaluated alone on a fresh private copy of the task, with z-score statistics
@@ -280,8 +180,8 @@ def score_unit(unit: Unit, combos: Sequence[Combination], *, bar: Any = None) ->
         pairs = _auto_pairs(unit, split, index) if any(not c.resolved for c in combos) else None
         done: dict[tuple[object, ...], TaskScore] = {}
         for combo in combos:
-            if bar is not None:
-                bar.set_postfix_str(f"{unit.name} {unit.prompt} {split} {combo.folder}", False)
+            if progress is not None:
+                progress.evaluating(f"{unit.name} {unit.prompt} {split} {combo.folder}")
             resolved = _resolve(combo, run, pairs) if pairs is not None else combo
             embeddings = embed(run.parts_for(resolved), resolved)
             key = (resolved.effective_key(), resolved.weight_rule)
@@ -297,15 +197,57 @@ def score_unit(unit: Unit, combos: Sequence[Combination], *, bar: Any = None) ->
                 )
                 done[key], result = evaluate_split(unit.task, encoder=encoder, split=split)
                 save_split_result(config.output, meta, result)
-            rows.append(ScoreRow(config.model, unit.prompt, resolved, done[key], provenance))
-            if bar is not None:
-                bar.update(1)
+            rows.append(ScoreRow(slug, unit.prompt, resolved, done[key], provenance))
+            if progress is not None:
+                progress.evaluated()
     return rows
 
 
-def feature_columns(combos: Sequence[Combination]) -> list[str]:
-    """The cached feature columns a set of configurations reads."""
-    return sorted(
-        {f"hs_{c.pooling}" for c in combos if c.uses_hs}
-        | {f"rw_{c.pooling}" for c in combos if c.uses_rw}
+@dataclass
+class TaskLoader:
+    """Loads a task and its splits once for consecutive units of the same task.
+
+    Units come task by task, prompts within, so one remembered task serves every prompt of it
+    (evaluations work on private copies, so sharing the loaded task changes nothing).
+    """
+
+    config: ScoreConfig
+    _last: tuple[str, AbsTask, tuple[str, ...]] | None = field(default=None, init=False, repr=False)
+
+    def load(self, name: str) -> tuple[AbsTask, tuple[str, ...]]:
+        """The loaded task and the splits of `config.splits` it has."""
+        from moee_pipeline.tasks import eval_splits, load_task
+
+        if self._last is None or self._last[0] != name:
+            c = self.config
+            task = load_task(name, cache_dir=c.cache_dir, data_dir=c.data_dir)
+            self._last = (name, task, tuple(eval_splits(task, c.splits)))
+        return self._last[1], self._last[2]
+
+
+def score_one(
+    config: ScoreConfig,
+    key: UnitKey,
+    *,
+    tasks: TaskLoader | None = None,
+    progress: Progress | None = None,
+) -> list[ScoreRow]:
+    """Every configuration of one (task, prompt), in whichever process runs it: the one unit
+    function of the serial, process and Ray runners.
+
+    `tasks` lets consecutive units of one task share its loaded data; `progress` reports each
+    evaluation (only where the run's bar lives, the driver's process).
+    """
+    name, prompt = key
+    combos = combinations(config)
+    features = store.read_features(
+        config.cache_dir,
+        model=config.model,
+        prompt_id=prompt,
+        task=name,
+        columns=feature_columns(combos),
     )
+    with quiet_libraries():
+        task, splits = (tasks or TaskLoader(config)).load(name)
+        unit = Unit(config, task, prompt, features, splits)
+        return score_unit(unit, combos, progress=progress)

@@ -1,0 +1,103 @@
+"""`ScoreConfig`: everything one `moee score` run needs, checked once, typed with the vocabulary.
+
+Kept free of NumPy, pandas and mteb so the CLI can build its options (and their defaults) from
+this class on every `moee` command without importing the scoring stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moee_pipeline.cache.layout import cache_root
+from moee_pipeline.errors import MoeeError
+from moee_pipeline.vocabulary import (
+    ENGINES,
+    METHODS,
+    POOLINGS,
+    RW_MODES,
+    ZSCORE_FITS,
+    ZSCORE_MODES,
+    Engine,
+    Method,
+    Pooling,
+    RwMode,
+    ZscoreFit,
+    ZscoreMode,
+    check_choice,
+    check_weight,
+)
+
+__all__ = ["ScoreConfig", "ScoreError", "default"]
+
+
+class ScoreError(MoeeError, ValueError):
+    """Scoring cannot go on as asked (a bad setting, no record of the texts a split encodes)."""
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Everything one `moee score` run needs; each tuple is a sweep dimension.
+
+    The CLI's option defaults are read from these fields (`default`), so a default is changed
+    here and nowhere else.
+    """
+
+    model: str
+    prompts: tuple[str, ...] = ("none",)
+    tasks: tuple[str, ...] | None = None
+    task_types: tuple[str, ...] | None = None
+    methods: tuple[Method, ...] = METHODS
+    #: Fixed MoEE-sum weights (each 0..MAX_WEIGHT); `auto_weight` adds the label-free one.
+    weights: tuple[float, ...] = (1.0,)
+    auto_weight: bool = False
+    rw: tuple[RwMode, ...] = ("logits",)
+    pooling: tuple[Pooling, ...] = ("last",)
+    layers: tuple[str, ...] = ("all",)
+    zscore: tuple[ZscoreMode, ...] = ("auto",)
+    splits: tuple[str, ...] = ("test",)
+    zscore_fit: ZscoreFit = "split"
+    #: The cache root; by default the CLI's (`$MOEE_CACHE_DIR`, else ./cache).
+    cache_dir: Path = field(default_factory=cache_root)
+    data_dir: Path | None = None
+    output: Path = Path("results")
+    progress: bool = True
+    #: (task, prompt) units scored at once; 1 scores them in this process, one after another.
+    workers: int = 1
+    #: local: this machine (processes when workers > 1); ray: Ray tasks on a cluster.
+    engine: Engine = "local"
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a setting that would fail later or silently mean something else, in one line."""
+        try:
+            for method in self.methods:
+                check_choice("--method", method, METHODS)
+            for mode in self.rw:
+                check_choice("--rw", mode, RW_MODES)
+            for pooling in self.pooling:
+                check_choice("--pooling", pooling, POOLINGS)
+            for zscore in self.zscore:
+                check_choice("--zscore", zscore, ZSCORE_MODES)
+            check_choice("--zscore-fit", self.zscore_fit, ZSCORE_FITS)
+            check_choice("--engine", self.engine, ENGINES)
+            for weight in self.weights:
+                check_weight(weight)
+        except ValueError as error:
+            raise ScoreError(str(error)) from None
+        if self.workers < 1:
+            raise ScoreError(f"--workers {self.workers}: use 1 or more")
+
+
+def default(name: str) -> Any:
+    """The default of one `ScoreConfig` field (what the CLI offers when an option is left out)."""
+    for f in dataclasses.fields(ScoreConfig):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            break
+    raise KeyError(f"ScoreConfig has no default for {name!r}")

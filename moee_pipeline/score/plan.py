@@ -1,0 +1,64 @@
+"""Which (task, prompt) units a run scores, and the check that each was extracted.
+
+Both happen on the driver before any unit is scored, whichever runner scores them, so a
+missing extraction is one line before any evaluation or worker starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from moee_pipeline.cache import layout, store
+from moee_pipeline.prompts import prompt_id
+from moee_pipeline.score.config import ScoreConfig
+
+__all__ = ["UnitKey", "check_extracted", "plan_units", "resolve_tasks"]
+
+#: One unit of a run: (task name, prompt id).
+UnitKey = tuple[str, str]
+
+
+def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
+    """Explicit --tasks, else every complete cached task of the model and prompts (by type)."""
+    from moee_pipeline.tasks import select_tasks, task_type
+
+    if config.tasks:
+        return select_tasks(tasks=config.tasks, task_types=config.task_types)
+    if config.task_types:
+        select_tasks(task_types=config.task_types)  # validates the type names
+    entries = [
+        e
+        for e in store.list_cached(config.cache_dir, model=config.model)
+        if e.prompt_id in prompt_ids
+    ]
+    damaged = [e.problem for e in entries if e.problem]
+    if damaged:  # never a silently partial evaluation
+        raise store.CacheError(damaged[0])
+    cached = [e.task for e in entries if e.complete]
+    names = list(dict.fromkeys(cached))
+    if config.task_types:
+        names = [n for n in names if task_type(n) in config.task_types]
+    if not names:
+        raise store.CacheError(
+            f"no complete cached tasks for model={layout.model_slug(config.model)} "
+            f"prompt={','.join(prompt_ids)} in {config.cache_dir}: run `moee extract` first"
+        )
+    return names
+
+
+def plan_units(config: ScoreConfig) -> list[UnitKey]:
+    """Every (task, prompt) of the run in the serial order: task by task, prompts within."""
+    prompts = list(dict.fromkeys(prompt_id(p) for p in config.prompts))
+    return [(task, prompt) for task in resolve_tasks(config, prompts) for prompt in prompts]
+
+
+def check_extracted(config: ScoreConfig, units: Sequence[UnitKey]) -> None:
+    """Fail before any unit is scored when one was never extracted (or is incomplete).
+
+    Reads manifests only; a unit without one raises the error `read_features` gives, which
+    names the extract command to run.
+    """
+    for name, prompt in units:
+        where = layout.task_dir(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
+        if store.read_manifest(where) is None:
+            store.read_features(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
