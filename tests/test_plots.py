@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from moee_pipeline.report import weight_rules
+from moee_pipeline.report.options import ReportOptions
 from moee_pipeline.report.plots import make_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -55,9 +55,7 @@ def check_png(path: Path) -> None:
 
 def test_all_three_figures(tmp_path: Path) -> None:
     frame = scores(layer_sets=("all", "0-7", "8-15"))
-    paths = make_plots(
-        scores=frame, options=weight_rules.ReportOptions(), out_dir=tmp_path / "plots"
-    )
+    paths = make_plots(scores=frame, options=ReportOptions(), out_dir=tmp_path / "plots")
     names = sorted(p.name.split("_")[0] for p in paths)
     assert names == ["layers", "methods", "weight"]
     for path in paths:
@@ -68,6 +66,6 @@ def test_all_three_figures(tmp_path: Path) -> None:
 def test_no_layer_figure_for_one_layer_selection(tmp_path: Path) -> None:
     frame = scores(layer_sets=("all",))
     frame = frame[(frame["method"] != "MoEE-sum") | (frame["weight"] == 1.0)]
-    paths = make_plots(scores=frame, options=weight_rules.ReportOptions(), out_dir=tmp_path)
+    paths = make_plots(scores=frame, options=ReportOptions(), out_dir=tmp_path)
     assert [p.name.split("_")[0] for p in paths] == ["methods"]
     check_png(paths[0])

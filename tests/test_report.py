@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from moee_pipeline.cli import main
 from moee_pipeline.report import tables as report
 from moee_pipeline.report import weight_rules
+from moee_pipeline.report.options import ReportOptions
 from moee_pipeline.report.paper import SIX_TYPE_AVERAGE, TYPE_AVERAGE, load_paper, paper_model
 from moee_pipeline.report.render import build_report
 
@@ -83,9 +84,7 @@ def md_type_row(text: str, method: str, weight: str = "") -> list[str]:
 def test_type_averages_of_a_complete_run(tmp_path: Path) -> None:
     rows = full_rows()
     scores = report.load_scores(write(tmp_path, rows))
-    text = build_report(
-        scores=scores, options=weight_rules.ReportOptions(), fmt="markdown", compare_paper=False
-    )
+    text = build_report(scores=scores, options=ReportOptions(), fmt="markdown", compare_paper=False)
     by_type = {
         t: mean(r["main_score"] for r in rows if r["task_type"] == t) * 100 for t in PAPER_TASKS
     }
@@ -102,9 +101,7 @@ def test_type_averages_of_a_complete_run(tmp_path: Path) -> None:
 def test_incomplete_types_are_marked_and_named(tmp_path: Path) -> None:
     rows = [row("STS12", 0.5), row("STS13", 0.7), row("EmotionClassification", 0.4)]
     scores = report.load_scores(write(tmp_path, rows))
-    text = build_report(
-        scores=scores, options=weight_rules.ReportOptions(), fmt="markdown", compare_paper=False
-    )
+    text = build_report(scores=scores, options=ReportOptions(), fmt="markdown", compare_paper=False)
     cells = md_type_row(text, "HS")
     assert cells[-3:] == ["60.00†", "40.00†", "50.00†"]
     assert "STS averages 2 of 8 tasks (STS12, STS13); missing STS14" in text
@@ -115,9 +112,7 @@ def test_incomplete_types_are_marked_and_named(tmp_path: Path) -> None:
 def test_a_task_only_one_row_has_marks_the_other(tmp_path: Path) -> None:
     rows = [*full_rows("HS"), *[r for r in full_rows("RW") if r["task"] != "SummEval"]]
     scores = report.load_scores(write(tmp_path, rows))
-    table = report.type_table(
-        weight_rules.resolve_weights(scores, options=weight_rules.ReportOptions())
-    )
+    table = report.type_table(weight_rules.resolve_weights(scores, options=ReportOptions()))
     keys = {k[2]: k for k, _ in table.covered}
     assert not report.incomplete(table, keys["HS"], "Summarization")
     assert report.incomplete(table, keys["RW"], "Summarization")
@@ -139,7 +134,7 @@ def sweep_rows() -> list[dict[str, object]]:
 
 def test_select_weight_on_validation_reports_test_at_that_weight(tmp_path: Path) -> None:
     scores = report.load_scores(write(tmp_path, sweep_rows()))
-    options = weight_rules.ReportOptions(select_on="validation")
+    options = ReportOptions(select_on="validation")
     rows = weight_rules.resolve_weights(scores, options=options).set_index("task")
     assert rows.loc["STS12", "weight"] == 0.5 and rows.loc["STS12", "main_score"] == 0.60
     assert rows.loc["STS12", "basis"] == "validation"
@@ -158,19 +153,17 @@ def test_select_weight_on_validation_reports_test_at_that_weight(tmp_path: Path)
 
 def test_oracle_and_fixed_weights(tmp_path: Path) -> None:
     scores = report.load_scores(write(tmp_path, sweep_rows()))
-    oracle = weight_rules.resolve_weights(
-        scores, options=weight_rules.ReportOptions(select_on="test")
-    )
+    oracle = weight_rules.resolve_weights(scores, options=ReportOptions(select_on="test"))
     assert sorted(oracle["main_score"]) == [0.55, 0.70]
     assert set(oracle["weight_label"]) == {"best (oracle)"}
-    fixed = weight_rules.resolve_weights(scores, options=weight_rules.ReportOptions(weight=2))
+    fixed = weight_rules.resolve_weights(scores, options=ReportOptions(weight=2))
     assert sorted(fixed["main_score"]) == [0.55, 0.65] and set(fixed["weight_label"]) == {"2"}
-    every = weight_rules.resolve_weights(scores, options=weight_rules.ReportOptions())
+    every = weight_rules.resolve_weights(scores, options=ReportOptions())
     assert len(every) == 6 and set(every["weight_label"]) == {"0.5", "1", "2"}
     with pytest.raises(
         report.ReportError, match=r"no MoEE-sum rows at weight 3; scored: 0\.5, 1, 2"
     ):
-        weight_rules.resolve_weights(scores, options=weight_rules.ReportOptions(weight=3))
+        weight_rules.resolve_weights(scores, options=ReportOptions(weight=3))
 
 
 def published() -> dict[tuple[str, str, str, str], float]:
@@ -208,9 +201,7 @@ def test_compare_paper_differences(tmp_path: Path) -> None:
     rows = [row(t, paper[(OLMOE, "prompteol", "HS", t)] / 100) for t in tasks]
     rows[0]["main_score"] = round(float(rows[0]["main_score"]) + 0.01, 6)  # STS12 one point up
     scores = report.load_scores(write(tmp_path, rows))
-    text = build_report(
-        scores=scores, options=weight_rules.ReportOptions(), fmt="csv", compare_paper=True
-    )
+    text = build_report(scores=scores, options=ReportOptions(), fmt="csv", compare_paper=True)
     table = pd.read_csv(io.StringIO(text), keep_default_na=False)
     cell = table.set_index(["task_type", "task"])
     assert cell.loc[("STS", "STS12"), "diff"] == pytest.approx(1.0, abs=1e-6)
@@ -232,9 +223,7 @@ def test_compare_paper_on_a_subset_uses_the_same_tasks(tmp_path: Path) -> None:
         for t in ("STS12", "STS13")
     ]
     scores = report.load_scores(write(tmp_path, rows))
-    text = build_report(
-        scores=scores, options=weight_rules.ReportOptions(), fmt="markdown", compare_paper=True
-    )
+    text = build_report(scores=scores, options=ReportOptions(), fmt="markdown", compare_paper=True)
     line = next(x for x in text.splitlines() if "| STS | (task-type average) |" in x)
     cells = [c.strip() for c in line.strip("|").split("|")]
     same = mean([paper[(OLMOE, "none", "RW", "STS12")], paper[(OLMOE, "none", "RW", "STS13")]])
@@ -258,19 +247,15 @@ def test_csv_and_latex_formats(tmp_path: Path) -> None:
         *full_rows("MoEE-sum", 0.2, weight=2.0),
     ]
     scores = report.load_scores(write(tmp_path, rows))
-    text = build_report(
-        scores=scores, options=weight_rules.ReportOptions(), fmt="csv", compare_paper=False
-    )
+    text = build_report(scores=scores, options=ReportOptions(), fmt="csv", compare_paper=False)
     table = pd.read_csv(io.StringIO(text), keep_default_na=False)
     assert list(table["weight"].astype(str)) == ["", "1", "2"]
     assert table.loc[2, "STS12"] == pytest.approx(50.0) and set(table["coverage"]) == {"complete"}
     hs_sts = mean(r["main_score"] for r in rows[:19] if r["task_type"] == "STS") * 100
     assert table.loc[0, "STS"] == pytest.approx(hs_sts)
-    latex = build_report(
-        scores=scores, options=weight_rules.ReportOptions(), fmt="latex", compare_paper=False
-    )
+    latex = build_report(scores=scores, options=ReportOptions(), fmt="latex", compare_paper=False)
     assert latex.count(r"\begin{tabular}") == 3 and "MoEE-sum" in latex  # + rules side by side
-    assert r"TwitterSemEval2015 &" in latex and "allenai/OLMoE-1B-7B-0924" in latex
+    assert r"TwitterSemEval2015 &" in latex and "allenai--OLMoE-1B-7B-0924" in latex
 
 
 def test_cli_report_and_errors(tmp_path: Path) -> None:
@@ -279,7 +264,8 @@ def test_cli_report_and_errors(tmp_path: Path) -> None:
     out = tmp_path / "r.md"
     result = runner.invoke(main, ["report", "--results", str(tmp_path), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "| allenai/OLMoE-1B-7B-0924 | prompteol | HS |  | 60.00† | 60.00† |" in out.read_text()
+    # models are named by slug, as the cache and `moee ls` name them
+    assert "| allenai--OLMoE-1B-7B-0924 | prompteol | HS |  | 60.00† | 60.00† |" in out.read_text()
     result = runner.invoke(main, ["report", "--results", str(tmp_path / "none")])
     assert result.exit_code == 1 and "no scores at" in result.output
     assert "Traceback" not in result.output
@@ -301,7 +287,7 @@ def rule_rows() -> list[dict[str, object]]:
 @pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
 def test_no_unlabelled_oracle_in_any_format(tmp_path: Path, fmt: str) -> None:
     scores = report.load_scores(write(tmp_path, rule_rows()))
-    oracle = weight_rules.ReportOptions(select_on="test")
+    oracle = ReportOptions(select_on="test")
     text = build_report(scores=scores, options=oracle, fmt=fmt, compare_paper=True)
     picked = weight_rules.resolve_weights(scores, options=oracle)
     sums = picked[picked["method"] == "MoEE-sum"]
@@ -309,10 +295,10 @@ def test_no_unlabelled_oracle_in_any_format(tmp_path: Path, fmt: str) -> None:
     assert "best (oracle)" in text
     # every other rule: the only oracle shown is the labelled column of the side-by-side table
     for options in (
-        weight_rules.ReportOptions(),
-        weight_rules.ReportOptions(weight=1.0),
-        weight_rules.ReportOptions(weight_rule="auto"),
-        weight_rules.ReportOptions(select_on="validation"),
+        ReportOptions(),
+        ReportOptions(weight=1.0),
+        ReportOptions(weight_rule="auto"),
+        ReportOptions(select_on="validation"),
     ):
         text = build_report(scores=scores, options=options, fmt=fmt, compare_paper=False)
         assert "best (oracle)" not in text
@@ -323,9 +309,7 @@ def test_no_unlabelled_oracle_in_any_format(tmp_path: Path, fmt: str) -> None:
 
 def test_auto_rows_and_side_by_side(tmp_path: Path) -> None:
     scores = report.load_scores(write(tmp_path, rule_rows()))
-    auto = weight_rules.resolve_weights(
-        scores, options=weight_rules.ReportOptions(weight_rule="auto")
-    )
+    auto = weight_rules.resolve_weights(scores, options=ReportOptions(weight_rule="auto"))
     sums = auto[auto["method"] == "MoEE-sum"]
     assert list(sums["weight"]) == [0.8] and set(sums["weight_label"]) == {"auto"}
     side = weight_rules.rules_side_by_side(scores).set_index("task")
@@ -336,7 +320,7 @@ def test_auto_rows_and_side_by_side(tmp_path: Path) -> None:
     with pytest.raises(report.ReportError, match="score with --weight auto"):
         weight_rules.resolve_weights(
             report.load_scores(write(tmp_path, sweep_rows())),
-            options=weight_rules.ReportOptions(weight_rule="auto"),
+            options=ReportOptions(weight_rule="auto"),
         )
 
 
@@ -363,9 +347,7 @@ def test_compare_paper_needs_a_rule_and_lists_settings_unlike_the_paper(tmp_path
 def test_rows_of_other_provenance_stay_apart(tmp_path: Path) -> None:
     rows = [row("STS12", 0.5, quantization="nf4"), row("STS12", 0.6, quantization="none")]
     scores = report.load_scores(write(tmp_path, rows))
-    text = build_report(
-        scores=scores, options=weight_rules.ReportOptions(), fmt="markdown", compare_paper=False
-    )
+    text = build_report(scores=scores, options=ReportOptions(), fmt="markdown", compare_paper=False)
     assert "| quantization |" in text.split("## ")[1]
     assert md_like(text, "nf4")[-2:] == ["50.00†", "50.00†"]
     assert md_like(text, "none")[-2:] == ["60.00†", "60.00†"]

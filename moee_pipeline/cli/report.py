@@ -1,8 +1,13 @@
-"""`moee report` and `moee ls`: tables, figures and the cache inventory."""
+"""`moee report` and `moee ls`: tables, figures and the cache inventory.
+
+The report command's defaults are `ReportOptions`' (and the results folder `moee score` writes).
+"""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,13 +20,18 @@ from moee_pipeline.cli.options import (
     split_csv,
 )
 from moee_pipeline.report import FORMATS, Format
+from moee_pipeline.report.options import ReportOptions
+from moee_pipeline.score.config import default as score_default
+from moee_pipeline.vocabulary import AUTO, SUM, WeightRule
+
+_REPORT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ReportOptions)}
 
 
 @click.command()
 @click.option(
     "--results",
     type=click.Path(path_type=Path),
-    default=Path("results"),
+    default=score_default("output"),
     show_default=True,
     help="Folder holding scores.csv (or the CSV file itself).",
 )
@@ -35,18 +45,25 @@ from moee_pipeline.report import FORMATS, Format
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Write here, not stdout."
 )
-@click.option("--split", default="test", show_default=True, help="The split the tables report.")
-@click.option("--weight", type=float, default=None, help="Keep only this MoEE-sum weight.")
+@click.option(
+    "--split",
+    default=_REPORT_DEFAULTS["split"],
+    show_default=True,
+    help="The split the tables report.",
+)
+@click.option(
+    "--weight", type=float, default=_REPORT_DEFAULTS["weight"], help=f"Keep only this {SUM} weight."
+)
 @click.option(
     "--weight-rule",
-    type=click.Choice(["auto"]),
-    default=None,
-    help="Keep MoEE-sum rows scored with `moee score --weight auto` (the label-free weight).",
+    type=click.Choice([AUTO]),
+    default=_REPORT_DEFAULTS["weight_rule"],
+    help=f"Keep {SUM} rows scored with `moee score --weight {AUTO}` (the label-free weight).",
 )
 @click.option(
     "--select-weight-on",
-    default=None,
-    help="Pick MoEE-sum's weight per task on this split (e.g. validation); the report's own "
+    default=_REPORT_DEFAULTS["select_on"],
+    help=f"Pick {SUM}'s weight per task on this split (e.g. validation); the report's own "
     "split (test) gives the oracle, labelled so.",
 )
 @click.option("--compare-paper", is_flag=True, help="Published numbers next to ours, with diffs.")
@@ -60,18 +77,17 @@ def report(
     out: Path | None,
     split: str,
     weight: float | None,
-    weight_rule: str | None,
+    weight_rule: WeightRule | None,
     select_weight_on: str | None,
     compare_paper: bool,
     plots: Path | None,
 ) -> None:
     """The paper's tables (per task type and per task) from scores.csv, optionally vs the paper."""
     from moee_pipeline.report import tables as report_lib
-    from moee_pipeline.report import weight_rules
     from moee_pipeline.report.render import build_report
 
     try:
-        options = weight_rules.ReportOptions(
+        options = ReportOptions(
             split=split, weight=weight, weight_rule=weight_rule, select_on=select_weight_on
         )
         scores = report_lib.load_scores(results)

@@ -5,7 +5,7 @@ The output formats are defined here, not in render.py, so the CLI offers them wi
 pandas (every `moee` command, `extract` included, builds the report command's options).
 """
 
-from typing import Literal
+from typing import Literal, get_args
 
 Format = Literal["markdown", "csv", "latex"]
-FORMATS: tuple[str, ...] = ("markdown", "csv", "latex")
+FORMATS: tuple[Format, ...] = get_args(Format)

@@ -15,7 +15,9 @@ import pandas as pd
 
 from moee_pipeline.report import tables as report
 from moee_pipeline.report import weight_rules
+from moee_pipeline.report.options import ReportError, ReportOptions
 from moee_pipeline.report.paper import AVERAGE, compare_with_paper, load_paper
+from moee_pipeline.vocabulary import AUTO, SUM, format_weight
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,11 @@ class Report:
 
 
 ORACLE_NOTE = (
-    "oracle: MoEE-sum weight picked per task on the test scores themselves; it has seen the test "
-    "labels, so it is an upper bound, not a fair result"
+    f"{report.ORACLE}: {SUM} weight picked per task on the test scores themselves; it has seen "
+    "the test labels, so it is an upper bound, not a fair result"
 )
 AUTO_NOTE = (
-    "auto: MoEE-sum weight chosen per task and split without labels, maximising "
+    f"{AUTO}: {SUM} weight chosen per task and split without labels, maximising "
     "rho(s, s_HS) + rho(s, s_RW) over the pairs the split's evaluation compares"
 )
 
@@ -73,14 +75,12 @@ def _type_cells(table: report.TypeTable, shown: list[str]) -> pd.DataFrame:
     return out
 
 
-def _weight_notes(
-    rows: pd.DataFrame, options: weight_rules.ReportOptions, unpicked: list[str]
-) -> list[str]:
-    labels = set(rows.loc[rows["method"] == report.SUM, "weight_label"])
+def _weight_notes(rows: pd.DataFrame, options: ReportOptions, unpicked: list[str]) -> list[str]:
+    labels = set(rows.loc[rows["method"] == SUM, "weight_label"])
     notes = []
     if any(report.ORACLE in label for label in labels):
         notes.append(f"best ({ORACLE_NOTE})")
-    if any(label == report.AUTO for label in labels):
+    if any(label == AUTO for label in labels):
         notes.append(AUTO_NOTE)
     if options.select_on and not options.oracle:
         notes.append(
@@ -89,7 +89,7 @@ def _weight_notes(
         )
     if unpicked:
         notes.append(
-            f"no MoEE-sum row for {', '.join(unpicked)}: no {options.select_on} scores to pick "
+            f"no {SUM} row for {', '.join(unpicked)}: no {options.select_on} scores to pick "
             f"its weight on (score with --split {options.select_on}, or pick the oracle with "
             f"--select-weight-on {options.split})"
         )
@@ -98,8 +98,8 @@ def _weight_notes(
 
 def _chosen_weights(rows: pd.DataFrame) -> pd.DataFrame | None:
     picked = rows[
-        (rows["method"] == report.SUM)
-        & (rows["weight_label"].str.startswith("best") | (rows["basis"] == report.AUTO))
+        (rows["method"] == SUM)
+        & (rows["weight_label"].str.startswith("best") | (rows["basis"] == AUTO))
     ]
     if picked.empty:
         return None
@@ -109,7 +109,7 @@ def _chosen_weights(rows: pd.DataFrame) -> pd.DataFrame | None:
             for r in picked.to_dict("records")
         ],
         chosen=[
-            f"{weight_rules.format_weight(w)} ({b})"
+            f"{format_weight(w)} ({b})"
             for w, b in zip(picked["weight"], picked["basis"], strict=True)
         ],
     )
@@ -127,12 +127,12 @@ def _side_by_side(scores: pd.DataFrame, split: str) -> Table | None:
     out = frame[[*shown, "task", *rules]].copy()
     for column in rules:
         out[column] = (
-            out[column].map(weight_rules.format_weight_or_blank)
+            out[column].map(weight_rules.weight_cell)
             if column.endswith(" w")
             else out[column].map(number)
         )
     notes = [ORACLE_NOTE, "validation: weight picked on the validation split", AUTO_NOTE]
-    return Table(f"MoEE-sum weight rules side by side ({split}, x100)", out, tuple(notes))
+    return Table(f"{SUM} weight rules side by side ({split}, x100)", out, tuple(notes))
 
 
 def _comparison(comparison: pd.DataFrame, notes: list[str]) -> Table:
@@ -175,18 +175,16 @@ def _data(rows: pd.DataFrame, table: report.TypeTable, shown: list[str]) -> pd.D
     return out[[*shown, *types, *task_columns, "coverage"]]
 
 
-def build(
-    *, scores: pd.DataFrame, options: weight_rules.ReportOptions, compare_paper: bool
-) -> Report:
+def build(*, scores: pd.DataFrame, options: ReportOptions, compare_paper: bool) -> Report:
     """The whole report for `moee report`, built once.
 
     Raises:
         ReportError: `compare_paper` without a declared MoEE-sum weight rule.
     """
     scores = report.with_later_columns(scores)
-    if compare_paper and not options.declared and (scores["method"] == report.SUM).any():
-        raise report.ReportError(
-            "--compare-paper compares MoEE-sum only under a declared weight rule: add --weight W, "
+    if compare_paper and not options.declared and (scores["method"] == SUM).any():
+        raise ReportError(
+            f"--compare-paper compares {SUM} only under a declared weight rule: add --weight W, "
             "--weight-rule auto or --select-weight-on validation (--select-weight-on test for a "
             "labelled oracle)"
         )
@@ -206,7 +204,7 @@ def build(
         tables.append(Table(f"Scores by task (x100): {model}", cells))
     chosen = _chosen_weights(rows)
     if chosen is not None:
-        tables.append(Table("MoEE-sum weight chosen per task", chosen))
+        tables.append(Table(f"{SUM} weight chosen per task", chosen))
     side = _side_by_side(scores, options.split)
     if side is not None:
         tables.append(side)

@@ -17,6 +17,9 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
+from moee_pipeline.cache.layout import model_slug
+from moee_pipeline.vocabulary import HS, paper_average, task_type_means
+
 logger = logging.getLogger(__name__)
 
 TYPE_AVERAGE = "(task-type average)"
@@ -44,12 +47,15 @@ def paper_task_order(paper: pd.DataFrame) -> dict[str, tuple[str, ...]]:
 
 
 def paper_model(model: str, known: set[str] | list[str]) -> str | None:
-    """The paper's model id for our `model` value (Hub id, cache slug or local folder), if any."""
+    """The paper's model id for our `model` value (Hub id, cache slug or local folder), if any.
+
+    Reports name models by slug, so the slug of each paper model is matched first after the id.
+    """
     candidates = {m.lower(): m for m in known}
     name = model.strip().rstrip("/")
     if name.lower() in candidates:
         return candidates[name.lower()]
-    slug = {m.replace("/", "--").lower(): m for m in known}
+    slug = {model_slug(m).lower(): m for m in known}
     if name.lower() in slug:
         return slug[name.lower()]
     tail = PurePosixPath(name.replace("\\", "/")).name.lower()
@@ -63,7 +69,7 @@ def comparable_rows(rows: pd.DataFrame) -> pd.Series:
     for column, value in PAPER_SETTING.items():
         same = rows[column] == value
         if column in ("rw", "layers"):
-            same |= rows["method"] == "HS"
+            same |= rows["method"] == HS
         ok &= same
     return ok
 
@@ -75,7 +81,7 @@ def not_comparable(rows: pd.DataFrame) -> list[str]:
         diff = ", ".join(
             f"{k}={record[k]} (paper {v})"
             for k, v in PAPER_SETTING.items()
-            if record[k] != v and not (record["method"] == "HS" and k in ("rw", "layers"))
+            if record[k] != v and not (record["method"] == HS and k in ("rw", "layers"))
         )
         out.append(f"{record['model']} / {record['prompt']} / {record['method']}: {diff}")
     return list(dict.fromkeys(out))
@@ -130,14 +136,19 @@ def _compare_config(
     order: dict[str, tuple[str, ...]],
     type_order: list[str],
 ) -> list[dict[str, object]]:
-    """The comparison rows of one configuration: six-type average, then each type and its tasks."""
+    """The comparison rows of one configuration: six-type average, then each type and its tasks.
+
+    Ours and the paper's same-task means are averaged as every table averages
+    (`vocabulary.task_type_means`, `paper_average`), over the paper's tasks we scored.
+    """
+    types = [t for t in type_order if t in order]
+    scored = {t: [task for task in order[t] if task in ours.index] for t in types}
+    mine = task_type_means((t, float(ours[task])) for t in types for task in scored[t])
+    same = task_type_means((t, float(scores[(t, task)])) for t in types for task in scored[t])
     cells: list[dict[str, object]] = []
-    mine_means: list[float] = []
-    same_means: list[float] = []
     complete = True
-    for task_type in [t for t in type_order if t in order]:
-        tasks = order[task_type]
-        have = [t for t in tasks if t in ours.index]
+    for task_type in types:
+        tasks, have = order[task_type], scored[task_type]
         published = float(scores[(task_type, TYPE_AVERAGE)])
         if not have:
             complete = False
@@ -145,33 +156,37 @@ def _compare_config(
                 _cell(config, task_type, TYPE_AVERAGE, np.nan, published, note="not scored")
             )
             continue
-        mine = float(ours[have].mean())
-        same = float(np.mean([scores[(task_type, t)] for t in have]))
-        mine_means.append(mine)
-        same_means.append(same)
         note = ""
         if len(have) < len(tasks):
             complete = False
             missing = ", ".join(t for t in tasks if t not in have)
             note = f"ours over {len(have)}/{len(tasks)} tasks (missing {missing})"
         cells.append(
-            _cell(config, task_type, TYPE_AVERAGE, mine, published, same if note else None, note)
+            _cell(
+                config,
+                task_type,
+                TYPE_AVERAGE,
+                mine[task_type],
+                published,
+                same[task_type] if note else None,
+                note,
+            )
         )
         cells.extend(
             _cell(config, task_type, t, float(ours[t]), float(scores[(task_type, t)])) for t in have
         )
     published = float(scores[(AVERAGE, SIX_TYPE_AVERAGE)])
     if complete:
-        head = _cell(config, AVERAGE, SIX_TYPE_AVERAGE, float(np.mean(mine_means)), published)
-    elif mine_means:
-        note = f"ours over {len(mine_means)}/{len(order)} types, not all tasks: see the type rows"
+        head = _cell(config, AVERAGE, SIX_TYPE_AVERAGE, paper_average(mine), published)
+    elif mine:
+        note = f"ours over {len(mine)}/{len(order)} types, not all tasks: see the type rows"
         head = _cell(
             config,
             AVERAGE,
             SIX_TYPE_AVERAGE,
-            float(np.mean(mine_means)),
+            paper_average(mine),
             published,
-            float(np.mean(same_means)),
+            paper_average(same),
             note,
         )
     else:

@@ -24,13 +24,14 @@ import pandas as pd
 
 from moee_pipeline.report import tables as report
 from moee_pipeline.report import weight_rules
+from moee_pipeline.report.options import ReportOptions
 from moee_pipeline.report.paper import AVERAGE
-from moee_pipeline.vocabulary import TASK_TYPES
+from moee_pipeline.vocabulary import AUTO, FIXED, HS, METHODS, RW, SUM, TASK_TYPES
 
 logger = logging.getLogger(__name__)
 
 FIGURE_KEY = ["model", "prompt", "rw", "zscore", "pooling"]
-_STYLE = {"HS": ("tab:gray", "--"), "RW": ("tab:orange", ":")}
+_STYLE = {HS: ("tab:gray", "--"), RW: ("tab:orange", ":")}
 
 
 def _slug(values: tuple[str, ...]) -> str:
@@ -42,12 +43,14 @@ def _title(key: tuple[str, ...]) -> str:
     return f"{model} · prompt={prompt} · rw={rw}, zscore={zscore}, pooling={pooling}"
 
 
-def _type_means(rows: pd.DataFrame, by: list[str], types: list[str]) -> pd.DataFrame:
-    """Mean x100 per task type (columns) for each `by` group, plus the six-type Average."""
-    means = rows.groupby([*by, "task_type"])["main_score"].mean().unstack("task_type") * 100
-    means = means.reindex(columns=[t for t in types if t in means.columns])
-    means[AVERAGE] = means.mean(axis=1, skipna=True)
-    return means
+def _type_means(rows: pd.DataFrame, by: str, types: list[str]) -> pd.DataFrame:
+    """Mean x100 per task type (columns) for each `by` value (rows), plus the paper's Average,
+    as the tables compute them (`tables.type_means`)."""
+    means = pd.DataFrame.from_dict(
+        {value: report.type_means(group) for value, group in rows.groupby(by)}, orient="index"
+    )
+    present = [t for t in types if t in means.columns]
+    return means.reindex(columns=[*present, AVERAGE])
 
 
 def _type_labels(rows: pd.DataFrame, types: list[str]) -> dict[str, str]:
@@ -77,11 +80,11 @@ def weight_sweep(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     paths = []
     types = report.type_order(rows)
     for key, group in rows[rows["layers"] == "all"].groupby(FIGURE_KEY, sort=False):
-        sums = group[(group["method"] == report.SUM) & (group["basis"] == "fixed")]
+        sums = group[(group["method"] == SUM) & (group["basis"] == FIXED)]
         if sums["weight"].nunique() < 2:
             continue
-        curves = _type_means(sums, ["weight"], types)
-        refs = _type_means(group[group["method"].isin(["HS", "RW"])], ["method"], types)
+        curves = _type_means(sums, "weight", types)
+        refs = _type_means(group[group["method"].isin([HS, RW])], "method", types)
         labels = _type_labels(group, list(curves.columns[:-1]))
         panels = list(curves.columns)
         ncols = min(4, len(panels))
@@ -89,8 +92,8 @@ def weight_sweep(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False)
         weights = curves.index.to_numpy(dtype=float)
         for ax, panel in zip(axes.flat, panels, strict=False):
-            ax.plot(weights, curves[panel], marker="o", color="tab:blue", label="MoEE-sum")
-            for method in ("HS", "RW"):
+            ax.plot(weights, curves[panel], marker="o", color="tab:blue", label=SUM)
+            for method in (HS, RW):
                 if method in refs.index and not np.isnan(refs.loc[method, panel]):
                     color, style = _STYLE[method]
                     ax.axhline(refs.loc[method, panel], color=color, ls=style, label=method)
@@ -104,7 +107,7 @@ def weight_sweep(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.axis("off")
         handles, names = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, names, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.04))
-        fig.suptitle(f"MoEE-sum score vs RW weight\n{_title(key)}", fontsize=11)
+        fig.suptitle(f"{SUM} score vs RW weight\n{_title(key)}", fontsize=11)
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         paths.append(_save(fig, out_dir / f"weight_sweep_{_slug(key)}.png"))
     return paths
@@ -116,7 +119,7 @@ def methods(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     types = report.type_order(rows)
     for key, group in rows[rows["layers"] == "all"].groupby(FIGURE_KEY, sort=False):
         group = group.assign(series=_series_names(group))
-        means = _type_means(group, ["series"], types)
+        means = _type_means(group, "series", types)
         order = [s for s in _series_order(group) if s in means.index]
         means = means.reindex(order)
         labels = _type_labels(group, list(means.columns[:-1]))
@@ -143,19 +146,19 @@ def _series_names(group: pd.DataFrame) -> list[str]:
     """Legend names: the method, and for MoEE-sum its weight or how the weight was picked."""
     names = []
     for method, label in zip(group["method"], group["weight_label"], strict=True):
-        if method != report.SUM:
+        if method != SUM:
             names.append(method)
         elif label.startswith("best"):
-            names.append(f"MoEE-sum, {label.replace('best', 'best w', 1)}")
-        elif label == report.AUTO:
-            names.append("MoEE-sum, auto w")
+            names.append(f"{SUM}, {label.replace('best', 'best w', 1)}")
+        elif label == AUTO:
+            names.append(f"{SUM}, {AUTO} w")
         else:
-            names.append(f"MoEE-sum, w={label}")
+            names.append(f"{SUM}, w={label}")
     return names
 
 
 def _series_order(group: pd.DataFrame) -> list[str]:
-    rank = {m: i for i, m in enumerate(report.METHOD_ORDER)}
+    rank = {m: i for i, m in enumerate(METHODS)}
     pairs = sorted(
         zip(group["method"], _series_names(group), strict=True), key=lambda p: rank.get(p[0], 9)
     )
@@ -174,19 +177,19 @@ def layer_ranges(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     paths = []
     types = report.type_order(rows)
     for key, group in rows.groupby(FIGURE_KEY, sort=False):
-        uses_rw = group[group["method"] != "HS"]
+        uses_rw = group[group["method"] != HS]
         if uses_rw["layers"].nunique() < 2:
             continue
         group = group.assign(series=_series_names(group))
-        series = [s for s in _series_order(group) if s != "HS"]
+        series = [s for s in _series_order(group) if s != HS]
         layers = sorted(uses_rw["layers"].unique(), key=_layer_sort_key)
         fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series), 4.0), squeeze=False)
-        hs_rows = group[group["method"] == "HS"]
+        hs_rows = group[group["method"] == HS]
         if (hs_rows["layers"] == "all").any():
             hs_rows = hs_rows[hs_rows["layers"] == "all"]
-        hs = _type_means(hs_rows, ["method"], types)
+        hs = _type_means(hs_rows, "method", types)
         for ax, name in zip(axes.flat, series, strict=True):
-            means = _type_means(group[group["series"] == name], ["layers"], types).reindex(layers)
+            means = _type_means(group[group["series"] == name], "layers", types).reindex(layers)
             labels = _type_labels(group[group["series"] == name], list(means.columns[:-1]))
             for column in means.columns:
                 bold = column == AVERAGE
@@ -198,8 +201,8 @@ def layer_ranges(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
                     color="black" if bold else None,
                     label=labels[column],
                 )
-            if "HS" in hs.index:
-                ax.axhline(hs.loc["HS", AVERAGE], color="tab:gray", ls="--", label="HS (Average)")
+            if HS in hs.index:
+                ax.axhline(hs.loc[HS, AVERAGE], color="tab:gray", ls="--", label=f"{HS} (Average)")
             ax.set_xticks(range(len(layers)), layers, rotation=30, ha="right")
             ax.set_xlabel("MoE layers used (positions)")
             ax.set_ylabel("main score (x100)")
@@ -212,9 +215,7 @@ def layer_ranges(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
-def make_plots(
-    *, scores: pd.DataFrame, options: weight_rules.ReportOptions, out_dir: Path
-) -> list[Path]:
+def make_plots(*, scores: pd.DataFrame, options: ReportOptions, out_dir: Path) -> list[Path]:
     """Write every figure the scores allow; returns their paths.
 
     Figure 1 always shows every scored fixed weight; figures 2-3 show MoEE-sum as the options
@@ -223,9 +224,7 @@ def make_plots(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    every = weight_rules.resolve_weights(
-        scores, options=weight_rules.ReportOptions(split=options.split)
-    )
+    every = weight_rules.resolve_weights(scores, options=ReportOptions(split=options.split))
     single = weight_rules.resolve_weights(scores, options=options)
     return [
         *weight_sweep(every, out_dir),

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from moee_pipeline.report import Format, weight_rules
+from moee_pipeline.report import Format
 from moee_pipeline.report import tables as report
 from moee_pipeline.report.model import Report, Table, build
+from moee_pipeline.report.options import ReportOptions
 
 _HEADERS = {"weight_label": "weight"}
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#"}
@@ -83,7 +84,7 @@ def render(built: Report, fmt: Format) -> str:
 
 
 def build_report(
-    *, scores: pd.DataFrame, options: weight_rules.ReportOptions, fmt: Format, compare_paper: bool
+    *, scores: pd.DataFrame, options: ReportOptions, fmt: Format, compare_paper: bool
 ) -> str:
     """Build the report once and render it (the whole of `moee report`'s text)."""
     return render(build(scores=scores, options=options, compare_paper=compare_paper), fmt)

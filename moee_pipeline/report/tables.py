@@ -5,39 +5,35 @@ x100 with two decimals. Rows of different provenance (quantization, dtype, revis
 features, z-score fit) are kept apart. A task-type average covers the tasks of that type that were
 scored for the row; it is marked with a dagger whenever that is fewer than the type's tasks (the
 paper's 19 tasks plus any other task of the type found in scores.csv), and the notes name them.
-Which MoEE-sum weight a row shows is weight_rules.py's.
+The Average is the paper's: the mean of its six task types' means (`vocabulary.paper_average`).
+Models are named by their slug, as the cache and `moee ls` name them. Which MoEE-sum weight a row
+shows is weight_rules.py's.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from moee_pipeline.cache.layout import model_slug
 from moee_pipeline.cache.scores import PROVENANCE_COLUMNS, SCORE_COLUMNS, SCORES_FILE
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.report.options import ReportError
 from moee_pipeline.report.paper import AVERAGE, load_paper, paper_task_order
-from moee_pipeline.vocabulary import TASK_TYPES
+from moee_pipeline.vocabulary import METHODS, TASK_TYPES, paper_average, task_type_means
 
 logger = logging.getLogger(__name__)
 
 _CONFIG = ["model", "prompt", "method", "rw", "zscore", "pooling", "layers"]
 GROUP_KEY = [*_CONFIG, *PROVENANCE_COLUMNS]
 ROW_KEY = [*_CONFIG[:3], "weight_label", *_CONFIG[3:], *PROVENANCE_COLUMNS]
-METHOD_ORDER = ("HS", "RW", "MoEE-concat", "MoEE-sum")
-SUM = "MoEE-sum"
 ORACLE = "oracle"
-AUTO = "auto"
 DAGGER = "†"
 #: Columns added after the first release: files without them read as empty (unknown provenance).
 LATER_COLUMNS = ("weight_rule", *PROVENANCE_COLUMNS)
-
-
-class ReportError(MoeeError, ValueError):
-    """scores.csv is missing, malformed, or holds nothing the options ask for."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,8 @@ def load_scores(path: Path) -> pd.DataFrame:
     """Read `<results>/scores.csv` (or the file itself) with its column set checked.
 
     Files written before the provenance columns existed are read with them empty, so their rows
-    stay apart from rows of known provenance.
+    stay apart from rows of known provenance. Models are named by slug: older files recorded the
+    model as the user named it (a local path, a Hub id).
     """
     path = Path(path)
     file = path / SCORES_FILE if path.is_dir() else path
@@ -73,6 +70,7 @@ def load_scores(path: Path) -> pd.DataFrame:
     missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
     if missing:
         raise ReportError(f"{file} lacks column(s) {', '.join(missing)}")
+    scores["model"] = scores["model"].map(model_slug)
     scores["weight"] = pd.to_numeric(scores["weight"])
     scores["main_score"] = pd.to_numeric(scores["main_score"])
     key = [*GROUP_KEY, "weight_rule", "weight", "task", "split"]
@@ -101,10 +99,16 @@ def type_order(rows: pd.DataFrame) -> list[str]:
 
 def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows in the paper's order: model, prompt, then HS, RW, MoEE-concat, MoEE-sum."""
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rank = {m: i for i, m in enumerate(METHODS)}
     keys = frame["method"].map(lambda m: rank.get(m, len(rank)))
     order = ["model", "prompt", "_m", "layers", *PROVENANCE_COLUMNS]
     return frame.assign(_m=keys).sort_values(order, kind="stable").drop(columns="_m")
+
+
+def type_means(rows: pd.DataFrame) -> dict[str, float]:
+    """Task-type means (x100) of one row's scores, in table order, then the paper's Average."""
+    means = task_type_means(zip(rows["task_type"], rows["main_score"], strict=True))
+    return {**{t: 100 * v for t, v in means.items()}, AVERAGE: 100 * paper_average(means)}
 
 
 def type_table(rows: pd.DataFrame) -> TypeTable:
@@ -113,18 +117,13 @@ def type_table(rows: pd.DataFrame) -> TypeTable:
     types = [t for t in type_order(rows) if t in set(rows["task_type"])]
     records, covered = [], {}
     for key, group in sort_rows(rows).groupby(ROW_KEY, sort=False):
-        record = dict(zip(ROW_KEY, key, strict=True))
-        means = []
+        means = type_means(group)
+        record: dict[str, object] = dict(zip(ROW_KEY, key, strict=True))
         for task_type in types:
-            part = group[group["task_type"] == task_type]
-            covered[(key, task_type)] = tuple(
-                t for t in expected[task_type] if t in set(part["task"])
-            )
-            value = 100 * part["main_score"].mean() if len(part) else np.nan
-            record[task_type] = value
-            if len(part):
-                means.append(value)
-        record[AVERAGE] = float(np.mean(means)) if means else np.nan
+            have = set(group.loc[group["task_type"] == task_type, "task"])
+            covered[(key, task_type)] = tuple(t for t in expected[task_type] if t in have)
+            record[task_type] = means.get(task_type, math.nan)
+        record[AVERAGE] = means[AVERAGE]
         records.append(record)
     notes = _coverage_notes(covered, expected, all_types=type_order(rows))
     return TypeTable(pd.DataFrame(records), covered, expected, notes)
@@ -132,9 +131,9 @@ def type_table(rows: pd.DataFrame) -> TypeTable:
 
 def incomplete(table: TypeTable, key: tuple[str, ...], task_type: str) -> bool:
     """Whether a cell averages over fewer tasks (or, for Average, types) than it should."""
-    if task_type == AVERAGE:
+    if task_type == AVERAGE:  # the paper's six types, each complete
         full = [t for t in TASK_TYPES if table.expected.get(t)]
-        return len(full) < len(TASK_TYPES) or any(incomplete(table, key, t) for t in table.expected)
+        return len(full) < len(TASK_TYPES) or any(incomplete(table, key, t) for t in full)
     have = table.covered.get((key, task_type), ())
     return len(have) < len(table.expected[task_type])
 

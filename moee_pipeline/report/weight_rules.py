@@ -10,64 +10,18 @@ everywhere. Ties go to the smallest weight.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from moee_pipeline.report.tables import (
-    AUTO,
-    GROUP_KEY,
-    ORACLE,
-    SUM,
-    ReportError,
-    with_later_columns,
-)
+from moee_pipeline.report.options import ReportError, ReportOptions
+from moee_pipeline.report.tables import GROUP_KEY, ORACLE, with_later_columns
+from moee_pipeline.vocabulary import AUTO, FIXED, SUM, format_weight
+
+__all__ = ["resolve_weights", "rules_side_by_side", "unselected_tasks", "weight_cell"]
 
 
-@dataclass(frozen=True)
-class ReportOptions:
-    """Which rows make the tables and how MoEE-sum's weight is chosen."""
-
-    split: str = "test"
-    weight: float | None = None
-    weight_rule: str | None = None
-    select_on: str | None = None
-
-    def __post_init__(self) -> None:
-        """One weight rule at a time."""
-        chosen = [
-            name
-            for name, value in (
-                ("--weight", self.weight),
-                ("--weight-rule", self.weight_rule),
-                ("--select-weight-on", self.select_on),
-            )
-            if value is not None
-        ]
-        if len(chosen) > 1:
-            raise ReportError(f"use one of {', '.join(chosen)}, not several")
-        if self.weight_rule not in (None, AUTO):
-            raise ReportError(f"unknown --weight-rule {self.weight_rule!r}: use auto")
-
-    @property
-    def declared(self) -> bool:
-        """Whether MoEE-sum's weight follows a declared rule (one row per configuration)."""
-        return self.weight is not None or self.weight_rule is not None or bool(self.select_on)
-
-    @property
-    def oracle(self) -> bool:
-        """Whether the weight is picked on the reported split's own scores."""
-        return self.select_on == self.split
-
-
-def format_weight(weight: float) -> str:
-    """A weight as it appears in tables: shortest exact-looking form (1, 0.5, 2.5)."""
-    return f"{weight:g}"
-
-
-def format_weight_or_blank(weight: float) -> str:
-    """A weight cell; blank where a rule has no weight."""
+def weight_cell(weight: float) -> str:
+    """A weight cell of a table; blank where a rule has no weight."""
     return "" if pd.isna(weight) else format_weight(float(weight))
 
 
@@ -88,7 +42,7 @@ def resolve_weights(scores: pd.DataFrame, *, options: ReportOptions) -> pd.DataF
         raise ReportError(f"no rows on split {options.split!r}; scores.csv has: {splits}")
     sums, auto = rows["method"] == SUM, _is_auto(rows)
     fixed = sums & ~auto
-    rows["basis"] = np.where(auto, AUTO, np.where(sums, "fixed", ""))
+    rows["basis"] = np.where(auto, AUTO, np.where(sums, FIXED, ""))
     rows["weight_label"] = [
         AUTO if a else (format_weight(w) if m == SUM else "")
         for m, w, a in zip(rows["method"], rows["weight"], auto, strict=True)
@@ -97,11 +51,13 @@ def resolve_weights(scores: pd.DataFrame, *, options: ReportOptions) -> pd.DataF
         keep = ~sums | (fixed & np.isclose(rows["weight"], options.weight))
         if not (keep & sums).any():
             have = ", ".join(format_weight(w) for w in sorted(rows.loc[fixed, "weight"].unique()))
-            raise ReportError(f"no MoEE-sum rows at weight {options.weight:g}; scored: {have}")
+            raise ReportError(
+                f"no {SUM} rows at weight {format_weight(options.weight)}; scored: {have}"
+            )
         return rows[keep].reset_index(drop=True)
     if options.weight_rule == AUTO and sums.any():
         if not auto.any():
-            raise ReportError("no MoEE-sum rows with weight_rule=auto: score with --weight auto")
+            raise ReportError(f"no {SUM} rows with weight_rule={AUTO}: score with --weight {AUTO}")
         return rows[~fixed].reset_index(drop=True)
     if options.select_on is None or not fixed.any():
         return rows.reset_index(drop=True)
@@ -139,14 +95,14 @@ def _select(sums: pd.DataFrame, scores: pd.DataFrame, *, options: ReportOptions)
         choice = _best_weight(held, task_key).assign(basis=select_on)
     n_weights = sums.groupby(task_key, sort=False)["weight"].nunique().rename("n_weights")
     choice = choice.merge(n_weights.reset_index(), on=task_key)
-    choice.loc[choice["n_weights"] == 1, "basis"] = "fixed"
+    choice.loc[choice["n_weights"] == 1, "basis"] = FIXED
     picks = sums.drop(columns="basis").merge(
         choice.drop(columns="n_weights"), on=[*task_key, "weight"]
     )
     labels = {}
     for key, group in picks.groupby(GROUP_KEY, sort=False):
         bases = group["basis"].value_counts()
-        if list(bases.index) == ["fixed"] and group["weight"].nunique() == 1:
+        if list(bases.index) == [FIXED] and group["weight"].nunique() == 1:
             labels[key] = format_weight(group["weight"].iloc[0])
         else:
             labels[key] = f"best ({ORACLE if options.oracle else select_on})"
