@@ -64,7 +64,7 @@ def check_choice(what: str, value: object, allowed: Sequence[str]) -> None:
 def check_weight(weight: float) -> float:
     """A MoEE-sum weight the arithmetic can hold, or ValueError saying what is allowed."""
     if not math.isfinite(weight) or not 0 <= weight <= MAX_WEIGHT:
-        raise ValueError(f"weight {weight!r}: use a number from 0 to {MAX_WEIGHT:g}")
+        raise ValueError(f"weight {weight!r}: use a number from 0 to {format_weight(MAX_WEIGHT)}")
     return float(weight)
 
 

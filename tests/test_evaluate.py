@@ -8,15 +8,18 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from mteb.abstasks import AbsTask
 from mteb.models.models_protocols import EncoderProtocol
 
 from moee_pipeline.cache.store import text_id
 from moee_pipeline.score.encoder import (
     CachedEncoder,
     MissingTextsError,
-    evaluate_task,
+    TaskScore,
+    evaluate_split,
     row_index,
 )
+from moee_pipeline.score.results import save_split_result
 
 TEXTS = ["alpha", "beta", "gamma", "delta"]
 META = SimpleNamespace(name="SomeTask")
@@ -53,6 +56,15 @@ def test_row_index_keeps_first_duplicate() -> None:
     assert row_index(["a", "b", "a"]) == {"a": 0, "b": 1}
 
 
+def _evaluate(
+    task: AbsTask, encoder: CachedEncoder, output: Path | None = None
+) -> tuple[TaskScore, Path]:
+    """The test split scored as `moee score` scores it; saved in mteb's results folder if asked."""
+    score, result = evaluate_split(task, encoder=encoder, split="test")
+    path = Path() if output is None else save_split_result(output, encoder.mteb_model_meta, result)
+    return score, path
+
+
 def _toy(name: str):  # type: ignore[no-untyped-def]
     from moee_pipeline.tasks import load_task, task_texts
 
@@ -67,7 +79,7 @@ def _toy(name: str):  # type: ignore[no-untyped-def]
     ("name", "metric"),
     [("MoeeToySTS", "cosine_spearman"), ("MoeeToyReranking", "map_at_1000")],
 )
-def test_evaluate_task_writes_json_only_under_output(
+def test_evaluation_writes_json_only_under_output(
     name: str, metric: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
@@ -75,10 +87,11 @@ def test_evaluate_task_writes_json_only_under_output(
     monkeypatch.setenv("MTEB_CACHE", str(home / "mteb-cache"))
     task, encoder = _toy(name)
     out = tmp_path / "out" / "HS"
-    (result,) = evaluate_task(task, encoder=encoder, output_dir=out)
+    result, path = _evaluate(task, encoder, out)
     assert result.task == name and result.main_metric == metric and result.split == "test"
     assert -1 <= result.main_score <= 1
-    saved = json.loads((out / f"{name}.json").read_text())
+    assert path.name == f"{name}.json" and path.is_relative_to(out)
+    saved = json.loads(path.read_text())
     assert saved["scores"]["test"][0]["main_score"] == pytest.approx(result.main_score)
     assert not home.exists()  # nothing under ~/.cache
 
@@ -86,8 +99,8 @@ def test_evaluate_task_writes_json_only_under_output(
 def test_repeated_evaluation_is_identical() -> None:
     """Each evaluation gets a fresh RNG view, so k-means and sampling repeat exactly."""
     task, encoder = _toy("MoeeToyClustering")
-    first = evaluate_task(task, encoder=encoder)[0].main_score
-    assert evaluate_task(task, encoder=encoder)[0].main_score == first
+    first = _evaluate(task, encoder)[0].main_score
+    assert _evaluate(task, encoder)[0].main_score == first
 
 
 def test_missing_text_inside_mteb_propagates() -> None:
@@ -100,7 +113,7 @@ def test_missing_text_inside_mteb_propagates() -> None:
         index=row_index([text_id(t) for t in texts]), embeddings=emb, hint="run extract"
     )
     with pytest.raises(MissingTextsError, match=r"MoeeToySTS: 1 of \d+ texts.*run extract"):
-        evaluate_task(task, encoder=encoder)
+        _evaluate(task, encoder)
 
 
 def _plain_mteb_scores(task, encoder) -> dict:
@@ -130,10 +143,10 @@ def test_classification_fast_labels_give_mteb_scores(name: str, tmp_path: Path) 
         index=row_index([text_id(t) for t in texts]),
         embeddings=rng.standard_normal((len(texts), 32)).astype(np.float32),
     )
-    (ours,) = evaluate_task(task, encoder=encoder, output_dir=tmp_path)
+    ours, path = _evaluate(task, encoder, tmp_path)
     reference = _plain_mteb_scores(task, encoder)
     assert ours.main_score == pytest.approx(reference["main_score"], abs=0)
-    written = json.loads((tmp_path / f"{name}.json").read_text())
+    written = json.loads(path.read_text())
     experiments = written["scores"]["test"][0]["scores_per_experiment"]
     expected = reference["scores_per_experiment"]
     for key in ("accuracy", "f1", "precision_weighted"):  # the JSON keeps 6 decimals

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import mteb
@@ -21,7 +20,6 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
 
-from moee_pipeline.cache import files
 from moee_pipeline.cache.store import text_id
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.tasks import private_copy
@@ -126,14 +124,13 @@ def fresh_view(task: AbsTask) -> AbsTask:
 
 @dataclass(frozen=True)
 class TaskScore:
-    """The main score of one task under one configuration, as mteb reports it (0-1)."""
+    """The main score of one task split under one configuration, as mteb reports it (0-1)."""
 
     task: str
     task_type: str
     split: str
     main_metric: str
     main_score: float
-    result_path: Path | None
 
 
 def _run_mteb(view: AbsTask, encoder: CachedEncoder) -> TaskResult:
@@ -152,61 +149,24 @@ def _run_mteb(view: AbsTask, encoder: CachedEncoder) -> TaskResult:
     return result.task_results[0]
 
 
-def _scores(task: AbsTask, result: TaskResult, path: Path | None) -> list[TaskScore]:
-    return [
-        TaskScore(
-            task=task.metadata.name,
-            task_type=str(task.metadata.type),
-            split=split,
-            main_metric=str(task.metadata.main_score),
-            main_score=float(result.get_score(splits=[split])),
-            result_path=path,
-        )
-        for split in result.scores
-    ]
-
-
 def evaluate_split(
     task: AbsTask, *, encoder: CachedEncoder, split: str
 ) -> tuple[TaskScore, TaskResult]:
     """Evaluate one split alone on a fresh private copy, exactly as its texts were recorded.
 
-    Returns the split's main score and mteb's TaskResult (for mteb's results folder).
+    Returns the split's main score and mteb's TaskResult (for mteb's results folder,
+    `score.results.save_split_result`); subsets are averaged as mteb does.
     """
     if not task.data_loaded:
         raise ValueError(f"task {task.metadata.name} has no data loaded")
     view = fresh_view(task)
     view.filter_eval_splits([split])
     result = _run_mteb(view, encoder)
-    (score,) = _scores(task, result, None)
+    score = TaskScore(
+        task=task.metadata.name,
+        task_type=str(task.metadata.type),
+        split=split,
+        main_metric=str(task.metadata.main_score),
+        main_score=float(result.get_score(splits=[split])),
+    )
     return score, result
-
-
-def evaluate_task(
-    task: AbsTask,
-    *,
-    encoder: CachedEncoder,
-    output_dir: Path | None = None,
-    splits: Sequence[str] | None = None,
-) -> list[TaskScore]:
-    """Run mteb's evaluation of a loaded task with a cached encoder; one score per split.
-
-    `splits` evaluates other splits than the task's own (e.g. validation as well as test).
-    Results go to `<output_dir>/<Task>.json` (never mteb's ~/.cache); subsets are averaged
-    as mteb does.
-    """
-    name = task.metadata.name
-    if not task.data_loaded:
-        raise ValueError(f"task {name} has no data loaded")
-    view = fresh_view(task)
-    if splits:
-        view.filter_eval_splits(list(splits))
-    task_result = _run_mteb(view, encoder)
-    path = None
-    if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        path = output_dir / f"{name}.json"
-        with files.lock_for(path), files.atomic_path(path, point="results") as tmp:
-            files.remove_stale_temps(output_dir)
-            task_result.to_disk(tmp)
-    return _scores(task, task_result, path)
