@@ -357,3 +357,34 @@ def md_like(text: str, needle: str) -> list[str]:
     section = text.split("## ")[1]
     line = next(x for x in section.splitlines() if f"| {needle} |" in x)
     return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_average_is_the_papers_six_types_only(tmp_path: Path) -> None:
+    rows = full_rows()
+    extra = {**row("STS12", 0.99), "task": "ArguAna", "task_type": "Retrieval"}
+    scores = report.load_scores(write(tmp_path, [*rows, extra]))
+    table = report.type_table(weight_rules.resolve_weights(scores, options=ReportOptions()))
+    six = mean(
+        mean(r["main_score"] for r in rows if r["task_type"] == t) * 100 for t in PAPER_TASKS
+    )
+    (record,) = table.values.to_dict("records")
+    assert record["Retrieval"] == pytest.approx(99.0)
+    assert record["Average"] == pytest.approx(six)  # the extra type is shown, not averaged
+    key = tuple(table.values.loc[0, report.ROW_KEY])
+    assert not report.incomplete(table, key, "Average")
+
+
+def test_reports_name_models_by_slug_and_still_find_the_papers(tmp_path: Path) -> None:
+    paper = published()
+    folder = "/models/OLMoE-1B-7B-0924"  # a local model folder, as older scores.csv recorded it
+    tasks = [t for tasks in PAPER_TASKS.values() for t in tasks]
+    rows = [
+        row(t, paper[(OLMOE, "none", "HS", t)] / 100, prompt="none", model=folder) for t in tasks
+    ]
+    scores = report.load_scores(write(tmp_path, rows))
+    assert set(scores["model"]) == {"OLMoE-1B-7B-0924"}  # the folder's name, as `moee ls` shows
+    text = build_report(scores=scores, options=ReportOptions(), fmt="csv", compare_paper=True)
+    table = pd.read_csv(io.StringIO(text), keep_default_na=False).set_index(["task_type", "task"])
+    assert set(table["model"]) == {"OLMoE-1B-7B-0924"}
+    assert table.loc[("STS", "STS12"), "paper"] == paper[(OLMOE, "none", "HS", "STS12")]
+    assert table.loc[("STS", "STS12"), "diff"] == pytest.approx(0.0, abs=1e-6)

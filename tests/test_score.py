@@ -347,3 +347,21 @@ def test_auto_weight_on_the_pairs_sts_scores_and_beside_fixed_weights(
     auto_score = next(float(r["main_score"]) for r in rows if r["weight_rule"] == "auto"
                       and r["task"] == "MoeeToySTS")  # fmt: skip
     assert again[0].score.main_score == auto_score
+
+
+def test_terminal_table_averages_the_papers_six_types_only() -> None:
+    from moee_pipeline.score.combine import Combination
+    from moee_pipeline.score.encoder import TaskScore
+    from moee_pipeline.score.rows import Provenance, ScoreRow
+
+    provenance = Provenance("none", "float32", "r", "512", "abc", "split")
+    scored = [("STS12", "STS", 0.5), ("STS13", "STS", 0.7), ("ArguAna", "Retrieval", 0.9)]
+    rows = [
+        ScoreRow("m", "none", Combination("HS"), TaskScore(t, k, "test", "x", s), provenance)
+        for t, k, s in scored
+    ]
+    lines = {line.split("|")[0].strip(): line.split("|")[1].strip() for line in
+             format_table(rows).splitlines() if "|" in line}  # fmt: skip
+    assert lines["[STS] avg"] == "60.00" and lines["[Retrieval] avg"] == "90.00"
+    assert lines["Avg over task types"] == "60.00"  # the paper's types only
+    assert list(lines)[1:4] == ["STS12", "STS13", "ArguAna"]  # the paper's types first
