@@ -50,9 +50,7 @@ class WeightType(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """The float (or AUTO) the config takes; anything else is one line saying what to use."""
-        if isinstance(value, float):
-            return value
-        if str(value).strip().lower() == AUTO:
+        if isinstance(value, str) and value.strip().lower() == AUTO:
             return AUTO
         try:
             return check_weight(float(value))
