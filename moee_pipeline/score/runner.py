@@ -12,7 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from moee_pipeline.quiet import quiet_libraries
+from moee_pipeline.ray_cluster import require_ray
 from moee_pipeline.score.config import ScoreConfig, ScoreError
+from moee_pipeline.score.parallel import ProcessRunner, RayRunner
 from moee_pipeline.score.plan import UnitKey
 from moee_pipeline.score.rows import ScoreRow
 from moee_pipeline.score.unit import Progress, TaskLoader, score_one
@@ -39,8 +42,6 @@ class SerialRunner:
         self, config: ScoreConfig, units: Sequence[UnitKey], progress: Progress
     ) -> dict[UnitKey, list[ScoreRow]]:
         """Units of one task share its loaded data; each evaluation moves the bar."""
-        from moee_pipeline.quiet import quiet_libraries
-
         tasks = TaskLoader(config)
         with quiet_libraries():  # once for the run: each library warning shows once
             return {key: score_one(config, key, tasks=tasks, progress=progress) for key in units}
@@ -52,16 +53,11 @@ def _local(config: ScoreConfig) -> Runner:
         raise ScoreError("--ray-address needs --engine ray")
     if config.workers == 1:
         return SerialRunner()
-    from moee_pipeline.score.parallel import ProcessRunner
-
     return ProcessRunner(workers=config.workers)
 
 
 def _ray(config: ScoreConfig) -> Runner:
     """Ray tasks on a cluster (Ray is checked here, before anything runs)."""
-    from moee_pipeline.ray_cluster import require_ray
-    from moee_pipeline.score.parallel import RayRunner
-
     require_ray()
     return RayRunner(workers=config.workers, address=config.ray_address)
 
