@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.cli import main
 from moee_pipeline.extract.run import run_extract
 from moee_pipeline.extract.settings import ExtractOptions
@@ -51,7 +51,7 @@ def _extract_ray(model: Path, cache: Path, **kwargs: object) -> list[object]:
 
 def _features(cache: Path, model: Path) -> dict[str, dict[str, np.ndarray]]:
     f = store.read_features(
-        cache, model=str(model), prompt_id=PROMPT.id, task=TASK, columns=store.VECTOR_COLUMNS
+        cache, model=str(model), prompt_id=PROMPT.id, task=TASK, columns=parts.VECTOR_COLUMNS
     )
     assert len(f.text_ids) == len(set(f.text_ids)), "a text is stored twice"
     return {t: {k: v[i] for k, v in f.arrays.items()} for i, t in enumerate(f.text_ids)}
@@ -80,10 +80,10 @@ def _assert_same_as_local(cache: Path, local_cache: Path, model: Path) -> None:
     for tid, row in ref.items():
         for name, value in row.items():
             np.testing.assert_allclose(ours[tid][name], value, atol=1e-5, rtol=0)
-    local = pq.read_schema(store.part_files(_dir(local_cache, model))[0])
-    ray = pq.read_schema(store.part_files(_dir(cache, model))[0])
+    local = pq.read_schema(parts.part_files(_dir(local_cache, model))[0])
+    ray = pq.read_schema(parts.part_files(_dir(cache, model))[0])
     assert ray.equals(local, check_metadata=False)
-    assert store.schema_metadata(ray)["n_experts"] == store.schema_metadata(local)["n_experts"]
+    assert parts.schema_metadata(ray)["n_experts"] == parts.schema_metadata(local)["n_experts"]
 
 
 def _dir(cache: Path, model: Path) -> Path:
@@ -286,4 +286,4 @@ def test_ray_engine_refuses_an_entry_another_extraction_is_writing(
     directory = layout.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=TASK)
     with entry_lock(directory, shard=(0, 1)), pytest.raises(ExtractionError, match="another"):
         _extract_ray(model, cache)
-    assert not directory.exists() or not store.part_files(directory)
+    assert not directory.exists() or not parts.part_files(directory)

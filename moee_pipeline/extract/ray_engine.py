@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.collect import TaskCollection, TaskTexts
 from moee_pipeline.extract.entries import TaskPlan, entry_lock, finish_task, open_writer, plan_task
@@ -239,7 +239,7 @@ def _write_rows(
         return 0, 0
     indices = [int(out["index"][r]) for r in fresh]
     texts = [state.plan.todo[i] for i in indices]
-    pooled = PooledBatch(*(np.asarray(out[name][fresh]) for name in store.VECTOR_COLUMNS))
+    pooled = PooledBatch(*(np.asarray(out[name][fresh]) for name in parts.VECTOR_COLUMNS))
     check_finite(pooled, texts)
     lengths = [int(n) for n in out["n_tokens"][fresh]]
     state.writer.add(texts, lengths, [bool(t) for t in out["truncated"][fresh]], pooled)
@@ -265,8 +265,5 @@ def _finish_from_parts(
     state: _Pending, *, options: ExtractOptions, run: dict[str, Any]
 ) -> TaskSummary:
     """A pair whose texts are all in complete parts already: only its manifest is missing."""
-    import pyarrow.parquet as pq
-
-    parts = store.part_files(state.plan.directory)
-    metadata = store.schema_metadata(pq.read_schema(parts[0]))
+    metadata = parts.part_metadata(parts.part_files(state.plan.directory)[0])
     return finish_task(state.plan, metadata, options=options, new_rows=0, tokens=0, run=run)

@@ -22,7 +22,7 @@ from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
 
 from moee_pipeline.cache import files
-from moee_pipeline.cache.store import text_id
+from moee_pipeline.cache.parts import text_id
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.tasks import private_copy
 from moee_pipeline.tasks.labels import eager_labels
@@ -206,7 +206,7 @@ def evaluate_task(
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         path = output_dir / f"{name}.json"
-        with files.lock_for(path), files.atomic_path(path, point="results") as tmp:
+        with files.lock_for(path), files.atomic_path(path) as tmp:
             files.remove_stale_temps(output_dir)
             task_result.to_disk(tmp)
     return _scores(task, task_result, path)

@@ -19,6 +19,7 @@ from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 
+from moee_pipeline.cache.layout import datasets_cache
 from moee_pipeline.cache.snapshots import read_snapshot
 from moee_pipeline.errors import first_line
 from moee_pipeline.tasks.registry import TaskError, get_task
@@ -131,7 +132,7 @@ def _datasets_cache(cache_dir: Path | None) -> Iterator[None]:
     if cache_dir is None or "HF_DATASETS_CACHE" in os.environ:
         yield
         return
-    root = Path(cache_dir) / "hf-datasets"
+    root = datasets_cache(Path(cache_dir))
     names = ("HF_DATASETS_CACHE", "DOWNLOADED_DATASETS_PATH", "EXTRACTED_DATASETS_PATH")
     saved = {n: getattr(datasets.config, n) for n in names}
     new = (root, root / "downloads", root / "downloads" / "extracted")
