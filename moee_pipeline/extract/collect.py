@@ -15,12 +15,8 @@ from typing import Any
 
 from moee_pipeline.cache import layout, snapshots, store
 from moee_pipeline.extract.recorder import TaskRecorder
-from moee_pipeline.extract.settings import (
-    ExtractOptions,
-    TaskSummary,
-    check_same_settings,
-    expected_settings,
-)
+from moee_pipeline.extract.reuse import check_same_settings, expected_settings
+from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
 

@@ -25,13 +25,9 @@ from transformers import PreTrainedTokenizerBase
 
 from moee_pipeline.cache import files, layout, parts, store
 from moee_pipeline.extract.batching import Encoded, encode_texts
+from moee_pipeline.extract.reuse import check_same_settings
 from moee_pipeline.extract.runinfo import shard_of
-from moee_pipeline.extract.settings import (
-    ExtractionError,
-    ExtractOptions,
-    TaskSummary,
-    check_same_settings,
-)
+from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
 
