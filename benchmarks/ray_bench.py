@@ -45,7 +45,7 @@ def extract_once(model: Path, data_dir: Path, cache: Path, engine: str) -> dict[
     from moee_pipeline.models.spec import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
 
-    request = ExtractRequest.of(
+    request = ExtractRequest(
         ModelSpec(model=str(model), device="cpu"),
         tasks=list(EXTRACT_MIX),
         prompts=[resolve_prompt(p) for p in PROMPTS],

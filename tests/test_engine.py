@@ -50,13 +50,13 @@ def test_ray_options_without_the_ray_engine_are_refused() -> None:
 
 
 def test_the_request_is_frozen_and_holds_tuples(tmp_path: Path) -> None:
-    request = ExtractRequest.of(
+    request = ExtractRequest(
         ModelSpec("m"), tasks=["A", "B"], prompts=[NONE], data_dir=tmp_path, splits=["test"]
     )
     assert (request.tasks, request.prompts, request.splits) == (("A", "B"), (NONE,), ("test",))
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.tasks = ("C",)  # type: ignore[misc]
-    assert ExtractRequest.of(ModelSpec("m"), tasks=[], prompts=[]).splits is None
+    assert ExtractRequest(ModelSpec("m"), tasks=[], prompts=[]).splits is None
 
 
 def test_options_default_to_the_cache_the_cli_uses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,7 +115,7 @@ def test_run_extract_is_the_local_engine_on_a_request(monkeypatch: pytest.Monkey
     options = ExtractOptions(cache_dir=Path("c"), batch_size=3)
     list(run_extract(ModelSpec("m"), tasks=["T"], prompts=[NONE], options=options))
     assert seen.requests == [
-        ExtractRequest.of(ModelSpec("m"), tasks=["T"], prompts=[NONE], options=options)
+        ExtractRequest(ModelSpec("m"), tasks=["T"], prompts=[NONE], options=options)
     ]
 
 

@@ -40,7 +40,7 @@ def _extract_ray(model: Path, cache: Path, **kwargs: Any) -> list[TaskSummary]:
 
     extractor = kwargs.pop("extractor", FeatureExtractor)
     engine = RayEngine(RayOptions(workers=2, block_rows=8, **kwargs), extractor=extractor)
-    request = ExtractRequest.of(
+    request = ExtractRequest(
         ModelSpec(model=str(model)), tasks=[TASK], prompts=[PROMPT], options=_options(cache)
     )
     return list(engine.run(request))
@@ -187,7 +187,7 @@ def test_unreachable_address_fails_before_any_task_loads(tmp_path: Path) -> None
     from moee_pipeline.extract.ray_engine import RayEngine
     from moee_pipeline.ray_cluster import RayClusterError
 
-    request = ExtractRequest.of(
+    request = ExtractRequest(
         ModelSpec(model=str(tmp_path / "none")),
         tasks=["NoSuchTask"],  # had it been loaded, the error would name it
         prompts=[PROMPT],

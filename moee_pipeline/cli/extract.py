@@ -167,7 +167,7 @@ def extract(
         )
         # refused before any task data or model loads
         check_placement(placement, quantization=spec.quantization, device=device)
-        request = ExtractRequest.of(
+        request = ExtractRequest(
             spec,
             tasks=select_tasks(tasks=split_csv(tasks), task_types=split_csv(task_types)),
             prompts=[resolve_prompt(p) for p in prompts],

@@ -11,7 +11,7 @@ import click
 
 from moee_pipeline.errors import MoeeError, first_line
 from moee_pipeline.models.names import DEFAULT_MODEL, MODEL_ALIASES, resolve_model
-from moee_pipeline.vocabulary import TASK_TYPES
+from moee_pipeline.vocabulary import ENGINES, TASK_TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,10 +68,6 @@ data_dir_option = click.option(
     help="Task data from <DIR>/<Task>/<split>.parquet (MTEB's columns) when the cache holds "
     "no task snapshot.",
 )
-
-
-#: Engines: this machine, or a Ray cluster (the `[ray]` extra).
-ENGINES = ("local", "ray")
 
 
 def engine_option(*, local_help: str) -> Callable[[F], F]:

@@ -35,32 +35,20 @@ class ExtractRequest:
     """
 
     spec: ModelSpec
-    tasks: tuple[str, ...]
-    prompts: tuple[Prompt, ...]
+    tasks: Sequence[str]
+    prompts: Sequence[Prompt]
     options: ExtractOptions = field(default_factory=ExtractOptions)
     data_dir: Path | None = None
-    splits: tuple[str, ...] | None = None
+    splits: Sequence[str] | None = None
 
-    @classmethod
-    def of(
-        cls,
-        spec: ModelSpec,
-        *,
-        tasks: Sequence[str],
-        prompts: Sequence[Prompt],
-        options: ExtractOptions | None = None,
-        data_dir: Path | None = None,
-        splits: Sequence[str] | None = None,
-    ) -> ExtractRequest:
-        """A request from lists, as callers have them."""
-        return cls(
-            spec=spec,
-            tasks=tuple(tasks),
-            prompts=tuple(prompts),
-            options=options if options is not None else ExtractOptions(),
-            data_dir=None if data_dir is None else Path(data_dir),
-            splits=None if splits is None else tuple(splits),
-        )
+    def __post_init__(self) -> None:
+        """Hold tuples whatever sequences were given, so a request never changes once made."""
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "prompts", tuple(self.prompts))
+        if self.splits is not None:
+            object.__setattr__(self, "splits", tuple(self.splits))
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", Path(self.data_dir))
 
 
 @dataclass(frozen=True)

@@ -87,10 +87,7 @@ class RayEngine:
         if options.shard != (0, 1):
             raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
         with contextlib.ExitStack() as stack:
-            collection = TaskCollection(
-                request.tasks, options=options, data_dir=request.data_dir, splits=request.splits
-            )
-            done, todo = stack.enter_context(collection).split(request.spec, request.prompts)
+            done, todo = stack.enter_context(TaskCollection(request)).split()
             yield from done
             if not todo:
                 return

@@ -29,18 +29,12 @@ class LocalEngine:
         Every task's data is loaded (by the recorder) before the model loads; a task's texts
         are waited for only when its turn comes.
         """
-        collection = TaskCollection(
-            request.tasks,
-            options=request.options,
-            data_dir=request.data_dir,
-            splits=request.splits,
-        )
-        with collection:
+        with TaskCollection(request) as collection:
             # imported here, while the recorder starts: these imports take seconds
             from moee_pipeline.extract.pipeline import extract_task
             from moee_pipeline.models.loading import load_model
 
-            done, todo = collection.split(request.spec, request.prompts)
+            done, todo = collection.split()
             yield from done
             if not todo:
                 return
@@ -69,10 +63,8 @@ def run_extract(
 ) -> Iterator[TaskSummary]:
     """Extract every (task, prompt) locally, loading the model once; yields a summary per pair.
 
-    The local engine's run of `ExtractRequest.of(...)` of the same arguments; `options`
-    defaults to `ExtractOptions()` (cache in $MOEE_CACHE_DIR or ./cache).
+    The local engine's run of the `ExtractRequest` of the same arguments; `options` defaults to
+    `ExtractOptions()` (cache in $MOEE_CACHE_DIR or ./cache).
     """
-    request = ExtractRequest.of(
-        spec, tasks=tasks, prompts=prompts, options=options, data_dir=data_dir, splits=splits
-    )
+    request = ExtractRequest(spec, tasks, prompts, options or ExtractOptions(), data_dir, splits)
     return LocalEngine().run(request)
