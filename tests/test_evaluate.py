@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mteb.models.models_protocols import EncoderProtocol
 
-from moee_pipeline.cache.store import text_id
+from moee_pipeline.cache.parts import text_id
 from moee_pipeline.score.encoder import (
     CachedEncoder,
     MissingTextsError,
