@@ -52,9 +52,9 @@ def gib(x: float) -> float:
 def read_rw_last(directory: Path) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
-    from moee_pipeline.cache import store
+    from moee_pipeline.cache import parts
 
-    table = pq.ParquetDataset(store.part_files(directory)).read(columns=["text_id", "rw_last"])
+    table = pq.ParquetDataset(parts.part_files(directory)).read(columns=["text_id", "rw_last"])
     column = table.column("rw_last").combine_chunks()
     matrix = column.flatten().to_numpy().reshape(-1, column.type.list_size)
     return dict(zip(table.column("text_id").to_pylist(), matrix, strict=True))

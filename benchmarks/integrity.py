@@ -34,13 +34,13 @@ HIDDEN, LAYERS, EXPERTS, PART_ROWS = 2048, 16, 64, 4096
 
 def build_entry(cache: Path, rows: int) -> Path:
     """One complete entry written like an extraction writes it: parts, then the manifest."""
-    from moee_pipeline.cache import layout, store
+    from moee_pipeline.cache import layout, parts, store
 
     meta = {"model": "bench/olmoe-widths", "prompt_id": "none", "task": "Bench",
             "n_moe_layers": LAYERS, "n_experts": EXPERTS, "hidden_size": HIDDEN}  # fmt: skip
     folder = layout.task_dir(cache, model=meta["model"], prompt_id="none", task="Bench")
     folder.mkdir(parents=True)
-    schema = store.feature_schema(rw_dim=LAYERS * EXPERTS, hidden_size=HIDDEN, metadata=meta)
+    schema = parts.feature_schema(meta)
     rng = np.random.default_rng(0)
     records = {}
     for start in range(0, rows, PART_ROWS):
@@ -52,26 +52,26 @@ def build_entry(cache: Path, rows: int) -> Path:
 
         texts = [f"text {start + i}" for i in range(n)]
         columns = {
-            "text_id": pa.array([store.text_id(t) for t in texts]),
+            "text_id": pa.array([parts.text_id(t) for t in texts]),
             "text": pa.array(texts),
             "n_tokens": pa.array([12] * n, pa.int32()),
             "truncated": pa.array([False] * n),
-            "rw_last": store.vector_array(bf16(LAYERS * EXPERTS)),
-            "rw_mean": store.vector_array(bf16(LAYERS * EXPERTS)),
-            "hs_last": store.vector_array(bf16(HIDDEN)),
-            "hs_mean": store.vector_array(bf16(HIDDEN)),
+            "rw_last": parts.vector_array(bf16(LAYERS * EXPERTS)),
+            "rw_mean": parts.vector_array(bf16(LAYERS * EXPERTS)),
+            "hs_last": parts.vector_array(bf16(HIDDEN)),
+            "hs_mean": parts.vector_array(bf16(HIDDEN)),
         }
         name = f"part-{start // PART_ROWS:05d}.parquet"
-        records[name] = store.write_part(pa.table(columns, schema=schema), folder / name)
+        records[name] = parts.write_part(pa.table(columns, schema=schema), folder / name)
     store.write_json_atomic(folder / store.MANIFEST, {**meta, "rows": rows, "parts": records})
     return folder
 
 
 def measure(rows: int, repeats: int, work: Path) -> dict[str, Any]:
-    from moee_pipeline.cache import store, verify
+    from moee_pipeline.cache import parts, store, verify
 
     folder = build_entry(work / "cache", rows)
-    size = sum(p.stat().st_size for p in store.part_files(folder))
+    size = sum(p.stat().st_size for p in parts.part_files(folder))
     times: dict[str, list[float]] = {"hashed": [], "unhashed": [], "sha256_only": []}
     for i in range(repeats):
         for checked in (True, False) if i % 2 == 0 else (False, True):
@@ -82,13 +82,13 @@ def measure(rows: int, repeats: int, work: Path) -> dict[str, Any]:
             )  # fmt: skip
             times["hashed" if checked else "unhashed"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        for part in store.part_files(folder):
+        for part in parts.part_files(folder):
             hashlib.sha256(part.read_bytes()).hexdigest()
         times["sha256_only"].append(time.perf_counter() - start)
     start = time.perf_counter()
     count, problems = verify.verify_entry(folder)
     verify_s = time.perf_counter() - start
-    assert not problems and count == len(store.part_files(folder))
+    assert not problems and count == len(parts.part_files(folder))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "rows": rows,

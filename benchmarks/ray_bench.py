@@ -40,26 +40,23 @@ GOAL = 0.15
 
 def extract_once(model: Path, data_dir: Path, cache: Path, engine: str) -> dict[str, Any]:
     """One extraction of the mix under PROMPTS with `engine`, timed end to end."""
-    from moee_pipeline.extract.run import run_extract
+    from moee_pipeline.extract.engine import ExtractRequest, RayOptions, engine_named
     from moee_pipeline.extract.settings import ExtractOptions
     from moee_pipeline.models.spec import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
 
-    spec = ModelSpec(model=str(model), device="cpu")
-    options = ExtractOptions(cache_dir=cache, overwrite=True, progress=False)
-    request: dict[str, Any] = {
-        "tasks": list(EXTRACT_MIX),
-        "prompts": [resolve_prompt(p) for p in PROMPTS],
-        "options": options,
-        "data_dir": data_dir,
-    }
+    request = ExtractRequest(
+        ModelSpec(model=str(model), device="cpu"),
+        tasks=list(EXTRACT_MIX),
+        prompts=[resolve_prompt(p) for p in PROMPTS],
+        options=ExtractOptions(cache_dir=cache, overwrite=True, progress=False),
+        data_dir=data_dir,
+    )
+    runner = (
+        engine_named("ray", RayOptions(workers=1)) if engine == "ray" else engine_named("local")
+    )
     with Timer() as wall:
-        if engine == "ray":
-            from moee_pipeline.extract.ray_engine import RayOptions, run_extract_ray
-
-            summaries = list(run_extract_ray(spec, ray_options=RayOptions(workers=1), **request))
-        else:
-            summaries = list(run_extract(spec, **request))
+        summaries = list(runner.run(request))
     return {
         "engine": engine,
         "wall_seconds": wall.seconds,

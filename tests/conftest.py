@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import fault_hook
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -78,3 +80,11 @@ def toy_cache(
     result = CliRunner().invoke(main, [*args, "--rows-per-shard", "20"])
     assert result.exit_code == 0, result.output
     return model, cache
+
+
+@pytest.fixture
+def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[fault_hook.Faults]:
+    """Arm fault points for this test only; every write goes through again afterwards."""
+    armed = fault_hook.Faults(monkeypatch)
+    yield armed
+    fault_hook.disarm()

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -93,7 +93,7 @@ def _drop_column(ctx: Context) -> None:
     """Rewrite a part without rw_last, recorded as if written so: only the schema is wrong."""
     part = ctx.entry / "part-00000.parquet"
     table = pq.read_table(part)
-    record = store.write_part(table.drop_columns(["rw_last"]), part)
+    record = parts.write_part(table.drop_columns(["rw_last"]), part)
     manifest = json.loads((ctx.entry / store.MANIFEST).read_text())
     manifest["parts"][part.name] = record
     (ctx.entry / store.MANIFEST).write_text(json.dumps(manifest))

@@ -47,15 +47,15 @@ def test_models_command_lists_the_three_models() -> None:
 
 
 def test_extract_resolves_the_alias(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    from moee_pipeline.extract import run as extract
+    from moee_pipeline.extract.run import LocalEngine
 
     seen = []
 
-    def fake_run_extract(spec, **_kwargs):
-        seen.append(spec.model)
+    def fake_run(self, request):
+        seen.append(request.spec.model)
         return iter(())
 
-    monkeypatch.setattr(extract, "run_extract", fake_run_extract)
+    monkeypatch.setattr(LocalEngine, "run", fake_run)
     result = CliRunner().invoke(
         main,
         ["extract", "--model", "deepseek-moe", "--tasks", "STS12", "--cache-dir", str(tmp_path)],

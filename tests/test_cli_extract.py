@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import parts, store
 from moee_pipeline.cli import main
 
 
@@ -82,7 +82,7 @@ def test_extracts_a_real_sts_task_from_shared_data(
     features = store.read_features(
         tmp_path, model=str(model), prompt_id="prompteol", task="BIOSSES"
     )
-    assert set(features.text_ids) == {store.text_id(t) for t in expected}
+    assert set(features.text_ids) == {parts.text_id(t) for t in expected}
     assert (tmp_path / "tasks" / "BIOSSES").is_dir()
     code, out = invoke(*args)  # rerun: complete tasks are skipped
     assert code == 0 and "already complete" in out

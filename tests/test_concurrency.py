@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import layout, scores, store
+from moee_pipeline.cache import layout, parts, scores
 from moee_pipeline.cli import main
 
 
@@ -99,7 +99,7 @@ def test_a_second_extraction_of_one_entry_is_refused_until_the_first_ends(
         last = result.output.strip().splitlines()[-1]
         assert last.startswith("Error: another `moee extract` is writing"), result.output
         assert "--shard I/N" in last
-        assert store.part_files(folder) == []  # it did none of the work
+        assert parts.part_files(folder) == []  # it did none of the work
     finally:
         holder.kill()  # a killed holder releases its lock
         holder.wait()

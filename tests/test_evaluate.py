@@ -11,7 +11,7 @@ import pytest
 from mteb.abstasks import AbsTask
 from mteb.models.models_protocols import EncoderProtocol
 
-from moee_pipeline.cache.store import text_id
+from moee_pipeline.cache.parts import text_id
 from moee_pipeline.score.encoder import (
     CachedEncoder,
     MissingTextsError,

@@ -15,7 +15,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.extract import pipeline as extract
 from moee_pipeline.extract.batching import encode_texts
 from moee_pipeline.extract.hooks import NonFiniteFeatureError
@@ -66,7 +66,7 @@ def run(loaded: LoadedModel, model_dir: Path, cache: Path, **overrides: object):
 
 def read(cache: Path, model_dir: Path, prompt: str = "prompteol") -> store.Features:
     return store.read_features(
-        cache, model=str(model_dir), prompt_id=prompt, task="T", columns=store.VECTOR_COLUMNS
+        cache, model=str(model_dir), prompt_id=prompt, task="T", columns=parts.VECTOR_COLUMNS
     )
 
 
@@ -111,7 +111,7 @@ def test_features_equal_transformers_outputs(
             "hs_last": out.hidden_states[-1][0, -1],
             "hs_mean": out.hidden_states[-1][0].mean(dim=0),
         }
-        got = rows[store.text_id(TEXTS[item.index])]
+        got = rows[parts.text_id(TEXTS[item.index])]
         for name, value in expected.items():
             worst = max(worst, float(np.abs(value.numpy() - got[name]).max()))
     assert worst < 1e-4
@@ -123,21 +123,21 @@ def test_features_equal_transformers_outputs(
 def test_schema_metadata_and_manifest(olmoe: tuple[Path, LoadedModel], tmp_path: Path) -> None:
     model_dir, loaded = olmoe
     summary = run(loaded, model_dir, tmp_path)
-    parts = store.part_files(summary.path)
-    assert len(parts) == 4  # 10 rows, 3 per part
+    found = parts.part_files(summary.path)
+    assert len(found) == 4  # 10 rows, 3 per part
     assert summary.path == (
         tmp_path / "features" / f"model={model_dir.name}" / "prompt=prompteol" / "task=T"
     )
-    schema = pq.read_schema(parts[0])
+    schema = pq.read_schema(found[0])
     width = 3 * 8  # 3 MoE layers x 8 experts
     assert schema.field("rw_last").type.list_size == width
     assert schema.field("hs_mean").type.list_size == 64
-    meta = store.schema_metadata(schema)
+    meta = parts.schema_metadata(schema)
     for key in ("model", "revision", "quantization", "dtype", "prompt", "prompt_template"):
         assert key in meta
     assert meta["moe_layers"] == [0, 1, 2]
     assert (meta["n_moe_layers"], meta["n_experts"], meta["hidden_size"]) == (3, 8, 64)
-    assert meta["schema_version"] == store.SCHEMA_VERSION
+    assert meta["schema_version"] == parts.SCHEMA_VERSION
     assert meta["versions"]["torch"] == torch.__version__
     manifest = store.read_manifest(summary.path)
     assert manifest is not None and manifest["rows"] == 10 and manifest["seconds"] >= 0
@@ -220,7 +220,7 @@ def test_resume_after_sigkill_keeps_parts_and_never_duplicates(
     assert done.returncode == -9, done.stderr.decode()[-2000:]
     folder = layout.task_dir(cache, model=str(model_dir), prompt_id="none", task="T")
     assert store.read_manifest(folder) is None
-    kept = store.part_files(folder)
+    kept = parts.part_files(folder)
     assert kept, "parts written before the kill must survive"
     kept_ids = store.existing_text_ids(folder)
     assert 0 < len(kept_ids) < 40

@@ -1,13 +1,13 @@
 """Faults: kill -9 at every write point, a full disk at every write point, a flipped byte.
 
-Each write point pauses (MOEE_FAULT=<point>:pause) with its temp complete on disk; the test then
-kills the process with SIGKILL, checks that nothing looks complete that is not, and reruns.
+Each write point pauses (the tests' audit hook, tests/fault_hook.py) with its temp complete on
+disk; the test then kills the process with SIGKILL, checks that nothing looks complete that is
+not, and reruns.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import sys
@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import files, layout, store
+from moee_pipeline.cache import files, layout, parts, store
 from moee_pipeline.cli import main
+from tests import fault_hook
+from tests.fault_hook import Faults
 
 TASK = "MoeeToySTS"
 
@@ -36,7 +38,7 @@ def extract_args(model: Path, cache: Path) -> list[str]:
 
 def kill_at(point: str, args: list[str]) -> str:
     """Run `moee <args>` until it pauses at `point`, then SIGKILL it; its stderr so far."""
-    env = {**os.environ, files.FAULT_ENV: f"{point}:pause"}
+    env = fault_hook.child_env(f"{point}:pause")  # the CLI and its recording child
     proc = subprocess.Popen(
         [sys.executable, "-m", "moee_pipeline", *args],
         stderr=subprocess.PIPE,
@@ -51,13 +53,13 @@ def kill_at(point: str, args: list[str]) -> str:
         assert proc.stderr is not None
         for line in proc.stderr:
             seen.append(line)
-            if files.PAUSED in line:
+            if fault_hook.PAUSED in line:
                 break
     finally:
         proc.kill()
         proc.wait()
         watchdog.cancel()
-    assert any(files.PAUSED in line for line in seen), "".join(seen)[-2000:]
+    assert any(fault_hook.PAUSED in line for line in seen), "".join(seen)[-2000:]
     return "".join(seen)
 
 
@@ -127,11 +129,11 @@ def test_full_disk_while_extracting_is_one_line_and_rerun_completes(
     point: str,
     toy_cache: tuple[Path, Path],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    faults: Faults,
 ) -> None:
     model, _ = toy_cache
     cache = tmp_path / "cache"
-    monkeypatch.setenv(files.FAULT_ENV, f"{point}:enospc")
+    faults.arm(point, "enospc")
     code, out = cli(*extract_args(model, cache))
     assert code != 0 and "Traceback" not in out
     assert out.strip().splitlines()[-1].startswith("Error: [Errno 28] No space left on device")
@@ -139,8 +141,8 @@ def test_full_disk_while_extracting_is_one_line_and_rerun_completes(
     assert store.read_manifest(folder) is None
     assert not list(cache.rglob(f"*{files.TEMP_SUFFIX}"))  # no temp survives
     if point == "part":
-        assert store.part_files(folder) == []  # no part that looks complete
-    monkeypatch.delenv(files.FAULT_ENV)
+        assert parts.part_files(folder) == []  # no part that looks complete
+    faults.clear()
     code, out = cli(*extract_args(model, cache))
     assert code == 0, out
     code, out = cli("verify", "--cache-dir", str(cache))
@@ -153,18 +155,18 @@ def test_full_disk_while_scoring_is_one_line_and_rerun_completes(
     point: str,
     toy_cache: tuple[Path, Path],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    faults: Faults,
 ) -> None:
     model, cache = toy_cache
     out = tmp_path / "results"
     args = ["score", "--model", str(model), "--cache-dir", str(cache), "--output", str(out)]
-    monkeypatch.setenv(files.FAULT_ENV, f"{point}:enospc")
+    faults.arm(point, "enospc")
     code, text = cli(*args, "--method", "HS")
     assert code != 0 and "Traceback" not in text
     assert "No space left on device" in text.strip().splitlines()[-1]
     assert not (out / "scores.csv").exists()
     assert not list(out.rglob(f"*{files.TEMP_SUFFIX}"))
-    monkeypatch.delenv(files.FAULT_ENV)
+    faults.clear()
     code, text = cli(*args, "--method", "HS")
     assert code == 0, text
     assert [r["method"] for r in rows_of(out / "scores.csv")] == ["HS"]

@@ -1,4 +1,4 @@
-"""The one atomic-write helper: replace-or-nothing, temps cleaned, fault points, stale temps."""
+"""The one atomic-write helper: replace-or-nothing, temps cleaned, the fault event, stale temps."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from moee_pipeline.cache import files
+from tests import fault_hook
+from tests.fault_hook import Faults
 
 
 def _dead_pid() -> int:
@@ -34,26 +36,49 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
 def test_failure_inside_keeps_the_old_file_and_removes_the_temp(tmp_path: Path) -> None:
     target = tmp_path / "scores.csv"
     target.write_text("old\n")
-    with pytest.raises(RuntimeError), files.atomic_path(target, point="scores") as tmp:
+    with pytest.raises(RuntimeError), files.atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("killed halfway")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["scores.csv"]
 
 
+#: A file of each kind, as the fault points tell writes apart by their final path.
+TARGETS = {"part": "part-00000.parquet", "manifest": "_manifest.json", "scores": "scores.csv"}
+
+
 @pytest.mark.parametrize("point", ["part", "manifest", "scores", "*"])
 def test_injected_full_disk_is_enospc_and_leaves_nothing(
-    point: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    point: str, tmp_path: Path, faults: Faults
 ) -> None:
-    monkeypatch.setenv(files.FAULT_ENV, f"{point}:enospc")
-    target = tmp_path / "x.bin"
+    faults.arm(point, "enospc")
+    target = tmp_path / TARGETS.get(point, "x.bin")
     with pytest.raises(OSError) as caught:
-        files.write_bytes_atomic(target, b"data", point="part" if point == "*" else point)
+        files.write_bytes_atomic(target, b"data")
     assert caught.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
     if point != "*":  # other points are unaffected
-        files.write_bytes_atomic(target, b"data", point="other")
-        assert target.read_bytes() == b"data"
+        other = tmp_path / next(name for p, name in TARGETS.items() if p != point)
+        files.write_bytes_atomic(other, b"data")
+        assert other.read_bytes() == b"data"
+
+
+def test_every_write_raises_the_one_event_before_its_rename(tmp_path: Path) -> None:
+    """The hook the fault tests install sees each write's final path and its complete temp."""
+    seen: list[tuple[Path, Path, bytes, bool]] = []
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event == files.REPLACE_EVENT and Path(str(args[0])).parent == tmp_path:
+            path, temp = Path(str(args[0])), Path(str(args[1]))
+            seen.append((path, temp, temp.read_bytes(), path.exists()))
+
+    sys.addaudithook(hook)  # stays for the session: it only looks at this test's folder
+    target = tmp_path / "scores.csv"
+    files.write_text_atomic(target, "one\n")
+    files.write_json_atomic(tmp_path / "_manifest.json", {"x": 1})
+    assert seen[0] == (target, files.temp_sibling(target), b"one\n", False)
+    assert [s[0].name for s in seen] == ["scores.csv", "_manifest.json"]
+    assert fault_hook.EVENT == files.REPLACE_EVENT
 
 
 def test_stale_temps_are_those_of_dead_writers(tmp_path: Path) -> None:
@@ -96,14 +121,16 @@ def test_sha256_of_file_equals_sha256_of_bytes(tmp_path: Path) -> None:
 PAUSER = """
 from pathlib import Path
 from moee_pipeline.cache import files
-files.write_text_atomic(Path({target!r}), "new\\n", point="manifest")
+from tests import fault_hook
+from tests.fault_hook import Faults
+files.write_text_atomic(Path({target!r}), "new\\n")
 """
 
 
 def test_kill_9_while_paused_before_the_rename_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "_manifest.json"
     target.write_text("old\n")
-    env = {**os.environ, files.FAULT_ENV: "manifest:pause"}
+    env = fault_hook.child_env("manifest:pause")
     code = textwrap.dedent(PAUSER.format(target=str(target)))
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=env
@@ -111,7 +138,7 @@ def test_kill_9_while_paused_before_the_rename_keeps_the_old_file(tmp_path: Path
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
-        assert files.PAUSED in line, line
+        assert fault_hook.PAUSED in line, line
         temp = files.temp_sibling(target).with_name(f".{target.name}.{proc.pid}{files.TEMP_SUFFIX}")
         assert temp.read_text() == "new\n"  # complete temp, not yet renamed
     finally:

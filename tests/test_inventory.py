@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.cache.inventory import inventory
 from moee_pipeline.cli import main
 from moee_pipeline.extract.pipeline import extract_task
@@ -32,7 +32,7 @@ def fake_part(directory: Path, name: str, n: int, *, shard: int = 0) -> None:
     """A part written with the store's own schema and writer, holding n random rows."""
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"model": "org/fake", "n_moe_layers": 2, "n_experts": 4, "hidden_size": 6}
-    schema = store.feature_schema(rw_dim=8, hidden_size=6, metadata=meta)
+    schema = parts.feature_schema(meta)
     rng = np.random.default_rng(shard)
     columns = [
         pa.array([f"{shard}-{i}" for i in range(n)]),
@@ -40,11 +40,11 @@ def fake_part(directory: Path, name: str, n: int, *, shard: int = 0) -> None:
         pa.array([3] * n, pa.int32()),
         pa.array([False] * n),
         *[
-            store.vector_array(rng.normal(size=(n, 8 if c.startswith("rw") else 6)))
-            for c in store.VECTOR_COLUMNS
+            parts.vector_array(rng.normal(size=(n, 8 if c.startswith("rw") else 6)))
+            for c in parts.VECTOR_COLUMNS
         ],
     ]
-    store.write_part(pa.table(columns, schema=schema), directory / name)
+    parts.write_part(pa.table(columns, schema=schema), directory / name)
 
 
 def test_hand_made_cache_without_a_model(tmp_path: Path) -> None:

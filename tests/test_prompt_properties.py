@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from transformers import PreTrainedTokenizerFast
 
-from moee_pipeline.cache.store import text_id
+from moee_pipeline.cache.parts import text_id
 from moee_pipeline.extract.runinfo import shard_of
 from moee_pipeline.prompts import PLACEHOLDER, PROMPTS, Prompt, encode_prompted, preprocess
 

@@ -7,16 +7,17 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.cli import main
 from moee_pipeline.extract.run import run_extract
-from moee_pipeline.extract.settings import ExtractOptions
+from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.loading import ModelSpec
 from moee_pipeline.prompts import resolve_prompt
 
@@ -32,26 +33,22 @@ def _options(cache: Path) -> ExtractOptions:
     )
 
 
-def _extract_ray(model: Path, cache: Path, **kwargs: object) -> list[object]:
-    from moee_pipeline.extract.ray_engine import RayOptions, run_extract_ray
+def _extract_ray(model: Path, cache: Path, **kwargs: Any) -> list[TaskSummary]:
+    from moee_pipeline.extract.engine import ExtractRequest, RayOptions
+    from moee_pipeline.extract.ray_actor import FeatureExtractor
+    from moee_pipeline.extract.ray_engine import RayEngine
 
-    extractor = kwargs.pop("extractor", None)
-    extra = {"extractor": extractor} if extractor is not None else {}
-    return list(
-        run_extract_ray(
-            ModelSpec(model=str(model)),
-            tasks=[TASK],
-            prompts=[PROMPT],
-            options=_options(cache),
-            ray_options=RayOptions(workers=2, block_rows=8, **kwargs),  # type: ignore[arg-type]
-            **extra,  # type: ignore[arg-type]
-        )
+    extractor = kwargs.pop("extractor", FeatureExtractor)
+    engine = RayEngine(RayOptions(workers=2, block_rows=8, **kwargs), extractor=extractor)
+    request = ExtractRequest(
+        ModelSpec(model=str(model)), tasks=[TASK], prompts=[PROMPT], options=_options(cache)
     )
+    return list(engine.run(request))
 
 
 def _features(cache: Path, model: Path) -> dict[str, dict[str, np.ndarray]]:
     f = store.read_features(
-        cache, model=str(model), prompt_id=PROMPT.id, task=TASK, columns=store.VECTOR_COLUMNS
+        cache, model=str(model), prompt_id=PROMPT.id, task=TASK, columns=parts.VECTOR_COLUMNS
     )
     assert len(f.text_ids) == len(set(f.text_ids)), "a text is stored twice"
     return {t: {k: v[i] for k, v in f.arrays.items()} for i, t in enumerate(f.text_ids)}
@@ -80,10 +77,10 @@ def _assert_same_as_local(cache: Path, local_cache: Path, model: Path) -> None:
     for tid, row in ref.items():
         for name, value in row.items():
             np.testing.assert_allclose(ours[tid][name], value, atol=1e-5, rtol=0)
-    local = pq.read_schema(store.part_files(_dir(local_cache, model))[0])
-    ray = pq.read_schema(store.part_files(_dir(cache, model))[0])
+    local = pq.read_schema(parts.part_files(_dir(local_cache, model))[0])
+    ray = pq.read_schema(parts.part_files(_dir(cache, model))[0])
     assert ray.equals(local, check_metadata=False)
-    assert store.schema_metadata(ray)["n_experts"] == store.schema_metadata(local)["n_experts"]
+    assert parts.schema_metadata(ray)["n_experts"] == parts.schema_metadata(local)["n_experts"]
 
 
 def _dir(cache: Path, model: Path) -> Path:
@@ -122,14 +119,14 @@ def test_two_workers_give_the_local_rows_and_features(
 def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(
     ray_local: object, model: Path, local_cache: Path, tmp_path: Path
 ) -> None:
-    from moee_pipeline.testing.faults import dying_extractor
+    from tests.ray_faults import dying_extractor
 
     markers = tmp_path / "markers"
     markers.mkdir()
     cache = tmp_path / "cache"
     (summary,) = _extract_ray(model, cache, extractor=dying_extractor(markers))
     assert (markers / "died").exists()  # a worker process really died mid-run
-    assert summary.new_rows == summary.rows  # type: ignore[attr-defined]
+    assert summary.new_rows == summary.rows
     _assert_same_as_local(cache, local_cache, model)
 
 
@@ -137,7 +134,7 @@ def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(
 def test_a_failed_run_keeps_its_parts_and_a_rerun_extracts_only_the_rest(
     ray_local: object, model: Path, local_cache: Path, tmp_path: Path
 ) -> None:
-    from moee_pipeline.testing.faults import failing_extractor
+    from tests.ray_faults import failing_extractor
 
     cache = tmp_path / "cache"
     directory = _dir(cache, model)
@@ -148,7 +145,7 @@ def test_a_failed_run_keeps_its_parts_and_a_rerun_extracts_only_the_rest(
     assert kept  # the blocks that came back before the failure are on disk
     (summary,) = _extract_ray(model, cache)
     total = len(_features(local_cache, model))
-    assert summary.new_rows == total - len(kept)  # type: ignore[attr-defined]
+    assert summary.new_rows == total - len(kept)
     _assert_same_as_local(cache, local_cache, model)
 
 
@@ -186,19 +183,21 @@ def test_unreachable_ray_address_is_one_line(tmp_path: Path, model: Path) -> Non
 
 
 def test_unreachable_address_fails_before_any_task_loads(tmp_path: Path) -> None:
-    from moee_pipeline.extract.ray_engine import RayOptions, run_extract_ray
+    from moee_pipeline.extract.engine import ExtractRequest, RayOptions, engine_named
+    from moee_pipeline.extract.ray_engine import RayEngine
     from moee_pipeline.ray_cluster import RayClusterError
 
-    run = run_extract_ray(
+    request = ExtractRequest(
         ModelSpec(model=str(tmp_path / "none")),
         tasks=["NoSuchTask"],  # had it been loaded, the error would name it
         prompts=[PROMPT],
         options=_options(tmp_path),
-        ray_options=RayOptions(address="127.0.0.1:1"),
     )
     message = re.escape("cannot reach the Ray cluster at '127.0.0.1:1'")
     with pytest.raises(RayClusterError, match=message):
-        next(iter(run))
+        next(iter(RayEngine(RayOptions(address="127.0.0.1:1")).run(request)))
+    with pytest.raises(RayClusterError, match=message):  # chosen by name: refused at once
+        engine_named("ray", RayOptions(address="127.0.0.1:1"))
 
 
 @pytest.mark.slow
@@ -286,4 +285,4 @@ def test_ray_engine_refuses_an_entry_another_extraction_is_writing(
     directory = layout.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=TASK)
     with entry_lock(directory, shard=(0, 1)), pytest.raises(ExtractionError, match="another"):
         _extract_ray(model, cache)
-    assert not directory.exists() or not store.part_files(directory)
+    assert not directory.exists() or not parts.part_files(directory)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from moee_pipeline.cache import files, layout, snapshots, store
+from moee_pipeline.cache import layout, parts, snapshots, store
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract import recorder
 from moee_pipeline.extract.recorder import TaskRecorder
@@ -21,6 +21,7 @@ from moee_pipeline.extract.settings import ExtractOptions
 from moee_pipeline.models.loading import ModelSpec
 from moee_pipeline.prompts import resolve_prompt
 from moee_pipeline.tasks import TaskError, load_task, task_texts
+from tests.fault_hook import Faults
 
 TASKS = ["MoeeToySTS", "MoeeToyClassification"]
 
@@ -50,7 +51,7 @@ def test_rerun_reuses_recorded_texts_without_loading_tasks(
     model, cache = tiny_model("olmoe"), tmp_path / "cache"
     first = _extract(model, cache)
     for task in TASKS:  # what was extracted is exactly what mteb's evaluation encodes
-        expected = {store.text_id(t) for t in task_texts(load_task(task))}
+        expected = {parts.text_id(t) for t in task_texts(load_task(task))}
         assert _ids(cache, model, task) == expected
         assert snapshots.recorded_task_texts(task, cache_dir=cache) is not None
 
@@ -69,13 +70,16 @@ def test_rerun_reuses_recorded_texts_without_loading_tasks(
 
 @pytest.mark.slow
 def test_a_failing_recording_process_stops_the_run_before_the_model_loads(
-    tiny_model: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model: Callable[[str], Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    faults: Faults,
 ) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the model loaded although a task could not be loaded")
 
     monkeypatch.setattr("moee_pipeline.models.loading.load_model", refuse)
-    monkeypatch.setenv(files.FAULT_ENV, "snapshot:enospc")  # the child's snapshot write fails
+    faults.arm("snapshot", "enospc")  # the recorder's snapshot write fails (child or thread)
     cache = tmp_path / "cache"
     with pytest.raises(MoeeError, match="No space left on device"):
         _extract(tiny_model("olmoe"), cache)

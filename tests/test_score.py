@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.cache.scores import SCORE_COLUMNS
 from moee_pipeline.cli import main
 from moee_pipeline.score.config import ScoreConfig
@@ -35,10 +35,10 @@ def _word_vector(word: str, dim: int, salt: str) -> np.ndarray:
 
 def synthetic_features(texts: list[str]) -> dict[str, np.ndarray]:
     """Bag-of-words vectors plus an offset, so topics matter and z-scoring changes things."""
-    out: dict[str, list[np.ndarray]] = {k: [] for k in store.VECTOR_COLUMNS}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in parts.VECTOR_COLUMNS}
     for text in texts:
         words = text.lower().replace(".", " ").split()
-        for name in store.VECTOR_COLUMNS:
+        for name in parts.VECTOR_COLUMNS:
             dim = L * E if name.startswith("rw") else H
             vec = sum(_word_vector(w, dim, name) for w in words) / max(len(words), 1)
             out[name].append(vec + (3.0 if name.startswith("hs") else 0.5))
@@ -50,17 +50,17 @@ def write_synthetic_task(cache: Path, task: str, texts: list[str], *, prompt: st
     directory = layout.task_dir(cache, model=MODEL, prompt_id=prompt, task=task)
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"model": MODEL, "revision": "r1", "n_moe_layers": L, "n_experts": E, "hidden_size": H}
-    schema = store.feature_schema(rw_dim=L * E, hidden_size=H, metadata=meta)
+    schema = parts.feature_schema(meta)
     arrays = synthetic_features(texts)
     columns = {
-        "text_id": pa.array([store.text_id(t) for t in texts]),
+        "text_id": pa.array([parts.text_id(t) for t in texts]),
         "text": pa.array(texts),
         "n_tokens": pa.array([len(t.split()) for t in texts], pa.int32()),
         "truncated": pa.array([False] * len(texts)),
-        **{k: store.vector_array(v) for k, v in arrays.items()},
+        **{k: parts.vector_array(v) for k, v in arrays.items()},
     }
     table = pa.table(columns, schema=schema)
-    store.write_part(table, directory / "part-00000.parquet")
+    parts.write_part(table, directory / "part-00000.parquet")
     store.write_json_atomic(directory / store.MANIFEST, {**meta, "rows": len(texts)})
 
 
@@ -117,8 +117,8 @@ def _pair_vectors(cache: Path, task_name: str, w: float) -> dict[str, tuple]:  #
     row = {t: i for i, t in enumerate(feats.text_ids)}
     hs, rw = feats.arrays["hs_last"].astype(np.float64), feats.arrays["rw_last"]
     ds = load_task(task_name).dataset["test"]
-    a = np.array([row[store.text_id(t)] for t in ds["sentence1"]])
-    b = np.array([row[store.text_id(t)] for t in ds["sentence2"]])
+    a = np.array([row[parts.text_id(t)] for t in ds["sentence1"]])
+    b = np.array([row[parts.text_id(t)] for t in ds["sentence2"]])
     methods = {
         "HS": hs,
         "RW": _z(rw),
@@ -304,8 +304,8 @@ def test_pooling_softmax_layers_and_no_zscore_use_the_right_features(
     probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
     vectors = {"HS": feats.arrays["hs_mean"].astype(np.float64), "RW": probs.reshape(len(row), -1)}
     ds = load_task("MoeeToySTS").dataset["test"]
-    a = [row[store.text_id(t)] for t in ds["sentence1"]]
-    b = [row[store.text_id(t)] for t in ds["sentence2"]]
+    a = [row[parts.text_id(t)] for t in ds["sentence1"]]
+    b = [row[parts.text_id(t)] for t in ds["sentence2"]]
     for method, x in vectors.items():
         cosine = (_unit(x[a]) * _unit(x[b])).sum(axis=1)
         expected = spearmanr(cosine, ds["score"]).statistic

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import spearmanr
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import parts, store
 from moee_pipeline.cli import main
 from moee_pipeline.testing.toy import TOY_TASKS
 
@@ -80,8 +80,8 @@ def test_copied_cache_scores_real_sts_offline_without_data_dir(
     )
     row = {t: i for i, t in enumerate(feats.text_ids)}
     gold = pq.read_table(mteb_data / "BIOSSES" / "test.parquet").to_pydict()
-    a = [row[store.text_id(t)] for t in gold["sentence1"]]
-    b = [row[store.text_id(t)] for t in gold["sentence2"]]
+    a = [row[parts.text_id(t)] for t in gold["sentence1"]]
+    b = [row[parts.text_id(t)] for t in gold["sentence2"]]
     rw = feats.arrays["rw_last"].astype(np.float64)
     for method, x in {
         "HS": feats.arrays["hs_last"].astype(np.float64),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import math
 from pathlib import Path
@@ -24,12 +25,13 @@ from moee_pipeline.tasks import (
     TaskError,
     get_task,
     load_task,
+    registry,
     select_tasks,
     task_texts,
     task_type,
     write_snapshot,
 )
-from moee_pipeline.testing.toy import TOY_TASKS
+from moee_pipeline.testing.toy import TOY_TASKS, MoeeToySTS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATA = SHARED / "mteb-data"
@@ -130,6 +132,78 @@ def test_get_task_unknown_and_unsupported() -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(TaskError, match="supported types"):
         get_task("SciFact")  # a Retrieval task
+
+
+# ---------------------------------------------------------------- registered tasks
+class MoeePluginSTS(MoeeToySTS):
+    """A task another package registers: the toy STS under a name of its own."""
+
+    metadata = MoeeToySTS.metadata.model_copy(update={"name": "MoeePluginSTS"})
+
+
+#: What the plugin's entry point names.
+PLUGIN_TASKS = {"MoeePluginSTS": MoeePluginSTS}
+
+
+def _with_entry_point(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """Install-free: the installed entry points plus one of a package named `plugin`."""
+    real = importlib.metadata.entry_points
+    extra = importlib.metadata.EntryPoint(name="plugin", value=value, group=registry.ENTRY_POINTS)
+
+    def entry_points(**selection: Any) -> Any:
+        found = real(**selection)
+        return [*found, extra] if selection.get("group") == registry.ENTRY_POINTS else found
+
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", entry_points)
+
+
+def test_the_toy_tasks_are_registered_through_their_entry_point() -> None:
+    points = importlib.metadata.entry_points(group=registry.ENTRY_POINTS)
+    assert [p.value for p in points] == ["moee_pipeline.testing.toy:TOY_TASKS"]
+    assert registry.registered_tasks() == TOY_TASKS
+    assert all(registry.is_registered(name) for name in TOY_TASKS)
+    assert not registry.is_registered("STS12")
+
+
+def test_a_task_another_package_registers_is_found_selected_and_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(TaskError, match="unknown task 'MoeePluginSTS'"):
+        get_task("MoeePluginSTS")
+    _with_entry_point(monkeypatch, f"{__name__}:PLUGIN_TASKS")
+    assert registry.registered_tasks() == {**TOY_TASKS, **PLUGIN_TASKS}
+    assert isinstance(get_task("MoeePluginSTS"), MoeePluginSTS)
+    assert select_tasks(tasks=["MoeePluginSTS"], task_types=["STS"]) == ["MoeePluginSTS"]
+    assert task_type("MoeePluginSTS") == "STS"
+    task = load_task("MoeePluginSTS", cache_dir=None)  # its own loader: built in code
+    assert set(task_texts(task)) == set(task_texts(load_task("MoeeToySTS")))
+    with pytest.raises(TaskError, match=r"did you mean MoeePluginSTS\?.*registered task"):
+        get_task("MoeePluginSTX")
+
+
+@pytest.mark.parametrize("value", ["no_such_module_anywhere:TASKS", f"{__name__}:MAIN_SCORES"])
+def test_a_broken_registration_is_one_line(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    _with_entry_point(monkeypatch, value)
+    with pytest.raises(TaskError, match=r"task registration 'plugin'.*fix or uninstall") as err:
+        get_task("MoeeToySTS")
+    assert "\n" not in str(err.value)
+
+
+def test_a_data_dir_replaces_a_registered_tasks_loader_only_where_it_holds_the_task(
+    tmp_path: Path,
+) -> None:
+    own = task_texts(load_task("MoeeToySTS"))
+    elsewhere = tmp_path / "data"
+    (elsewhere / "OtherTask").mkdir(parents=True)
+    assert task_texts(load_task("MoeeToySTS", data_dir=elsewhere)) == own  # no folder: its own
+    rows = {"sentence1": ["A cat sat.", "Rain fell."], "sentence2": ["A dog ran.", "Sun shone."]}
+    folder = elsewhere / "MoeeToySTS"
+    folder.mkdir()
+    Dataset.from_dict({**rows, "score": [3.0, 1.0]}).to_parquet(folder / "test.parquet")
+    local = load_task("MoeeToySTS", data_dir=elsewhere)
+    assert set(task_texts(local)) == {*rows["sentence1"], *rows["sentence2"]}
+    with pytest.raises(TaskError, match="does not exist or is not readable"):
+        load_task("MoeeToySTS", data_dir=tmp_path / "missing")  # a wrong --data-dir is an error
 
 
 # ---------------------------------------------------------------- toy tasks

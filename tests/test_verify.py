@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import layout, store, verify
+from moee_pipeline.cache import layout, parts, store, verify
+from moee_pipeline.cache.errors import REPAIR_HINT, FileProblem
 from moee_pipeline.cli import main
 
 TASK = "MoeeToySTS"
@@ -59,7 +60,7 @@ def test_a_clean_cache_verifies(cache: tuple[Path, Path, Path]) -> None:
     assert "1 entries, 5 parts, 1 task snapshots checked: no problems" in out
     manifest = store.read_manifest(folder)
     assert manifest is not None
-    assert sorted(manifest["parts"]) == [p.name for p in store.part_files(folder)]
+    assert sorted(manifest["parts"]) == [p.name for p in parts.part_files(folder)]
 
 
 @pytest.mark.slow
@@ -83,7 +84,7 @@ def test_flipped_byte_is_found_by_verify_and_score_then_repaired(
     code, out = cli("verify", "--cache-dir", str(root), "--repair")
     assert code == 1 and "moved" in out
     assert not part.exists() and store.read_manifest(folder) is None
-    assert list((root / verify.QUARANTINE).rglob("part-00002.parquet"))  # kept, not deleted
+    assert list((root / layout.QUARANTINE).rglob("part-00002.parquet"))  # kept, not deleted
     code, out = cli("extract", "--model", str(model), "--tasks", TASK, "--cache-dir", str(root))
     assert code == 0 and "20 new rows" in out, out  # only the moved part's texts
     assert cli("verify", "--cache-dir", str(root))[0] == 0
@@ -147,7 +148,7 @@ def test_a_newer_schema_version_is_refused_not_moved(cache: tuple[Path, Path, Pa
     model, root, folder = cache
     path = folder / store.MANIFEST
     manifest = json.loads(path.read_text())
-    path.write_text(json.dumps({**manifest, "schema_version": store.SCHEMA_VERSION + 1}))
+    path.write_text(json.dumps({**manifest, "schema_version": parts.SCHEMA_VERSION + 1}))
     with pytest.raises(store.CacheError, match="newer than this moee-pipeline reads"):
         read(model, root)
     code, out = cli("verify", "--cache-dir", str(root), "--repair")
@@ -170,15 +171,15 @@ def test_non_finite_values_and_duplicate_ids_are_reported(cache: tuple[Path, Pat
     _, root, folder = cache
     part = folder / "part-00003.parquet"
     table = pq.read_table(part)
-    rw = store.column_matrix(table.column("rw_last")).copy()
+    rw = parts.column_matrix(table.column("rw_last")).copy()
     rw[0, 0] = np.nan
     ids = table.column("text_id").to_pylist()
     ids[1] = ids[0]
     rw_field = table.schema.field("rw_last")
-    column = store.vector_array(rw).cast(rw_field.type)
+    column = parts.vector_array(rw).cast(rw_field.type)
     table = table.set_column(table.schema.get_field_index("rw_last"), rw_field, column)
     table = table.set_column(0, table.schema.field(0), pa.array(ids, pa.string()))
-    record = store.write_part(table, part)  # recorded as if written so
+    record = parts.write_part(table, part)  # recorded as if written so
     path = folder / store.MANIFEST
     manifest = json.loads(path.read_text())
     manifest["parts"][part.name] = record
@@ -199,3 +200,54 @@ def test_a_damaged_task_snapshot_is_reported_and_is_one_line_for_score(
     code, out = score_rows(model, root, tmp_path / "r")
     assert code != 0 and "Traceback" not in out
     assert "task snapshot file" in out and "cannot be read" in out
+
+
+def _recorded_as_written(folder: Path, part: Path, table: pa.Table) -> None:
+    """Rewrite a part and record it in the manifest as if extraction had written it so."""
+    record = parts.write_part(table, part)
+    path = folder / store.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["parts"][part.name] = record
+    path.write_text(json.dumps(manifest))
+
+
+def _narrow_rw(folder: Path, part: Path) -> None:
+    table = pq.read_table(part)
+    narrow = parts.vector_array(parts.column_matrix(table.column("rw_last"))[:, :-1])
+    index = table.schema.get_field_index("rw_last")
+    _recorded_as_written(folder, part, table.set_column(index, "rw_last", narrow))
+
+
+def _miscount(folder: Path, part: Path) -> None:
+    path = folder / store.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["parts"][part.name]["rows"] += 1
+    path.write_text(json.dumps(manifest))
+
+
+DAMAGE = {
+    "truncated": lambda folder, part: part.write_bytes(part.read_bytes()[:-100]),
+    "flipped byte": lambda folder, part: flip_byte_in_column(part, "hs_last"),
+    "no rw_last": lambda f, p: _recorded_as_written(f, p, pq.read_table(p).drop_columns("rw_last")),
+    "narrow rw_last": _narrow_rw,
+    "miscounted rows": _miscount,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_verify_and_read_features_refuse_a_damaged_part_in_the_same_words(
+    damage: str, cache: tuple[Path, Path, Path]
+) -> None:
+    model, root, folder = cache
+    part = folder / "part-00001.parquet"
+    DAMAGE[damage](folder, part)
+    with pytest.raises(FileProblem) as caught:
+        read(model, root)
+    refused = caught.value
+    assert refused.path == part and refused.repairable
+    assert str(refused) == f"{part} {refused.what}: {REPAIR_HINT}"
+    (problem,) = verify.verify_cache(root).problems
+    assert (problem.path, problem.what) == (part, refused.what)
+    assert problem.movable and problem.entry == folder
+    code, out = cli("verify", "--cache-dir", str(root))
+    assert code == 1 and f"{part}: {refused.what}\n" in out

@@ -1,21 +1,20 @@
-"""Crash-safe file writing for everything the package stores, and the fault points tests use.
+"""Crash-safe file writing for everything the package stores, and the one event tests hook.
 
 Every file and folder the cache or the results hold appears by one `os.replace` of a temp
 sibling that was written and fsynced completely: a reader sees the old version or the whole new
 one, never half a file. Temp names are recognisable (`.<name>.<pid>.moee-tmp`), so the leftovers
 of a killed run can be told from data, and from a temp a live process is still writing.
 
-Fault injection: `MOEE_FAULT=<point>:<action>[,<point>:<action>...]` with a point of `part`,
-`manifest`, `snapshot`, `scores` (or `*`) and an action of `pause` (stop just before the rename,
-with a complete temp on disk, until killed: a test sends `kill -9` there) or `enospc` (fail
-there as a full disk would). Read at the write points only; unset,
-it costs one dictionary lookup.
+Just before a write becomes visible (the rename), the writer raises the audit event
+`moee_pipeline.replace` with the final path and the complete temp (`sys.audit`, the standard
+library's hook mechanism). Nothing in the package listens; without a hook it costs next to
+nothing. The fault tests install one (`sys.addaudithook`) that pauses or fails chosen writes,
+chosen by their path, to prove that a kill or a full disk there loses nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import logging
@@ -23,7 +22,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,8 @@ from filelock import FileLock
 logger = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".moee-tmp"
-FAULT_ENV = "MOEE_FAULT"
-#: The line a paused writer prints to stderr, so a test knows when to kill it.
-PAUSED = "moee: paused at"
+#: The audit event raised before every write becomes visible: args (final path, temp path).
+REPLACE_EVENT = "moee_pipeline.replace"
 _CHUNK = 1 << 20
 
 
@@ -44,22 +41,12 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
 
 
-def inject_fault(point: str, path: Path) -> None:
-    """Pause or fail here if $MOEE_FAULT asks for it at `point` (tests only)."""
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    for item in spec.split(","):
-        where, _, action = item.strip().partition(":")
-        if where not in (point, "*"):
-            continue
-        if action == "pause":
-            sys.stderr.write(f"{PAUSED} {point} {path}\n")
-            sys.stderr.flush()
-            while True:  # until killed
-                time.sleep(60)
-        if action == "enospc":
-            raise OSError(errno.ENOSPC, f"No space left on device (injected at {point})", str(path))
+def before_replace(path: Path, temp: Path) -> None:
+    """Say that `temp`, complete, is about to become `path` (the audit hook's one event).
+
+    For a library that writes `path` in place (mteb's results), `temp` is `path` itself.
+    """
+    sys.audit(REPLACE_EVENT, Path(path), Path(temp))
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -73,7 +60,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path, *, point: str) -> Iterator[Path]:
+def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path to write `path`'s new content to; on success it replaces `path`.
 
     The temp is fsynced before the rename and removed on any failure, so neither a full disk
@@ -83,7 +70,7 @@ def atomic_path(path: Path, *, point: str) -> Iterator[Path]:
     tmp = temp_sibling(path)
     try:
         yield tmp
-        inject_fault(point, tmp)
+        before_replace(path, tmp)
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         tmp.replace(path)
@@ -93,26 +80,27 @@ def atomic_path(path: Path, *, point: str) -> Iterator[Path]:
     _fsync_dir(path.parent)
 
 
-def write_bytes_atomic(path: Path, data: bytes | memoryview, *, point: str) -> None:
+def write_bytes_atomic(path: Path, data: bytes | memoryview) -> None:
     """Write bytes so that readers see either the old file or the whole new one."""
-    with atomic_path(path, point=point) as tmp, tmp.open("wb") as handle:
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
         handle.write(data)
 
 
-def write_text_atomic(path: Path, text: str, *, point: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     """Write UTF-8 text atomically (see `write_bytes_atomic`)."""
-    write_bytes_atomic(path, text.encode("utf-8"), point=point)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path: Path, payload: Mapping[str, Any], *, point: str = "manifest") -> None:
+def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     """Write JSON atomically, indented and with sorted keys (manifests are read by people too)."""
     text = json.dumps(dict(payload), indent=2, sort_keys=True) + "\n"
-    write_text_atomic(path, text, point=point)
+    write_text_atomic(path, text)
 
 
 @contextlib.contextmanager
-def atomic_dir(final: Path, *, point: str) -> Iterator[Path]:
-    """Yield an empty temp folder next to `final` to fill; the caller moves it into place.
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty temp folder next to `final` to fill; the caller moves it into place
+    (calling `before_replace(final, temp)` first, as every writer does).
 
     The folder is removed if the body fails; its name marks it as a temp of this process.
     """

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -22,12 +21,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
-
-_SHARD_MANIFEST = re.compile(r"_manifest\.(\d+)of(\d+)\.json")
 
 
 @dataclass(frozen=True)
@@ -62,10 +59,10 @@ class InventoryRow:
         return {**asdict(self), "progress": self.progress}
 
 
-def _rows_in_parts(parts: Sequence[Path]) -> tuple[int, list[Path]]:
+def _rows_in_parts(paths: Sequence[Path]) -> tuple[int, list[Path]]:
     """Rows in the readable parts, and the parts whose footer cannot be read (damaged)."""
     rows, broken = 0, []
-    for part in parts:
+    for part in paths:
         try:
             rows += pq.read_metadata(part).num_rows
         except (OSError, pa.ArrowException):
@@ -85,12 +82,12 @@ def _shard_manifests(directory: Path) -> tuple[list[dict[str, Any]], int | None]
     """Finished shard manifests of a folder and the shard count they declare."""
     found: list[dict[str, Any]] = []
     count: int | None = None
-    for path in sorted(directory.glob("_manifest.*of*.json")):
-        match = _SHARD_MANIFEST.fullmatch(path.name)
-        manifest = _readable_manifest(directory, path.name) if match else None
-        if match and manifest is not None:
+    for path in sorted(directory.glob(store.MANIFEST_GLOB)):
+        shard = store.manifest_shard(path.name)
+        manifest = _readable_manifest(directory, path.name) if shard else None
+        if shard and manifest is not None:
             found.append(manifest)
-            count = int(match.group(2))
+            count = shard[1]
     return found, count
 
 
@@ -100,14 +97,14 @@ def _iso_mtime(path: Path) -> str:
 
 def _entry_row(entry: store.CacheEntry, texts_by_task: dict[str, int]) -> InventoryRow:
     directory = entry.path
-    parts = store.part_files(directory)
-    rows, broken = _rows_in_parts(parts)
+    found = parts.part_files(directory)
+    rows, broken = _rows_in_parts(found)
     shard_done, shard_count = _shard_manifests(directory)
     manifests = [m for m in [entry.manifest, *shard_done] if m]
     meta: dict[str, Any] = dict(manifests[0]) if manifests else {}
-    readable = [p for p in parts if p not in broken]
+    readable = [p for p in found if p not in broken]
     if not meta and readable:
-        meta = store.schema_metadata(pq.read_schema(readable[0]))
+        meta = parts.part_metadata(readable[0])
     if broken:
         names = ", ".join(p.name for p in broken)
         status = f"damaged: unreadable {names}; run `moee verify --repair`"
@@ -121,8 +118,8 @@ def _entry_row(entry: store.CacheEntry, texts_by_task: dict[str, int]) -> Invent
         status = "sharded" if shard_done else "partial"
     times = [m["created"] for m in manifests if m.get("created")]
     made = max(times) if times else None
-    if not entry.complete and parts:
-        made = _iso_mtime(max(parts, key=lambda p: p.stat().st_mtime))
+    if not entry.complete and found:
+        made = _iso_mtime(max(found, key=lambda p: p.stat().st_mtime))
     size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
     texts = meta.get("texts_in_task") or texts_by_task.get(entry.task)
     return InventoryRow(
@@ -149,7 +146,7 @@ def inventory(*, cache_dir: Path, model: str | None = None) -> list[InventoryRow
     entries = store.list_cached(Path(cache_dir), model=model)
     texts_by_task: dict[str, int] = {}
     for key, directory in layout.iter_entries(Path(cache_dir)):
-        for path in sorted(directory.glob("_manifest*.json")):
+        for path in sorted(directory.glob(store.MANIFEST_GLOB)):
             manifest = _readable_manifest(directory, path.name) or {}
             if manifest.get("texts_in_task"):
                 texts_by_task.setdefault(key.task, manifest["texts_in_task"])

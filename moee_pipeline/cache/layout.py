@@ -1,9 +1,13 @@
-"""Where things live in a cache: the root, and (model, prompt, task) to an entry's folder and back.
+"""Where things live in a cache: the root, (model, prompt, task) to an entry's folder and back,
+and the folders beside the entries.
 
 Feature entries are hive-style folders, so pyarrow.dataset, DuckDB and polars read the whole
 cache as one table with `model`, `prompt` and `task` columns::
 
-    <cache>/features/model=<slug>/prompt=<prompt-id>/task=<Task>/
+    <cache>/features/model=<slug>/prompt=<prompt-id>/task=<Task>/   an entry (parts, manifest)
+    <cache>/tasks/<Task>/                                          a task's data snapshot
+    <cache>/quarantine/<time>/                                     what `moee verify --repair` moved
+    <cache>/hf-datasets/                                           the datasets library's cache
 
 This is the only module that spells those folder names.
 """
@@ -17,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FEATURES = "features"
+SNAPSHOTS = "tasks"
+QUARANTINE = "quarantine"
+HF_DATASETS = "hf-datasets"
 #: The environment variable naming the cache root, honoured by the CLI and the library alike.
 CACHE_ENV = "MOEE_CACHE_DIR"
 
@@ -74,3 +81,23 @@ def iter_entries(cache_dir: Path) -> Iterator[tuple[EntryKey, Path]]:
     """Every entry folder under a cache root with its key, in layout order."""
     for directory in sorted(Path(cache_dir).glob(f"{FEATURES}/model=*/prompt=*/task=*")):
         yield EntryKey.from_path(directory), directory
+
+
+def snapshots_root(cache_dir: Path) -> Path:
+    """The folder holding every task snapshot of a cache."""
+    return Path(cache_dir) / SNAPSHOTS
+
+
+def snapshot_dir(cache_dir: Path, task: str) -> Path:
+    """Where the snapshot of one task's evaluation data lives."""
+    return snapshots_root(cache_dir) / task
+
+
+def quarantine_dir(cache_dir: Path, stamp: str) -> Path:
+    """Where one `moee verify --repair` run moves what it found broken."""
+    return Path(cache_dir) / QUARANTINE / stamp
+
+
+def datasets_cache(cache_dir: Path) -> Path:
+    """Where the datasets library caches downloads while mteb's loaders run for this cache."""
+    return Path(cache_dir) / HF_DATASETS

@@ -80,9 +80,8 @@ def merge_rows(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
     with files.lock_for(path):
         files.remove_stale_temps(path.parent)  # a killed run's half-merged file
         old = [r for r in read_rows(path) if row_key(r) not in keys]
-        with files.atomic_path(path, point="scores") as tmp:
-            with tmp.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows([*old, *rows])
+        with files.atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=SCORE_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows([*old, *rows])
     logger.info("wrote %d new rows (%d kept) to %s", len(rows), len(old), path)

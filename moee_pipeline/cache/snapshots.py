@@ -16,8 +16,8 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
-import os
 import logging
+import os
 import re
 import shutil
 import uuid
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from mteb.abstasks import AbsTask
 
-from moee_pipeline.cache import files
+from moee_pipeline.cache import files, layout
 from moee_pipeline.errors import MoeeError, first_line
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 class SnapshotError(MoeeError):
     """A task snapshot is damaged; the message names the file and what to run."""
+
 
 MANIFEST = "manifest.json"
 SNAPSHOT_FORMAT = 1
@@ -50,11 +51,6 @@ SNAPSHOT_FORMAT = 1
 def mteb_version() -> str:
     """The installed mteb's version, read without importing mteb."""
     return importlib.metadata.version("mteb")
-
-
-def snapshot_dir(name: str, cache_dir: Path) -> Path:
-    """Where the snapshot of task `name` lives under a cache root."""
-    return Path(cache_dir) / "tasks" / name
 
 
 def read_snapshot_manifest(folder: Path) -> dict[str, Any] | None:
@@ -155,13 +151,13 @@ def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -
     name = task.metadata.name
     if not task.data_loaded or task.dataset is None:
         raise ValueError(f"task {name} has no data loaded; load it with load_task() first")
-    final = snapshot_dir(name, cache_dir)
+    final = layout.snapshot_dir(cache_dir, name)
     existing = read_snapshot_manifest(final)
     if existing is not None and existing.get("task") == name and not overwrite:
         logger.debug("snapshot of %s already complete at %s", name, final)
         return final
     files.remove_stale_temps(final.parent)
-    with files.atomic_dir(final, point="snapshot") as tmp:
+    with files.atomic_dir(final) as tmp:
         tree = _write_node(task.dataset, tmp, "data")
         manifest = {
             "format": SNAPSHOT_FORMAT,
@@ -174,10 +170,8 @@ def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "tree": tree,
         }
-        files.write_text_atomic(
-            tmp / MANIFEST, json.dumps(manifest, indent=1), point="snapshot-manifest"
-        )
-        files.inject_fault("snapshot", tmp)
+        files.write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=1))
+        files.before_replace(final, tmp)
         _move_into_place(tmp, final, overwrite=overwrite)
     logger.info("wrote task snapshot %s", final)
     return final
@@ -188,7 +182,8 @@ def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
     if final.exists():
         if read_snapshot_manifest(final) is not None and not overwrite:
             return  # another writer finished first; its snapshot is equivalent
-        trash = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}{files.TEMP_SUFFIX}")
+        stamp = f"{uuid.uuid4().hex[:8]}.{os.getpid()}"
+        trash = final.with_name(f".{final.name}.{stamp}{files.TEMP_SUFFIX}")
         try:
             final.rename(trash)
         except FileNotFoundError:
@@ -205,7 +200,7 @@ def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
 
 def read_snapshot(name: str, *, cache_dir: Path) -> Any | None:
     """The dataset tree of a complete snapshot of `name`, or None when there is none."""
-    folder = snapshot_dir(name, cache_dir)
+    folder = layout.snapshot_dir(cache_dir, name)
     manifest = read_snapshot_manifest(folder)
     if manifest is None:
         if folder.exists():
@@ -234,7 +229,7 @@ ENCODED_DIR = "encoded"
 
 def encoded_texts_file(name: str, split: str, *, cache_dir: Path) -> Path:
     """Where the texts that the evaluation of one split of task `name` encodes are kept."""
-    return snapshot_dir(name, cache_dir) / ENCODED_DIR / f"{split}.parquet"
+    return layout.snapshot_dir(cache_dir, name) / ENCODED_DIR / f"{split}.parquet"
 
 
 def read_encoded_texts(name: str, split: str, *, cache_dir: Path) -> list[str] | None:
@@ -269,7 +264,7 @@ def write_encoded_texts(name: str, split: str, texts: list[str], *, cache_dir: P
     table = pa.table({"text": pa.array(texts, pa.string())})
     table = table.replace_schema_metadata({"mteb_version": mteb_version(), "split": split})
     files.remove_stale_temps(path.parent)
-    with files.atomic_path(path, point="snapshot") as tmp:
+    with files.atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return path
 
@@ -284,7 +279,7 @@ def recorded_task_texts(name: str, *, cache_dir: Path) -> dict[str, list[str]] |
 
     Read without mteb or datasets, so a task met before costs milliseconds, not seconds.
     """
-    manifest = read_snapshot_manifest(snapshot_dir(name, cache_dir))
+    manifest = read_snapshot_manifest(layout.snapshot_dir(cache_dir, name))
     if manifest is None or manifest.get("task") != name or not manifest.get("eval_splits"):
         return None
     out: dict[str, list[str]] = {}

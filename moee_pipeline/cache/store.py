@@ -1,12 +1,10 @@
-"""The Parquet feature cache: layout, crash-safe shard writing, manifests and fast reading.
+"""A cache entry's manifest, and reading its features: what scoring reads, checked as a whole.
 
-Layout (hive-style, so pyarrow.dataset, DuckDB and polars read it as one table)::
-
-    <cache>/features/model=<slug>/prompt=<prompt-id>/task=<Task>/part-NNNNN.parquet
-    <cache>/features/model=<slug>/prompt=<prompt-id>/task=<Task>/_manifest.json
-
-A part file only ever appears complete (written to a dot-file, then renamed), and the manifest
-is written last: its presence is what marks a task complete.
+An entry (one model, prompt and task; layout.py names its folder) is complete once
+`_manifest.json` exists: it is written last, after every part, and records each part's size,
+rows and SHA-256. Reading an entry checks the manifest against its folder (which parts, whose
+features, how many rows) and every part through `parts.read_part`, the check `moee verify`
+makes too, so a damaged cache is refused with the same line, never half evaluated.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,111 +22,50 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import files
-from moee_pipeline.cache.layout import iter_entries, model_slug, task_dir
+from moee_pipeline.cache.errors import CacheError as CacheError  # what every reader raises
+from moee_pipeline.cache.errors import FileProblem
 from moee_pipeline.cache.files import write_json_atomic as write_json_atomic  # one writer
-from moee_pipeline.errors import MoeeError, first_line
+from moee_pipeline.cache.layout import iter_entries, model_slug, task_dir
+from moee_pipeline.cache.parts import (
+    SCHEMA_VERSION,
+    VECTOR_COLUMNS,
+    column_matrix,
+    part_files,
+    read_part,
+)
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-METADATA_KEY = b"moee"
 MANIFEST = "_manifest.json"
-VECTOR_COLUMNS = ("rw_last", "rw_mean", "hs_last", "hs_mean")
-PART_GLOB = "part-*.parquet"
+#: Every manifest of an entry: the whole entry's and those of its finished shards.
+MANIFEST_GLOB = "_manifest*.json"
+_SHARD_MANIFEST = re.compile(r"_manifest\.(\d+)of(\d+)\.json")
 #: Settings that change the features: a cache entry made with others is never reused, and
 #: scores record a fingerprint of them so rows of different features never mix.
 FEATURE_SETTINGS = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
-#: What to do about a damaged entry, said by every error that finds one.
-REPAIR_HINT = (
-    "run `moee verify --repair`, then rerun `moee extract` to recompute what was moved aside"
-)
+
+#: A part file and its manifest record (None where the manifest records no parts).
+Listed = tuple[Path, Mapping[str, Any] | None]
 
 
-class CacheError(MoeeError):
-    """A cache entry is missing, incomplete or inconsistent; the message says what to run."""
+def manifest_name(shard: tuple[int, int]) -> str:
+    """The manifest a run of shard (I, N) writes: `_manifest.json`, or `_manifest.IofN.json`."""
+    index, count = shard
+    return MANIFEST if count == 1 else f"_manifest.{index}of{count}.json"
 
 
-def text_id(text: str) -> str:
-    """The key of a text in the cache: sha256 of its UTF-8 bytes, hex."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def vector_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
-    """A (n, d) float32 matrix as an Arrow fixed-size list column, without copying rows."""
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
-
-
-def column_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """An Arrow (fixed-size) list column as a (n, d) float32 matrix."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    width = column.type.list_size
-    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-
-
-def feature_schema(*, rw_dim: int, hidden_size: int, metadata: Mapping[str, Any]) -> pa.Schema:
-    """The part-file schema; `metadata` (run settings and shapes) travels in every file."""
-    fields = [
-        pa.field("text_id", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("n_tokens", pa.int32(), nullable=False),
-        pa.field("truncated", pa.bool_(), nullable=False),
-    ]
-    for name in VECTOR_COLUMNS:
-        width = rw_dim if name.startswith("rw") else hidden_size
-        fields.append(pa.field(name, pa.list_(pa.float32(), width), nullable=False))
-    return pa.schema(fields, metadata={METADATA_KEY: json.dumps(dict(metadata), sort_keys=True)})
-
-
-def schema_metadata(schema: pa.Schema) -> dict[str, Any]:
-    """The run settings stored in a part file's schema."""
-    raw = (schema.metadata or {}).get(METADATA_KEY)
-    return json.loads(raw) if raw else {}
-
-
-def part_files(directory: Path) -> list[Path]:
-    """Complete part files of a task folder, in name order."""
-    return sorted(directory.glob(PART_GLOB)) if directory.is_dir() else []
-
-
-def write_part(table: pa.Table, path: Path) -> dict[str, Any]:
-    """Write a part atomically (temp, fsync, rename) and return its manifest record.
-
-    The record's SHA-256 is of exactly the bytes written (encoded in memory, hashed, then
-    written), so later damage to the file is caught without decoding it.
-    """
-    sink = pa.BufferOutputStream()
-    floats = [f"{name}.list.element" for name in VECTOR_COLUMNS if name in table.column_names]
-    pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        use_dictionary=False,
-        use_byte_stream_split=floats,
-        write_statistics=["text_id", "n_tokens"],
-    )
-    data = memoryview(sink.getvalue())
-    files.write_bytes_atomic(path, data, point="part")
-    return {"rows": table.num_rows, "bytes": data.nbytes, "sha256": files.sha256_bytes(data)}
-
-
-def part_record(path: Path) -> dict[str, Any]:
-    """The manifest record of a part already on disk (one a killed run completed)."""
-    return {
-        "rows": pq.read_metadata(path).num_rows,
-        "bytes": path.stat().st_size,
-        "sha256": files.sha256_file(path),
-    }
+def manifest_shard(name: str) -> tuple[int, int] | None:
+    """(I, N) of a shard's manifest file name, or None for any other name."""
+    match = _SHARD_MANIFEST.fullmatch(name)
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
 
 
 def read_manifest(directory: Path, name: str = MANIFEST) -> dict[str, Any] | None:
     """The manifest of a task folder, or None while the task is incomplete.
 
     Raises:
-        CacheError: the manifest is not a JSON object, or a newer version of this package
-            wrote it.
+        FileProblem: the manifest is not a JSON object (repairable), or a newer version of
+            this package wrote it (not: upgrade).
     """
     path = directory / name
     if not path.is_file():
@@ -135,14 +73,16 @@ def read_manifest(directory: Path, name: str = MANIFEST) -> dict[str, Any] | Non
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
-        raise CacheError(f"{path} is not valid JSON ({error}): {REPAIR_HINT}") from None
+        raise FileProblem(path, f"is not valid JSON ({error})") from None
     if not isinstance(manifest, dict):
-        raise CacheError(f"{path} is not a JSON object: {REPAIR_HINT}")
+        raise FileProblem(path, "is not a JSON object")
     version = manifest.get("schema_version", SCHEMA_VERSION)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise CacheError(
-            f"{path} has schema_version {version!r}, newer than this moee-pipeline reads "
-            f"({SCHEMA_VERSION}): upgrade moee-pipeline, or re-extract with --overwrite"
+        raise FileProblem(
+            path,
+            f"has schema_version {version!r}, newer than this moee-pipeline reads "
+            f"({SCHEMA_VERSION})",
+            fix="upgrade moee-pipeline, or re-extract with --overwrite",
         )
     return manifest
 
@@ -153,6 +93,38 @@ def existing_text_ids(directory: Path) -> set[str]:
     for part in part_files(directory):
         ids.update(pq.read_table(part, columns=["text_id"]).column(0).to_pylist())
     return ids
+
+
+def listed_parts(
+    directory: Path, records: Mapping[str, Any] | None, *, complete: bool
+) -> tuple[list[Listed], list[FileProblem]]:
+    """Each part of a folder with its manifest record, and where folder and manifest disagree.
+
+    A complete entry (`complete`: its manifest lists its parts) lists every part, so another
+    part is a problem (and not returned); a listed part that is missing always is.
+    """
+    records = records or {}
+    parts = part_files(directory)
+    problems = [
+        FileProblem(part, "is not in the manifest")
+        for part in parts
+        if complete and part.name not in records
+    ]
+    present = {part.name for part in parts}
+    problems += [
+        FileProblem(directory / name, "is in the manifest but missing")
+        for name in sorted(set(records) - present)
+    ]
+    listed = [(part, records.get(part.name)) for part in parts]
+    return [(p, r) for p, r in listed if r is not None or not complete], problems
+
+
+def rows_problem(directory: Path, manifest: Mapping[str, Any], rows: int) -> FileProblem | None:
+    """A problem when the parts, each as recorded, do not add up to the manifest's rows."""
+    if rows == manifest.get("rows"):
+        return None
+    what = f"says {manifest.get('rows')} rows, the parts hold {rows}"
+    return FileProblem(directory / MANIFEST, what)
 
 
 @dataclass(frozen=True)
@@ -189,14 +161,15 @@ def read_features(
 ) -> Features:
     """Read a complete task's features in one pass over its parts, checked against the manifest.
 
-    Every part must be the one the manifest recorded: same size, same row count and (unless
-    `check_hashes` is False) the same SHA-256, hashed from the bytes in memory before pyarrow
-    decodes them, so the check costs CPU but no second read. A damaged cache is refused,
-    never half evaluated.
+    Every part must be the one the manifest recorded (`parts.read_part`: size, rows, widths and,
+    unless `check_hashes` is False, the SHA-256 of the bytes in memory before pyarrow decodes
+    them, so the check costs CPU but no second read), and the manifest must list exactly the
+    parts there are. A damaged cache is refused, never half evaluated.
 
     Raises:
         CacheError: the task was never extracted, is incomplete, belongs to another model,
-            prompt or task, or its parts disagree with the manifest.
+            prompt or task, or its parts disagree with the manifest (a `FileProblem` naming
+            the file, as `moee verify` does).
     """
     directory = task_dir(cache_dir, model=model, prompt_id=prompt_id, task=task)
     manifest = read_manifest(directory)
@@ -211,41 +184,20 @@ def read_features(
     if unknown:
         raise CacheError(f"unknown feature columns {unknown}; choose from {list(VECTOR_COLUMNS)}")
     check_identity(manifest, directory=directory, model=model, prompt_id=prompt_id, task=task)
-    records: dict[str, Any] | None = manifest.get("parts")
-    parts = part_files(directory)
-    if records is not None:
-        listed = {directory / name for name in records}
-        extra = sorted(set(parts) - listed)
-        missing = sorted(listed - set(parts))
-        if extra or missing:
-            path = (extra or missing)[0]
-            what = "is not in the manifest" if extra else "is in the manifest but missing"
-            raise CacheError(f"{path} {what}: {REPAIR_HINT}")
+    records = manifest.get("parts")
+    listed, problems = listed_parts(directory, records, complete=records is not None)
+    if problems:
+        raise problems[0]
     tables = [
-        _read_checked_part(
-            part,
-            None if records is None else records[part.name],
-            columns=["text_id", *columns],
-            check_hash=check_hashes,
+        read_part(
+            part, record, columns=["text_id", *columns], meta=manifest, check_hash=check_hashes
         )
-        for part in parts
+        for part, record in listed
     ]
-    table = pa.concat_tables(tables) if tables else None
-    rows = 0 if table is None else table.num_rows
-    if table is None or rows != manifest.get("rows"):
-        raise CacheError(
-            f"{directory}: parts hold {rows} rows but the manifest says "
-            f"{manifest.get('rows')}: {REPAIR_HINT}"
-        )
-    widths = {"rw": manifest.get("n_moe_layers", 0) * manifest.get("n_experts", 0)}
-    widths["hs"] = manifest.get("hidden_size", 0)
-    for name in columns:
-        width = table.schema.field(name).type.list_size
-        if widths[name[:2]] and width != widths[name[:2]]:
-            raise CacheError(
-                f"{directory}: {name} is {width} wide, the manifest says {widths[name[:2]]}: "
-                f"{REPAIR_HINT}"
-            )
+    problem = rows_problem(directory, manifest, sum(t.num_rows for t in tables))
+    if problem is not None or not tables:
+        raise problem or FileProblem(directory / MANIFEST, "marks a complete entry without parts")
+    table = pa.concat_tables(tables)
     arrays = {name: column_matrix(table.column(name)) for name in columns}
     return Features(table.column("text_id").to_pylist(), arrays, manifest)
 
@@ -283,33 +235,6 @@ def check_identity(
             f"{directory} holds features of {what}, not of its folder: move it back or "
             "re-extract it with --overwrite"
         )
-
-
-def _read_checked_part(
-    path: Path, record: Mapping[str, Any] | None, *, columns: Sequence[str], check_hash: bool
-) -> pa.Table:
-    """One part, refused unless its bytes and rows are what the manifest recorded."""
-
-    def damaged(what: str) -> CacheError:
-        return CacheError(f"{path} {what}: {REPAIR_HINT}")
-
-    source: Any = path
-    if record is not None:
-        size = path.stat().st_size
-        if size != record.get("bytes"):
-            raise damaged(f"is {size} bytes, the manifest says {record.get('bytes')}")
-        if check_hash:
-            data = path.read_bytes()
-            if files.sha256_bytes(data) != record.get("sha256"):
-                raise damaged("does not match its SHA-256 in the manifest (damaged)")
-            source = pa.BufferReader(data)
-    try:
-        table = pq.read_table(source, columns=list(columns))
-    except (pa.ArrowException, OSError) as error:
-        raise damaged(f"cannot be read ({first_line(error)})") from None
-    if record is not None and table.num_rows != record.get("rows"):
-        raise damaged(f"holds {table.num_rows} rows, the manifest says {record.get('rows')}")
-    return table
 
 
 def list_cached(cache_dir: Path, *, model: str | None = None) -> list[CacheEntry]:

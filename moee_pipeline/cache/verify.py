@@ -1,11 +1,13 @@
 """`moee verify`: check every cache entry against its manifest, and move broken files aside.
 
-A part is first checked by its bytes (size, then SHA-256 as recorded when it was written): a
-damaged Parquet file can crash the reader, so nothing is decoded before its hash matches. Only
-then are rows, schema, widths, text ids and finiteness checked. Task snapshots are checked the
-same way. `--repair` never deletes: it moves what is broken (and the manifest of an entry it
-touches, which marks the entry incomplete) under `<cache>/quarantine/<time>/`, so the next
-`moee extract` recomputes exactly the texts that were moved aside.
+Each part is read by the one checked read scoring uses (`parts.read_part`: bytes first, since a
+damaged Parquet file can crash the reader, then rows, columns and widths), so verify and
+`read_features` refuse a damaged part with the same words; the audit adds what scoring does not
+check on every read (finite values, text ids stored twice, manifests that do not add up). Task
+snapshots are checked by their bytes too. `--repair` never deletes: it moves what is broken (and
+the manifest of an entry it touches, which marks the entry incomplete) under
+`<cache>/quarantine/<time>/`, so the next `moee extract` recomputes exactly the texts that were
+moved aside.
 """
 
 from __future__ import annotations
@@ -18,18 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import files, layout, store
+from moee_pipeline.cache import files, layout, parts, store
+from moee_pipeline.cache.errors import FileProblem
 from moee_pipeline.cache.snapshots import MANIFEST as SNAPSHOT_MANIFEST
 from moee_pipeline.cache.snapshots import read_snapshot_manifest
 from moee_pipeline.errors import first_line
 
 logger = logging.getLogger(__name__)
-
-QUARANTINE = "quarantine"
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,17 @@ class Problem:
     movable: bool = True
     #: The cache entry (task folder) it belongs to, whose manifests --repair moves too.
     entry: Path | None = None
+
+    @classmethod
+    def of(cls, error: FileProblem, *, entry: Path) -> Problem:
+        """The problem a reader raised, in the reader's words.
+
+        A file that is not damaged (a newer schema: the fix is to upgrade) or is missing is
+        not moved, and only damage marks its entry incomplete.
+        """
+        if not error.repairable:
+            return cls(error.path, f"{error.what}: {error.fix}", movable=False)
+        return cls(error.path, error.what, movable=error.path.exists(), entry=entry)
 
     def line(self) -> str:
         """The one line `moee verify` prints."""
@@ -61,63 +72,23 @@ def _manifests(directory: Path) -> tuple[dict[str, dict[str, Any]], list[Problem
     """Every readable manifest of a task folder by name, and a problem per unreadable one."""
     found: dict[str, dict[str, Any]] = {}
     problems = []
-    for path in sorted(directory.glob("_manifest*.json")):
+    for path in sorted(directory.glob(store.MANIFEST_GLOB)):
         try:
             manifest = store.read_manifest(directory, path.name)
-        except store.CacheError as error:
-            newer = "schema_version" in str(error)
-            what = str(error).removeprefix(f"{path} ")
-            problems.append(Problem(path, what, movable=not newer, entry=None if newer else directory))
+        except FileProblem as error:
+            problems.append(Problem.of(error, entry=directory))
             continue
         if manifest is not None:
             found[path.name] = manifest
     return found, problems
 
 
-def _check_part(
-    path: Path, record: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None
-) -> tuple[pa.Table | None, list[str]]:
-    """Check one part's bytes, then (only if they match) its content; the table and problems."""
-    if record is not None:
-        size = path.stat().st_size
-        if size != record.get("bytes"):
-            return None, [f"is {size} bytes, the manifest says {record.get('bytes')}"]
-        data = path.read_bytes()
-        if files.sha256_bytes(data) != record.get("sha256"):
-            return None, ["does not match its SHA-256 in the manifest (damaged)"]
-        source: Any = pa.BufferReader(data)
-    else:
-        source = path
-    try:
-        table = pq.read_table(source)
-    except (pa.ArrowException, OSError) as error:
-        return None, [f"cannot be read ({first_line(error)})"]
-    problems = []
-    if record is not None and table.num_rows != record.get("rows"):
-        problems.append(f"holds {table.num_rows} rows, the manifest says {record.get('rows')}")
-    missing = [c for c in ("text_id", *store.VECTOR_COLUMNS) if c not in table.column_names]
-    if missing:
-        problems.append(f"lacks column(s) {', '.join(missing)}")
-    meta = manifest or store.schema_metadata(table.schema)
-    widths = {
-        "rw": int(meta.get("n_moe_layers") or 0) * int(meta.get("n_experts") or 0),
-        "hs": int(meta.get("hidden_size") or 0),
-    }
-    for name in store.VECTOR_COLUMNS:
-        if name not in table.column_names:
-            continue
-        kind = table.schema.field(name).type
-        width = getattr(kind, "list_size", None)
-        if width is None or (widths[name[:2]] and width != widths[name[:2]]):
-            problems.append(f"{name} is {width or kind} wide, expected {widths[name[:2]]}")
-            continue
-        if not np.isfinite(store.column_matrix(table.column(name))).all():
-            problems.append(f"{name} holds NaN or inf values")
-    return (table if not missing else None), problems
-
-
 def verify_entry(directory: Path) -> tuple[int, list[Problem]]:
-    """Check one task folder; the number of parts looked at and the problems found."""
+    """Check one task folder; the number of parts looked at and the problems found.
+
+    Each part is read exactly as `read_features` reads it (`parts.read_part`), then audited
+    for what scoring does not check on every read: finite values, text ids stored twice.
+    """
     problems = [
         Problem(p, "temp file left by a killed run", entry=directory)
         for p in files.stale_temps(directory)
@@ -128,40 +99,40 @@ def verify_entry(directory: Path) -> tuple[int, list[Problem]]:
     records: dict[str, Any] = {}
     for manifest in manifests.values():
         records.update(manifest.get("parts") or {})
-    strict = main is not None and "parts" in main  # a complete entry lists every part
     if main is not None:
         key = layout.EntryKey.from_path(directory)
         try:
             store.check_identity(
-                main, directory=directory, model=key.model_slug, prompt_id=key.prompt_id, task=key.task
+                main,
+                directory=directory,
+                model=key.model_slug,
+                prompt_id=key.prompt_id,
+                task=key.task,
             )
         except store.CacheError as error:
             problems.append(Problem(directory / store.MANIFEST, str(error), movable=False))
-    parts = store.part_files(directory)
+    strict = main is not None and "parts" in main  # a complete entry lists every part
+    listed, mismatched = store.listed_parts(directory, records, complete=strict)
+    problems += [Problem.of(error, entry=directory) for error in mismatched]
     seen: set[str] = set()
     rows = 0
-    for part in parts:
-        record = records.get(part.name)
-        if record is None and strict:
-            problems.append(Problem(part, "is not in the manifest", entry=directory))
+    for part, record in listed:
+        try:
+            table = parts.read_part(part, record, meta=main)
+        except FileProblem as error:
+            problems.append(Problem.of(error, entry=directory))
             continue
-        table, found = _check_part(part, record, main)
-        problems += [Problem(part, what, entry=directory) for what in found]
-        if table is None:
-            continue
+        problems += [Problem(part, what, entry=directory) for what in parts.audit_part(table)]
         rows += table.num_rows
         ids = table.column("text_id").to_pylist()
         dupes = (set(ids) & seen) | {i for i, n in Counter(ids).items() if n > 1}
         if dupes:
             problems.append(Problem(part, f"repeats {len(dupes)} text id(s)", entry=directory))
         seen.update(ids)
-    for name in sorted(set(records) - {p.name for p in parts}):
-        what = "is in the manifest but missing"
-        problems.append(Problem(directory / name, what, movable=False, entry=directory))
-    if main is not None and not problems and rows != main.get("rows"):
-        what = f"says {main.get('rows')} rows, the parts hold {rows}"
-        problems.append(Problem(directory / store.MANIFEST, what, entry=directory))
-    return len(parts), problems
+    if main is not None and not problems:
+        wrong = store.rows_problem(directory, main, rows)
+        problems += [] if wrong is None else [Problem.of(wrong, entry=directory)]
+    return len(parts.part_files(directory)), problems
 
 
 def _dataset_nodes(node: Mapping[str, Any], folder: Path) -> Iterator[tuple[Path, Mapping]]:
@@ -188,7 +159,8 @@ def verify_snapshot(folder: Path) -> list[Problem]:
         try:
             rows = pq.read_metadata(path).num_rows
         except (pa.ArrowException, OSError) as error:
-            problems.append(Problem(folder, f"snapshot file {path.name} cannot be read ({error})"))
+            what = f"snapshot file {path.name} cannot be read ({first_line(error)})"
+            problems.append(Problem(folder, what))
             continue
         if rows != node.get("rows"):
             what = f"snapshot file {path.name} holds {rows} rows, its manifest says {node['rows']}"
@@ -216,7 +188,7 @@ def verify_cache(
         count, found = verify_entry(directory)
         entries, parts = entries + 1, parts + count
         problems += found
-    snapshots = Path(cache_dir) / "tasks"
+    snapshots = layout.snapshots_root(cache_dir)
     problems += [Problem(p, "temp left by a killed run") for p in files.stale_temps(snapshots)]
     folders = [] if not snapshots.is_dir() else sorted(snapshots.iterdir())
     folders = [f for f in folders if f.is_dir() and not f.name.startswith(".")]
@@ -240,7 +212,7 @@ def repair(cache_dir: Path, problems: Iterable[Problem]) -> list[tuple[Path, Pat
         if problem.movable:
             paths.append(problem.path)
         if problem.entry is not None:
-            paths += sorted(problem.entry.glob("_manifest*.json"))
+            paths += sorted(problem.entry.glob(store.MANIFEST_GLOB))
     moved = []
     for path in dict.fromkeys(paths):
         if not path.exists():
@@ -249,7 +221,7 @@ def repair(cache_dir: Path, problems: Iterable[Problem]) -> list[tuple[Path, Pat
             relative = path.resolve().relative_to(cache_dir.resolve())
         except ValueError:
             relative = Path(path.name)
-        target = cache_dir / QUARANTINE / stamp / relative
+        target = layout.quarantine_dir(cache_dir, stamp) / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         path.rename(target)
         moved.append((path, target))

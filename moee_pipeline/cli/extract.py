@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -22,7 +21,14 @@ from moee_pipeline.cli.options import (
     split_csv,
     task_options,
 )
+from moee_pipeline.extract.engine import RayOptions
+from moee_pipeline.extract.settings import option_defaults
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
+from moee_pipeline.vocabulary import Engine
+
+#: Each option's default, stated once in the library (ExtractOptions, RayOptions).
+DEFAULTS = option_defaults()
+RAY_DEFAULTS = RayOptions()
 
 
 @click.command()
@@ -43,27 +49,34 @@ from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
     help="Default: bfloat16 on CUDA, float32 on CPU.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--batch-size", default=DEFAULTS["batch_size"], show_default=True, type=click.IntRange(min=1)
+)
 @click.option(
     "--max-batch-tokens",
-    default=16384,
+    default=DEFAULTS["max_batch_tokens"],
     show_default=True,
     type=click.IntRange(min=1),
     help="Token budget of a padded batch.",
 )
 @click.option(
     "--max-length",
-    default=512,
+    default=DEFAULTS["max_length"],
     show_default=True,
     type=click.IntRange(min=8),
     help="Longer prompted texts are cut inside the template.",
 )
-@click.option("--rows-per-shard", default=4096, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--rows-per-shard",
+    default=DEFAULTS["rows_per_shard"],
+    show_default=True,
+    type=click.IntRange(min=1),
+)
 @data_dir_option
 @cache_dir_option
 @click.option(
     "--shard",
-    default="0/1",
+    default="{}/{}".format(*DEFAULTS["shard"]),
     show_default=True,
     help="I/N: extract only this process's share of the texts (by text id).",
 )
@@ -78,7 +91,7 @@ from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 @engine_option(local_help="this process")
 @click.option(
     "--workers",
-    default=1,
+    default=RAY_DEFAULTS.workers,
     show_default=True,
     type=click.IntRange(min=1),
     help="Ray actors, each loading the model once (--engine ray).",
@@ -121,7 +134,7 @@ def extract(
     splits: str | None,
     trust_remote_code: bool,
     overwrite: bool,
-    engine: str,
+    engine: Engine,
     workers: int,
     gpus_per_worker: float | None,
     ray_address: str | None,
@@ -131,19 +144,17 @@ def extract(
     """Run the model once per task and prompt; cache router logits and hidden states."""
     # none of these imports torch, transformers or mteb: the run starts recording task texts
     # in another process before it imports them
-    from moee_pipeline.extract.run import run_extract
+    from moee_pipeline.extract.engine import ExtractRequest, engine_named
     from moee_pipeline.extract.settings import ExtractOptions
     from moee_pipeline.models.placement import Placement, check_placement, parse_max_memory
     from moee_pipeline.models.spec import ModelSpec
     from moee_pipeline.prompts import resolve_prompt
     from moee_pipeline.tasks.registry import select_tasks
 
-    if engine == "local" and (workers != 1 or gpus_per_worker is not None or ray_address):
-        raise click.UsageError("--workers, --gpus-per-worker and --ray-address need --engine ray")
     try:
+        ray = RayOptions(workers=workers, gpus_per_worker=gpus_per_worker, address=ray_address)
+        runner = engine_named(engine, ray)  # refused at once: Ray options without Ray, no cluster
         placement = Placement(device_map, parse_max_memory(max_memory))
-        resolved = [resolve_prompt(p) for p in prompts]
-        names = select_tasks(tasks=split_csv(tasks), task_types=split_csv(task_types))
         spec = ModelSpec(
             model=resolve_model(model),
             revision=revision,
@@ -156,34 +167,23 @@ def extract(
         )
         # refused before any task data or model loads
         check_placement(placement, quantization=spec.quantization, device=device)
-        options = ExtractOptions(
-            cache_dir=cache_root(cache_dir),
-            batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens,
-            max_length=max_length,
-            rows_per_shard=rows_per_shard,
-            shard=parse_shard(shard),
-            overwrite=overwrite,
+        request = ExtractRequest(
+            spec,
+            tasks=select_tasks(tasks=split_csv(tasks), task_types=split_csv(task_types)),
+            prompts=[resolve_prompt(p) for p in prompts],
+            options=ExtractOptions(
+                cache_dir=cache_root(cache_dir),
+                batch_size=batch_size,
+                max_batch_tokens=max_batch_tokens,
+                max_length=max_length,
+                rows_per_shard=rows_per_shard,
+                shard=parse_shard(shard),
+                overwrite=overwrite,
+            ),
+            data_dir=data_dir,
+            splits=split_csv(splits),
         )
-        request: dict[str, Any] = {
-            "tasks": names,
-            "prompts": resolved,
-            "options": options,
-            "data_dir": data_dir,
-            "splits": split_csv(splits),
-        }
-        if engine == "ray":
-            from moee_pipeline.ray_cluster import check_address
-
-            check_address(ray_address)  # a wrong address fails before the engine's imports
-            from moee_pipeline.extract.ray_engine import RayOptions, run_extract_ray
-
-            ray_options = RayOptions(
-                workers=workers, gpus_per_worker=gpus_per_worker, address=ray_address
-            )
-            summaries = run_extract_ray(spec, ray_options=ray_options, **request)
-        else:
-            summaries = run_extract(spec, **request)
+        summaries = runner.run(request)
         for s in summaries:
             what = (
                 "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"

@@ -10,17 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from moee_pipeline.cache import layout, snapshots, store
+from moee_pipeline.extract.engine import ExtractRequest
 from moee_pipeline.extract.recorder import TaskRecorder
-from moee_pipeline.extract.settings import (
-    ExtractOptions,
-    TaskSummary,
-    check_same_settings,
-    expected_settings,
-)
+from moee_pipeline.extract.reuse import check_same_settings, expected_settings
+from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
 
@@ -80,26 +76,20 @@ def _already_done(
 
 
 class TaskCollection:
-    """A run's tasks: those complete already and those to extract, texts recorded meanwhile.
+    """A request's tasks: those complete already and those to extract, texts recorded meanwhile.
 
     Creating it starts the recorder on the tasks whose texts are not cached; `split` then waits
     for every task's data (not its texts) and sorts the tasks. Both engines use it, importing
     their heavy libraries in between, while the recorder starts.
     """
 
-    def __init__(
-        self,
-        tasks: Sequence[str],
-        *,
-        options: ExtractOptions,
-        data_dir: Path | None = None,
-        splits: Sequence[str] | None = None,
-    ) -> None:
-        self.tasks, self.options, self.splits = list(tasks), options, splits
-        self.known = recorded(tasks, options=options, splits=splits)
+    def __init__(self, request: ExtractRequest) -> None:
+        self.request = request
+        options = request.options
+        self.known = recorded(request.tasks, options=options, splits=request.splits)
         names = [name for name, texts in self.known.items() if texts is None]
         self.recorder = TaskRecorder(
-            names, cache_dir=options.cache_dir, data_dir=data_dir, splits=splits
+            names, cache_dir=options.cache_dir, data_dir=request.data_dir, splits=request.splits
         )
 
     def __enter__(self) -> TaskCollection:
@@ -108,16 +98,17 @@ class TaskCollection:
     def __exit__(self, *exc: Any) -> None:
         self.recorder.__exit__(*exc)
 
-    def split(
-        self, spec: ModelSpec, prompts: Sequence[Prompt]
-    ) -> tuple[list[TaskSummary], list[TaskTexts]]:
+    def split(self) -> tuple[list[TaskSummary], list[TaskTexts]]:
         """(summaries of the (task, prompt) pairs already complete, the tasks to extract)."""
+        request, options = self.request, self.request.options
         done: list[TaskSummary] = []
         todo: list[TaskTexts] = []
-        for name in self.tasks:
+        for name in request.tasks:
             complete = None
-            if self.splits is None and not self.options.overwrite:
-                complete = _already_done(spec, options=self.options, task=name, prompts=prompts)
+            if request.splits is None and not options.overwrite:
+                complete = _already_done(
+                    request.spec, options=options, task=name, prompts=request.prompts
+                )
             if complete is not None:
                 done.extend(complete)
                 continue

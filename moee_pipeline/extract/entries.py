@@ -23,15 +23,11 @@ import numpy as np
 from filelock import FileLock, Timeout
 from transformers import PreTrainedTokenizerBase
 
-from moee_pipeline.cache import files, layout, store
+from moee_pipeline.cache import files, layout, parts, store
 from moee_pipeline.extract.batching import Encoded, encode_texts
+from moee_pipeline.extract.reuse import check_same_settings
 from moee_pipeline.extract.runinfo import shard_of
-from moee_pipeline.extract.settings import (
-    ExtractionError,
-    ExtractOptions,
-    TaskSummary,
-    check_same_settings,
-)
+from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
 
@@ -40,11 +36,7 @@ logger = logging.getLogger(__name__)
 
 def _select_shard(texts: Sequence[str], shard: tuple[int, int]) -> list[str]:
     index, count = shard
-    return [t for t in texts if shard_of(store.text_id(t), count) == index]
-
-
-def _manifest_name(shard: tuple[int, int]) -> str:
-    return store.MANIFEST if shard[1] == 1 else f"_manifest.{shard[0]}of{shard[1]}.json"
+    return [t for t in texts if shard_of(parts.text_id(t), count) == index]
 
 
 def _part_prefix(shard: tuple[int, int]) -> str:
@@ -53,12 +45,9 @@ def _part_prefix(shard: tuple[int, int]) -> str:
 
 def _check_same_run(directory: Path, metadata: dict[str, Any]) -> None:
     """Refuse to mix parts made with other settings into one task."""
-    parts = store.part_files(directory)
-    if parts:
-        import pyarrow.parquet as pq
-
-        old = store.schema_metadata(pq.read_schema(parts[0]))
-        check_same_settings(old, metadata, where=directory)
+    found = parts.part_files(directory)
+    if found:
+        check_same_settings(parts.part_metadata(found[0]), metadata, where=directory)
 
 
 def _remove_own_work(directory: Path, shard: tuple[int, int]) -> None:
@@ -71,7 +60,7 @@ def _remove_own_work(directory: Path, shard: tuple[int, int]) -> None:
     temps = directory.glob(f".{prefix}-*{files.TEMP_SUFFIX}")
     for path in [*directory.glob(f"{prefix}-*.parquet"), *temps]:
         path.unlink()
-    for name in (_manifest_name(shard), store.MANIFEST):
+    for name in (store.manifest_name(shard), store.MANIFEST):
         (directory / name).unlink(missing_ok=True)
 
 
@@ -84,8 +73,8 @@ def _part_records(
     """
     ours = re.compile(rf"^{re.escape(prefix)}-" + (r".*" if prefix == "part" else r"\d+\.parquet$"))
     return {
-        p.name: written.get(p.name) or store.part_record(p)
-        for p in store.part_files(directory)
+        p.name: written.get(p.name) or parts.part_record(p)
+        for p in parts.part_files(directory)
         if ours.match(p.name)
     }
 
@@ -149,7 +138,7 @@ def plan_task(
     """
     start = time.perf_counter()
     directory = layout.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
-    manifest_name = _manifest_name(options.shard)
+    manifest_name = store.manifest_name(options.shard)
     if not texts:
         raise ExtractionError(f"{task} has no texts to extract; check its data")
     if not any(t.strip() for t in texts):
@@ -173,7 +162,7 @@ def plan_task(
     texts = list(dict.fromkeys(texts))
     mine = _select_shard(texts, options.shard)
     have = store.existing_text_ids(directory)
-    todo = [t for t in mine if store.text_id(t) not in have]
+    todo = [t for t in mine if parts.text_id(t) not in have]
     encoded = encode_texts(tokenizer, prompt, todo, max_length=options.max_length)
     empty = [todo[e.index] for e in encoded if not e.input_ids]
     if empty:
@@ -189,11 +178,7 @@ def open_writer(plan: TaskPlan, metadata: dict[str, Any], *, options: ExtractOpt
     """The part writer of a planned task; `metadata` (from the loaded model) goes in every part."""
     _check_same_run(plan.directory, metadata)
     metadata = {**metadata, "texts_in_task": len(plan.texts)}  # `moee ls` progress of a first run
-    schema = store.feature_schema(
-        rw_dim=int(metadata["n_moe_layers"]) * int(metadata["n_experts"]),
-        hidden_size=int(metadata["hidden_size"]),
-        metadata=metadata,
-    )
+    schema = parts.feature_schema(metadata)
     return PartWriter(
         plan.directory, schema, prefix=_part_prefix(options.shard), rows=options.rows_per_shard
     )
@@ -244,16 +229,16 @@ def finish_task(
 def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) -> None:
     """When every shard of a task is done, mark the whole task complete."""
     manifests = [
-        store.read_manifest(directory, f"_manifest.{i}of{count}.json") for i in range(count)
+        store.read_manifest(directory, store.manifest_name((i, count))) for i in range(count)
     ]
     done = [m for m in manifests if m is not None]
     if len(done) < count:
         return
     rows = int(np.sum([m["rows"] for m in done]))
     seconds = float(np.sum([m["seconds"] for m in done]))
-    parts = {name: r for m in done for name, r in m.get("parts", {}).items()}
+    records = {name: r for m in done for name, r in m.get("parts", {}).items()}
     store.write_json_atomic(
         directory / store.MANIFEST,
         {**last, "rows": rows, "seconds": seconds, "shard": [0, 1], "shards": count}
-        | {"parts": parts},
+        | {"parts": records},
     )

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import parts
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.batching import Encoded, make_batches
 from moee_pipeline.extract.entries import TaskPlan
@@ -103,7 +103,7 @@ class FeatureExtractor:
             # the run's metadata travels once per block (the driver needs it for the schema)
             "metadata": np.asarray([self.metadata(int(keys[0]))] + [""] * (len(rows) - 1)),
         }
-        for name in store.VECTOR_COLUMNS:
+        for name in parts.VECTOR_COLUMNS:
             out[name] = np.concatenate([getattr(p, name) for p in pooled])
         return out
 

@@ -1,4 +1,4 @@
-"""`moee extract --engine ray`: the forward passes on a pool of Ray actors, the cache on the driver.
+"""The Ray engine (`moee extract --engine ray`): forward passes on Ray actors, the cache here.
 
 The driver does what the local engine does before and after the forward passes, with the same
 functions (`plan_task`: resume logic and tokenization; `open_writer`/`finish_task`: parts and
@@ -21,20 +21,21 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.collect import TaskCollection, TaskTexts
+from moee_pipeline.extract.engine import ExtractRequest, RayOptions
 from moee_pipeline.extract.entries import TaskPlan, entry_lock, finish_task, open_writer, plan_task
 from moee_pipeline.extract.hooks import PooledBatch, check_finite
 from moee_pipeline.extract.ray_actor import FeatureExtractor, blocks
-from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, expected_settings
+from moee_pipeline.extract.reuse import expected_settings
+from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.models.loading import load_tokenizer
 from moee_pipeline.models.spec import ModelSpec
@@ -51,17 +52,6 @@ from moee_pipeline.ray_cluster import (
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and on how many actors the forward passes run."""
-
-    workers: int = 1
-    gpus_per_worker: float | None = None  # None: 1 on a cluster with GPUs, else 0
-    cpus_per_worker: float = 1.0
-    address: str | None = None  # None: start a local instance; "auto" or "ray://host:10001"
-    block_rows: int | None = None  # texts per Ray block; None: 4 x --batch-size
-
-
 @dataclass
 class _Pending:
     """The driver's state of one pair while its blocks come back."""
@@ -76,47 +66,53 @@ class _Pending:
         return len(self.plan.todo) - len(self.seen)
 
 
-def run_extract_ray(
-    spec: ModelSpec,
-    *,
-    tasks: Sequence[str],
-    prompts: Sequence[Prompt],
-    options: ExtractOptions,
-    ray_options: RayOptions,
-    data_dir: Path | None = None,
-    splits: Sequence[str] | None = None,
-    extractor: type[FeatureExtractor] = FeatureExtractor,
-) -> Iterator[TaskSummary]:
-    """Extract every (task, prompt) on a pool of Ray actors; yields a summary per pair.
+@dataclass(frozen=True)
+class RayEngine:
+    """Extracts on a pool of Ray actors, writing the cache on this machine (the driver).
 
-    `extractor` is the actor class (tests substitute one that dies mid-run).
+    `extractor` is the actor class (the fault tests substitute one that dies mid-run).
     """
-    require_ray()  # before any task loads or texts are recorded
-    check_address(ray_options.address)
-    if options.shard != (0, 1):
-        raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
-    with contextlib.ExitStack() as stack:
-        collection = TaskCollection(tasks, options=options, data_dir=data_dir, splits=splits)
-        done, todo = stack.enter_context(collection).split(spec, prompts)
-        yield from done
-        if not todo:
-            return
-        # one writer per entry, whichever engine: a concurrent run is refused before Ray starts
-        for item in todo:
-            for prompt in prompts:
-                directory = layout.task_dir(
-                    options.cache_dir, model=spec.model, prompt_id=prompt.id, task=item.name
-                )
-                stack.enter_context(entry_lock(directory, shard=options.shard))
-        ray = stack.enter_context(ray_session(ray_options.address))
-        gpus = resolve_gpus_per_worker(
-            ray_options.gpus_per_worker,
-            workers=ray_options.workers,
-            resources=cluster_resources(ray),
-        )
-        if spec.device == "auto":
-            spec = _for_workers(spec, gpus)
-        yield from _run(ray, spec, todo, prompts, options, ray_options, gpus, extractor)
+
+    options: RayOptions = field(default_factory=RayOptions)
+    extractor: type[FeatureExtractor] = FeatureExtractor
+
+    def run(self, request: ExtractRequest) -> Iterator[TaskSummary]:
+        """Extract every (task, prompt) on the actors; yields a summary per pair.
+
+        Refused before any task loads: Ray missing, an unreachable address, `--shard`.
+        """
+        require_ray()  # before any task loads or texts are recorded
+        check_address(self.options.address)
+        options = request.options
+        if options.shard != (0, 1):
+            raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
+        with contextlib.ExitStack() as stack:
+            done, todo = stack.enter_context(TaskCollection(request)).split()
+            yield from done
+            if not todo:
+                return
+            # one writer per entry, whichever engine: a concurrent run is refused before Ray
+            for item in todo:
+                for prompt in request.prompts:
+                    directory = layout.task_dir(
+                        options.cache_dir,
+                        model=request.spec.model,
+                        prompt_id=prompt.id,
+                        task=item.name,
+                    )
+                    stack.enter_context(entry_lock(directory, shard=options.shard))
+            ray = stack.enter_context(ray_session(self.options.address))
+            gpus = resolve_gpus_per_worker(
+                self.options.gpus_per_worker,
+                workers=self.options.workers,
+                resources=cluster_resources(ray),
+            )
+            spec = request.spec
+            if spec.device == "auto":
+                spec = _for_workers(spec, gpus)
+            yield from _run(
+                ray, spec, todo, request.prompts, options, self.options, gpus, self.extractor
+            )
 
 
 def _for_workers(spec: ModelSpec, gpus: float) -> ModelSpec:
@@ -239,7 +235,7 @@ def _write_rows(
         return 0, 0
     indices = [int(out["index"][r]) for r in fresh]
     texts = [state.plan.todo[i] for i in indices]
-    pooled = PooledBatch(*(np.asarray(out[name][fresh]) for name in store.VECTOR_COLUMNS))
+    pooled = PooledBatch(*(np.asarray(out[name][fresh]) for name in parts.VECTOR_COLUMNS))
     check_finite(pooled, texts)
     lengths = [int(n) for n in out["n_tokens"][fresh]]
     state.writer.add(texts, lengths, [bool(t) for t in out["truncated"][fresh]], pooled)
@@ -265,8 +261,5 @@ def _finish_from_parts(
     state: _Pending, *, options: ExtractOptions, run: dict[str, Any]
 ) -> TaskSummary:
     """A pair whose texts are all in complete parts already: only its manifest is missing."""
-    import pyarrow.parquet as pq
-
-    parts = store.part_files(state.plan.directory)
-    metadata = store.schema_metadata(pq.read_schema(parts[0]))
+    metadata = parts.part_metadata(parts.part_files(state.plan.directory)[0])
     return finish_task(state.plan, metadata, options=options, new_rows=0, tokens=0, run=run)

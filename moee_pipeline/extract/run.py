@@ -1,19 +1,55 @@
-"""`run_extract`: the local engine's driver, from task names to one summary per (task, prompt).
+"""The local engine: a request's (task, prompt) pairs through one model load in this process.
 
 The texts of tasks not yet recorded are recorded first: in a child process started before
 torch and transformers are imported here, so recording, imports and the model load overlap (or
 on a thread, where this process has imported them all already; see extract/recorder.py).
+`run_extract` is the same run called with plain arguments (the public entry point).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from moee_pipeline.extract.collect import TaskCollection
+from moee_pipeline.extract.engine import ExtractRequest
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """Extracts in this process, on the device the request's model spec names."""
+
+    def run(self, request: ExtractRequest) -> Iterator[TaskSummary]:
+        """Extract every (task, prompt), loading the model once; yields a summary per pair.
+
+        Every task's data is loaded (by the recorder) before the model loads; a task's texts
+        are waited for only when its turn comes.
+        """
+        with TaskCollection(request) as collection:
+            # imported here, while the recorder starts: these imports take seconds
+            from moee_pipeline.extract.pipeline import extract_task
+            from moee_pipeline.models.loading import load_model
+
+            done, todo = collection.split()
+            yield from done
+            if not todo:
+                return
+            loaded = load_model(request.spec)
+            for item in todo:
+                for prompt in request.prompts:
+                    yield extract_task(
+                        loaded,
+                        task=item.name,
+                        texts=item.texts,
+                        prompt=prompt,
+                        options=request.options,
+                        model_id=request.spec.model,
+                        splits=item.splits,
+                    )
 
 
 def run_extract(
@@ -21,33 +57,14 @@ def run_extract(
     *,
     tasks: Sequence[str],
     prompts: Sequence[Prompt],
-    options: ExtractOptions,
+    options: ExtractOptions | None = None,
     data_dir: Path | None = None,
     splits: Sequence[str] | None = None,
 ) -> Iterator[TaskSummary]:
-    """Extract every (task, prompt), loading the model once; yields a summary per pair.
+    """Extract every (task, prompt) locally, loading the model once; yields a summary per pair.
 
-    Every task's data is loaded (by the recorder) before the model loads; a task's texts are
-    waited for only when its turn comes.
+    The local engine's run of the `ExtractRequest` of the same arguments; `options` defaults to
+    `ExtractOptions()` (cache in $MOEE_CACHE_DIR or ./cache).
     """
-    with TaskCollection(tasks, options=options, data_dir=data_dir, splits=splits) as collection:
-        # imported here, while the recorder starts: these imports take seconds
-        from moee_pipeline.extract.pipeline import extract_task
-        from moee_pipeline.models.loading import load_model
-
-        done, todo = collection.split(spec, prompts)
-        yield from done
-        if not todo:
-            return
-        loaded = load_model(spec)
-        for item in todo:
-            for prompt in prompts:
-                yield extract_task(
-                    loaded,
-                    task=item.name,
-                    texts=item.texts,
-                    prompt=prompt,
-                    options=options,
-                    model_id=spec.model,
-                    splits=item.splits,
-                )
+    request = ExtractRequest(spec, tasks, prompts, options or ExtractOptions(), data_dir, splits)
+    return LocalEngine().run(request)

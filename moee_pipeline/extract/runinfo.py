@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout, parts
 
 if TYPE_CHECKING:
     from moee_pipeline.models.loading import LoadedModel
@@ -43,7 +43,7 @@ def run_metadata(
 ) -> dict[str, Any]:
     """Settings and shapes stored in every part's schema and in the manifest."""
     return {
-        "schema_version": store.SCHEMA_VERSION,
+        "schema_version": parts.SCHEMA_VERSION,
         "model": model_id,
         "model_slug": layout.model_slug(model_id),
         "revision": loaded.info.get("revision"),

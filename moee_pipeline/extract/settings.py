@@ -1,19 +1,18 @@
-"""What one extraction run is asked to do and reports, and when a cache entry can be reused.
+"""What one extraction run is asked to do (its options, each default stated once) and reports.
 
-Kept free of torch and transformers: the CLI and `run_extract` use it before the model's
-libraries are imported (while the texts are recorded in another process).
+Kept free of torch, transformers and pyarrow: the CLI takes its option defaults from here when
+it starts, and `run_extract` uses it before the model's libraries are imported (while the
+texts are recorded in another process).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.models.spec import ModelSpec
-from moee_pipeline.prompts import Prompt
 
 
 class ExtractionError(MoeeError, RuntimeError):
@@ -22,9 +21,12 @@ class ExtractionError(MoeeError, RuntimeError):
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    """How to batch, shard and store one run."""
+    """How to batch, shard and store one run; the CLI's defaults are these.
 
-    cache_dir: Path
+    `cache_dir` defaults to the CLI's: $MOEE_CACHE_DIR, else ./cache (read when made).
+    """
+
+    cache_dir: Path = field(default_factory=cache_root)
     batch_size: int = 64
     max_batch_tokens: int = 16384
     max_length: int = 512
@@ -49,37 +51,6 @@ class TaskSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _same(key: str, old: Any, new: Any) -> bool:
-    """Equal settings; a local model given by another path to the same folder is the same."""
-    if old == new:
-        return True
-    if key == "model" and old and Path(old).is_dir() and Path(new).is_dir():
-        return Path(old).resolve() == Path(new).resolve()
-    return False
-
-
-def check_same_settings(old: dict[str, Any], new: dict[str, Any], *, where: Path) -> None:
-    """Refuse to reuse or extend a cache entry made with other settings (or another model)."""
-    diff = {
-        k: (old.get(k), new[k])
-        for k in store.FEATURE_SETTINGS
-        if k in new and not _same(k, old.get(k), new[k])
-    }
-    if diff:
-        raise ExtractionError(
-            f"{where} was made with other settings {diff}; "
-            "rerun with --overwrite or use another --cache-dir"
-        )
-
-
-def expected_settings(
-    spec: ModelSpec, *, options: ExtractOptions, prompt: Prompt
-) -> dict[str, Any]:
-    """The settings of a run known before the model loads (the revision needs the model)."""
-    return {
-        "model": spec.model,
-        "prompt_template": prompt.template,
-        "max_length": options.max_length,
-        "quantization": spec.resolved_quantization(),
-        "dtype": spec.resolved_dtype(),
-    }
+def option_defaults() -> dict[str, Any]:
+    """Each option's default by field name (the CLI's defaults: stated once, here)."""
+    return {f.name: f.default for f in fields(ExtractOptions) if f.name != "cache_dir"}

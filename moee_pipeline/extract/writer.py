@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import parts
 from moee_pipeline.extract.hooks import PooledBatch
 
 
@@ -46,11 +46,11 @@ class PartWriter:
     ) -> None:
         """Buffer one batch of rows; full parts go to the writer thread."""
         columns = [
-            pa.array([store.text_id(t) for t in texts], pa.string()),
+            pa.array([parts.text_id(t) for t in texts], pa.string()),
             pa.array(list(texts), pa.string()),
             pa.array(list(tokens), pa.int32()),
             pa.array(list(truncated), pa.bool_()),
-            *(store.vector_array(getattr(pooled, name)) for name in store.VECTOR_COLUMNS),
+            *(parts.vector_array(getattr(pooled, name)) for name in parts.VECTOR_COLUMNS),
         ]
         self._buffer.append(pa.record_batch(columns, schema=self.schema))
         self._buffered += len(texts)
@@ -97,4 +97,4 @@ class PartWriter:
 
 def _write_named(table: pa.Table, path: Path) -> dict[str, Any]:
     """Write a part; its record carries the file name back to the writer's thread."""
-    return {"name": path.name, **store.write_part(table, path)}
+    return {"name": path.name, **parts.write_part(table, path)}

@@ -20,7 +20,7 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
 
-from moee_pipeline.cache.store import text_id
+from moee_pipeline.cache.parts import text_id
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.tasks import private_copy
 from moee_pipeline.tasks.labels import eager_labels

@@ -47,5 +47,5 @@ def _merge_and_save(cache: ResultCache, path: Path, meta: ModelMeta, result: Tas
         else:
             merged = {k: v for k, v in old.scores.items() if k not in result.scores}
             result = result.model_copy(update={"scores": {**merged, **result.scores}})
-    files.inject_fault("results", path)
+    files.before_replace(path, path)  # mteb writes the file in place
     cache.save_to_cache(result, model_name=meta)

@@ -1,5 +1,12 @@
 """Task data offline: a cache snapshot first, then a local data dir with MTEB's raw columns,
-then mteb's loader (with the datasets cache kept under our cache dir)."""
+then the task's own loader (mteb's, with the datasets cache kept under our cache dir).
+
+What `--data-dir DIR` means is the same for every task: `DIR/<Task>/<split>.parquet` replaces
+the task's own loader. For mteb's tasks that loader downloads, so a data dir without the task's
+folder is an error (the user asked not to download). A registered task (tasks/registry.py)
+brings its own loader, which may build its data in code as the toy tasks do: without a folder
+in DIR it simply loads its own data.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +26,17 @@ from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 
+from moee_pipeline.cache.layout import datasets_cache
 from moee_pipeline.cache.snapshots import read_snapshot
 from moee_pipeline.errors import first_line
-from moee_pipeline.tasks.registry import TaskError, get_task
-from moee_pipeline.testing.toy import TOY_TASKS
+from moee_pipeline.tasks.registry import TaskError, get_task, is_registered
 
 logger = logging.getLogger(__name__)
 
 
 def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None = None) -> AbsTask:
-    """The task with its data loaded: from a cache snapshot, a local data dir or mteb's loader."""
+    """The task with its data loaded: from a cache snapshot, a local data dir or its own loader
+    (see the module doc for what a data dir means to a registered task)."""
     task = get_task(name)
     if cache_dir is not None:
         tree = read_snapshot(name, cache_dir=Path(cache_dir))
@@ -37,11 +45,16 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
             task.data_loaded = True
             logger.info("loaded %s from snapshot in %s", name, cache_dir)
             return task
-    if name in TOY_TASKS:
-        task.load_data()
-        return task
+    registered = is_registered(name)
     if data_dir is not None:
-        _load_local(task, Path(data_dir))
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir() or not os.access(data_dir, os.R_OK | os.X_OK):
+            raise TaskError(f"data dir {data_dir} does not exist or is not readable")
+        if not registered or (data_dir / name).is_dir():
+            _load_local(task, data_dir)
+            return task
+    if registered:
+        task.load_data()  # its own loader, in code or wherever its package keeps the data
         return task
     with _datasets_cache(cache_dir):
         try:
@@ -86,8 +99,6 @@ def _check_table(table: pa.Table, path: Path) -> None:
 def _load_local(task: AbsTask, data_dir: Path) -> None:
     """Load `<data_dir>/<name>/<split>.parquet` (MTEB raw columns), then the task's transform."""
     name = task.metadata.name
-    if not data_dir.is_dir() or not os.access(data_dir, os.R_OK | os.X_OK):
-        raise TaskError(f"data dir {data_dir} does not exist or is not readable")
     folder = data_dir / name
     if not folder.is_dir():
         raise TaskError(f"no folder {folder}: expected {name}/<split>.parquet with MTEB's columns")
@@ -131,7 +142,7 @@ def _datasets_cache(cache_dir: Path | None) -> Iterator[None]:
     if cache_dir is None or "HF_DATASETS_CACHE" in os.environ:
         yield
         return
-    root = Path(cache_dir) / "hf-datasets"
+    root = datasets_cache(Path(cache_dir))
     names = ("HF_DATASETS_CACHE", "DOWNLOADED_DATASETS_PATH", "EXTRACTED_DATASETS_PATH")
     saved = {n: getattr(datasets.config, n) for n in names}
     new = (root, root / "downloads", root / "downloads" / "extracted")

@@ -20,12 +20,8 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta
 from threadpoolctl import threadpool_limits
 
-from moee_pipeline.cache.snapshots import (
-    merge_split_texts,
-    read_encoded_texts,
-    snapshot_dir,
-    write_encoded_texts,
-)
+from moee_pipeline.cache.layout import snapshot_dir
+from moee_pipeline.cache.snapshots import merge_split_texts, read_encoded_texts, write_encoded_texts
 from moee_pipeline.errors import first_line
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.tasks.labels import eager_labels
@@ -136,7 +132,7 @@ def split_texts(
                 # bad task data (wrong columns, no rows, null texts) fails deep inside mteb
                 logger.debug("recording %s/%s failed", name, split, exc_info=True)
                 first = first_line(error)
-                where = f"; then move {snapshot_dir(name, cache_dir)} away" if cache_dir else ""
+                where = f"; then move {snapshot_dir(cache_dir, name)} away" if cache_dir else ""
                 raise TaskError(
                     f"mteb cannot evaluate {name} ({split}) on its data "
                     f"({type(error).__name__}: {first}): fix its columns and rows{where}"

@@ -1,4 +1,10 @@
-"""Which tasks exist and which to run: the paper's 19, toy tasks, every mteb task of six types.
+"""Which tasks exist and which to run: the paper's 19, every mteb task of six types, and the
+tasks other packages register.
+
+A registered task is an mteb `AbsTask` subclass that mteb does not know, found through the
+entry point group `moee_pipeline.tasks`: each entry point names a mapping {task name: class}.
+This package registers its in-code toy tasks there (pyproject.toml), so the registry treats
+them as it would any plugin's, and imports none of them itself.
 
 Choosing among the paper's tasks needs no mteb (2-3 s to import): `moee extract` validates its
 task list at once and leaves mteb to the process that records the texts.
@@ -7,49 +13,95 @@ task list at once and leaves mteb to the process that records the texts.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import importlib.metadata
+import logging
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.errors import MoeeError, first_line
 from moee_pipeline.vocabulary import PAPER_TASKS, TASK_TYPES
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
+
+logger = logging.getLogger(__name__)
+
+#: The entry point group other packages (and ours, for the toy tasks) register tasks in.
+ENTRY_POINTS = "moee_pipeline.tasks"
 
 
 class TaskError(MoeeError):
     """A task cannot be found, selected or loaded; the message says what to do."""
 
 
-def _known_task_names() -> list[str]:
-    """Names of the toy tasks and of every mteb task of the six supported types."""
+def registered_tasks() -> dict[str, type[AbsTask]]:
+    """Every task registered through the `moee_pipeline.tasks` entry points, by name.
+
+    Read from the installed packages' metadata on each call (milliseconds), so a package
+    installed meanwhile counts; a registration that cannot be loaded is one clear error.
+
+    Raises:
+        TaskError: an entry point fails to import, or names something that is not a mapping
+            of task names to task classes.
+    """
+    from mteb.abstasks import AbsTask
+
+    found: dict[str, type[AbsTask]] = {}
+    for point in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            tasks = point.load()
+        except Exception as error:  # an installed plugin's own bug: name it, do not crash
+            raise TaskError(
+                f"the task registration {point.name!r} ({point.value}) cannot be loaded "
+                f"({type(error).__name__}: {first_line(error)}); fix or uninstall its package"
+            ) from error
+        valid = isinstance(tasks, Mapping) and all(
+            isinstance(cls, type) and issubclass(cls, AbsTask) for cls in tasks.values()
+        )
+        if not valid:
+            raise TaskError(
+                f"the task registration {point.name!r} ({point.value}) is not a mapping of "
+                "task names to mteb AbsTask classes; fix or uninstall its package"
+            )
+        for name, cls in tasks.items():
+            if name in found and found[name] is not cls:
+                logger.warning("task %s is registered twice; using %s", name, point.value)
+            found[str(name)] = cls
+    return found
+
+
+def is_registered(name: str) -> bool:
+    """Whether `name` is a registered task (not one of mteb's)."""
+    return name in registered_tasks()
+
+
+def _known_task_names(registered: Mapping[str, object]) -> list[str]:
+    """Names of the registered tasks and of every mteb task of the six supported types."""
     import mteb
 
-    from moee_pipeline.testing.toy import TOY_TASKS
-
-    names = list(TOY_TASKS)
+    names = list(registered)
     names += [t.metadata.name for t in mteb.get_tasks(task_types=list(TASK_TYPES))]
     return names
 
 
 def get_task(name: str) -> AbsTask:
-    """A fresh task instance: toy tasks first, then mteb's registry."""
+    """A fresh task instance: registered tasks first, then mteb's registry."""
     import mteb
 
-    from moee_pipeline.testing.toy import TOY_TASKS
-
-    if name in TOY_TASKS:
-        return TOY_TASKS[name]()
-    try:
-        task = mteb.get_task(name)
-    except KeyError:
-        close = difflib.get_close_matches(name, _known_task_names(), n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise TaskError(
-            f"unknown task {name!r}: {hint}list tasks with "
-            f"`python -c \"import mteb; print(mteb.get_tasks(task_types=['STS']))\"` "
-            f"or use a toy task ({', '.join(TOY_TASKS)})"
-        ) from None
+    registered = registered_tasks()
+    if name in registered:
+        task = registered[name]()
+    else:
+        try:
+            task = mteb.get_task(name)
+        except KeyError:
+            close = difflib.get_close_matches(name, _known_task_names(registered), n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            extra = f" or a registered task ({', '.join(registered)})" if registered else ""
+            raise TaskError(
+                f"unknown task {name!r}: {hint}list tasks with "
+                f"`python -c \"import mteb; print(mteb.get_tasks(task_types=['STS']))\"`{extra}"
+            ) from None
     if task.metadata.type not in TASK_TYPES:
         raise TaskError(
             f"task {name!r} is of type {task.metadata.type}; "

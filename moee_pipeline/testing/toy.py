@@ -1,8 +1,11 @@
 """Tiny built-in MTEB tasks of all six task types, generated in code.
 
-They exist so that `make demo` and the tests can run extract + score end to end offline, in seconds,
-through mteb's real evaluators. Sentences are built from per-topic word lists, so embeddings that
-capture the topic score well and random embeddings score near chance.
+They exist so that `make demo` and the tests can run extract + score end to end offline, in
+seconds, through mteb's real evaluators. Sentences are built from per-topic word lists, so
+embeddings that capture the topic score well and random embeddings score near chance.
+
+`TOY_TASKS` is registered as the `toy` entry point of the `moee_pipeline.tasks` group
+(pyproject.toml): that is how the task registry finds them, as it finds any package's tasks.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Fault injection for the scale-out tests: Ray feature extractors that die or fail mid-run.
+"""Faults for the Ray engine's tests: feature extractors (Ray actors) that die or fail mid-run.
 
-The classes are made by factories, so that Ray ships them to its workers by value, with the
-marker folder they close over.
+The classes subclass the engine's actor and are made by factories: a class defined inside a
+function is not importable by name, so cloudpickle ships it to Ray's workers by value (with the
+marker folder it closes over), and the workers never need to import this test module. Keep
+everything they use inside the factory or in the standard library and moee_pipeline.
 """
 
 from __future__ import annotations

@@ -1,0 +1,187 @@
+"""The part file: its schema, its vectors, writing one, and the one checked read of one.
+
+A part is one Parquet file of an entry's rows (`part-NNNNN.parquet`), written to a temp file and
+renamed, its size, rows and SHA-256 recorded in the entry's manifest. Reading one is checked the
+same way for scoring (`read_features`) and auditing (`moee verify`): bytes first (size, then the
+SHA-256 of the bytes in memory), because a damaged Parquet file can crash the reader, so nothing
+is decoded before its hash matches; then rows, columns and vector widths. The audit adds only
+what scoring cannot afford on every read (finiteness; duplicates across parts, in verify).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from moee_pipeline.cache import files
+from moee_pipeline.cache.errors import FileProblem
+from moee_pipeline.errors import first_line
+
+#: The version of the part and manifest format; a cache of a newer one is refused.
+SCHEMA_VERSION = 1
+#: The schema metadata key holding the run's settings and shapes in every part.
+METADATA_KEY = b"moee"
+VECTOR_COLUMNS = ("rw_last", "rw_mean", "hs_last", "hs_mean")
+#: What every part holds besides its vectors; `text_id` is the key scoring looks texts up by.
+ROW_COLUMNS = ("text_id", "text", "n_tokens", "truncated")
+PART_GLOB = "part-*.parquet"
+
+
+def text_id(text: str) -> str:
+    """The key of a text in the cache: sha256 of its UTF-8 bytes, hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def vector_widths(meta: Mapping[str, Any]) -> dict[str, int]:
+    """Each vector column's width from a run's shapes (0 where they are not recorded).
+
+    RW is layer-major router logits (n_moe_layers x n_experts), HS the hidden state.
+    """
+    rw = int(meta.get("n_moe_layers") or 0) * int(meta.get("n_experts") or 0)
+    hs = int(meta.get("hidden_size") or 0)
+    return {name: rw if name.startswith("rw") else hs for name in VECTOR_COLUMNS}
+
+
+def vector_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """A (n, d) float32 matrix as an Arrow fixed-size list column, without copying rows."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+
+
+def column_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """An Arrow (fixed-size) list column as a (n, d) float32 matrix."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    width = column.type.list_size
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+def feature_schema(metadata: Mapping[str, Any]) -> pa.Schema:
+    """The part schema of a run; `metadata` (settings and shapes) travels in every file."""
+    widths = vector_widths(metadata)
+    fields = [
+        pa.field("text_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("n_tokens", pa.int32(), nullable=False),
+        pa.field("truncated", pa.bool_(), nullable=False),
+    ]
+    for name in VECTOR_COLUMNS:
+        fields.append(pa.field(name, pa.list_(pa.float32(), widths[name]), nullable=False))
+    return pa.schema(fields, metadata={METADATA_KEY: json.dumps(dict(metadata), sort_keys=True)})
+
+
+def schema_metadata(schema: pa.Schema) -> dict[str, Any]:
+    """The run settings stored in a part's schema."""
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def part_metadata(path: Path) -> dict[str, Any]:
+    """The run settings stored in a part file, read from its footer (no data decoded)."""
+    return schema_metadata(pq.read_schema(path))
+
+
+def part_files(directory: Path) -> list[Path]:
+    """Complete part files of an entry's folder, in name order."""
+    return sorted(directory.glob(PART_GLOB)) if directory.is_dir() else []
+
+
+def write_part(table: pa.Table, path: Path) -> dict[str, Any]:
+    """Write a part atomically (temp, fsync, rename) and return its manifest record.
+
+    The record's SHA-256 is of exactly the bytes written (encoded in memory, hashed, then
+    written), so later damage to the file is caught without decoding it.
+    """
+    sink = pa.BufferOutputStream()
+    floats = [f"{name}.list.element" for name in VECTOR_COLUMNS if name in table.column_names]
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        use_dictionary=False,
+        use_byte_stream_split=floats,
+        write_statistics=["text_id", "n_tokens"],
+    )
+    data = memoryview(sink.getvalue())
+    files.write_bytes_atomic(path, data)
+    return {"rows": table.num_rows, "bytes": data.nbytes, "sha256": files.sha256_bytes(data)}
+
+
+def part_record(path: Path) -> dict[str, Any]:
+    """The manifest record of a part already on disk (one a killed run completed)."""
+    return {
+        "rows": pq.read_metadata(path).num_rows,
+        "bytes": path.stat().st_size,
+        "sha256": files.sha256_file(path),
+    }
+
+
+def read_part(
+    path: Path,
+    record: Mapping[str, Any] | None,
+    *,
+    columns: Sequence[str] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    check_hash: bool = True,
+) -> pa.Table:
+    """One part, refused unless it is what its manifest recorded and holds usable features.
+
+    In order, each check only once the one before passed: size and (unless `check_hash` is
+    False) SHA-256 against `record`; decoding; the columns asked for (None: all, of which
+    `text_id` and every vector column must be there); rows against `record`; each vector
+    column's type and width against `meta` (the manifest; None: the part's own metadata).
+    Without a record (a manifest from before records) only decoding, columns and widths count.
+
+    Raises:
+        FileProblem: the first check that failed, naming the part and what to run.
+    """
+    source: Any = path
+    if record is not None:
+        size = path.stat().st_size
+        if size != record.get("bytes"):
+            raise FileProblem(path, f"is {size} bytes, the manifest says {record.get('bytes')}")
+        if check_hash:
+            data = path.read_bytes()
+            if files.sha256_bytes(data) != record.get("sha256"):
+                raise FileProblem(path, "does not match its SHA-256 in the manifest (damaged)")
+            source = pa.BufferReader(data)
+    try:
+        with pq.ParquetFile(source) as handle:
+            schema = handle.schema_arrow
+            needed = list(columns) if columns is not None else ["text_id", *VECTOR_COLUMNS]
+            missing = [name for name in needed if name not in schema.names]
+            if missing:
+                what = f"cannot be read as features (it lacks column(s) {', '.join(missing)})"
+                raise FileProblem(path, what)
+            table = handle.read(columns=list(columns) if columns is not None else None)
+    except (pa.ArrowException, OSError) as error:
+        raise FileProblem(path, f"cannot be read ({first_line(error)})") from None
+    if record is not None and table.num_rows != record.get("rows"):
+        what = f"holds {table.num_rows} rows, the manifest says {record.get('rows')}"
+        raise FileProblem(path, what)
+    widths = vector_widths(meta if meta is not None else schema_metadata(schema))
+    for name in (c for c in VECTOR_COLUMNS if c in table.column_names):
+        kind = table.schema.field(name).type
+        if not pa.types.is_fixed_size_list(kind) or kind.value_type != pa.float32():
+            raise FileProblem(path, f"has {name} of type {kind}, not a float32 vector")
+        if widths[name] and kind.list_size != widths[name]:
+            what = f"has {name} {kind.list_size} wide, expected {widths[name]}"
+            raise FileProblem(path, what)
+    return table
+
+
+def audit_part(table: pa.Table) -> list[str]:
+    """What a full audit adds to `read_part` on a readable part: a problem per vector column
+    holding NaN or inf (the extraction refuses them, so one here was written by something else)."""
+    return [
+        f"{name} holds NaN or inf values"
+        for name in VECTOR_COLUMNS
+        if name in table.column_names and not np.isfinite(column_matrix(table[name])).all()
+    ]
