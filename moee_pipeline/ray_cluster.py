@@ -51,7 +51,8 @@ def ray_session(address: str | None = None) -> Iterator[ModuleType]:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
     except Exception as error:  # ConnectionError, a missing ray[client], a bad address ...
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        first = first_line(error)
+        logger.info("ray.init(address=%r): %s", address, error)
+        first = first_line(error, limit=80)
         raise RayClusterError(
             f"cannot connect to {where} ({first}); start one with `ray start --head` "
             "or check --ray-address"

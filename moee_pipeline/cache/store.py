@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from moee_pipeline.cache import files
 from moee_pipeline.cache.layout import iter_entries, model_slug, task_dir
 from moee_pipeline.cache.files import write_json_atomic as write_json_atomic  # one writer
-from moee_pipeline.errors import MoeeError, first_line
+from moee_pipeline.errors import MoeeError
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +39,7 @@ PART_GLOB = "part-*.parquet"
 #: scores record a fingerprint of them so rows of different features never mix.
 FEATURE_SETTINGS = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
 #: What to do about a damaged entry, said by every error that finds one.
-REPAIR_HINT = (
-    "run `moee verify --repair`, then rerun `moee extract` to recompute what was moved aside"
-)
+REPAIR_HINT = "run `moee verify --repair`, then `moee extract`"
 
 
 class CacheError(MoeeError):
@@ -135,14 +133,15 @@ def read_manifest(directory: Path, name: str = MANIFEST) -> dict[str, Any] | Non
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
-        raise CacheError(f"{path} is not valid JSON ({error}): {REPAIR_HINT}") from None
+        logger.info("reading %s: %s", path, error)
+        raise CacheError(f"{path} is not valid JSON: {REPAIR_HINT}") from None
     if not isinstance(manifest, dict):
         raise CacheError(f"{path} is not a JSON object: {REPAIR_HINT}")
     version = manifest.get("schema_version", SCHEMA_VERSION)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise CacheError(
             f"{path} has schema_version {version!r}, newer than this moee-pipeline reads "
-            f"({SCHEMA_VERSION}): upgrade moee-pipeline, or re-extract with --overwrite"
+            f"({SCHEMA_VERSION}): upgrade moee-pipeline"
         )
     return manifest
 
@@ -301,12 +300,13 @@ def _read_checked_part(
         if check_hash:
             data = path.read_bytes()
             if files.sha256_bytes(data) != record.get("sha256"):
-                raise damaged("does not match its SHA-256 in the manifest (damaged)")
+                raise damaged("does not match its SHA-256 in the manifest")
             source = pa.BufferReader(data)
     try:
         table = pq.read_table(source, columns=list(columns))
     except (pa.ArrowException, OSError) as error:
-        raise damaged(f"cannot be read ({first_line(error)})") from None
+        logger.info("reading %s: %s", path, error)
+        raise damaged("cannot be read (damaged, or lacking a column)") from None
     if record is not None and table.num_rows != record.get("rows"):
         raise damaged(f"holds {table.num_rows} rows, the manifest says {record.get('rows')}")
     return table

@@ -25,7 +25,6 @@ import pyarrow.parquet as pq
 from moee_pipeline.cache import files, layout, store
 from moee_pipeline.cache.snapshots import MANIFEST as SNAPSHOT_MANIFEST
 from moee_pipeline.cache.snapshots import read_snapshot_manifest
-from moee_pipeline.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +83,15 @@ def _check_part(
             return None, [f"is {size} bytes, the manifest says {record.get('bytes')}"]
         data = path.read_bytes()
         if files.sha256_bytes(data) != record.get("sha256"):
-            return None, ["does not match its SHA-256 in the manifest (damaged)"]
+            return None, ["does not match its SHA-256 in the manifest"]
         source: Any = pa.BufferReader(data)
     else:
         source = path
     try:
         table = pq.read_table(source)
     except (pa.ArrowException, OSError) as error:
-        return None, [f"cannot be read ({first_line(error)})"]
+        logger.info("reading %s: %s", path, error)
+        return None, ["cannot be read as Parquet (damaged)"]
     problems = []
     if record is not None and table.num_rows != record.get("rows"):
         problems.append(f"holds {table.num_rows} rows, the manifest says {record.get('rows')}")
@@ -188,7 +188,8 @@ def verify_snapshot(folder: Path) -> list[Problem]:
         try:
             rows = pq.read_metadata(path).num_rows
         except (pa.ArrowException, OSError) as error:
-            problems.append(Problem(folder, f"snapshot file {path.name} cannot be read ({error})"))
+            logger.info("reading %s: %s", path, error)
+            problems.append(Problem(folder, f"snapshot file {path.name} cannot be read (damaged)"))
             continue
         if rows != node.get("rows"):
             what = f"snapshot file {path.name} holds {rows} rows, its manifest says {node['rows']}"

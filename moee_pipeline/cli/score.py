@@ -10,6 +10,7 @@ import click
 from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.cli.options import (
     USER_ERRORS,
+    Folder,
     cache_dir_option,
     data_dir_option,
     engine_option,
@@ -104,7 +105,7 @@ def parse_weights(values: tuple[str, ...]) -> tuple[tuple[float, ...], bool]:
 @data_dir_option
 @click.option(
     "--output",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=Folder(path_type=Path),
     default=Path("results"),
     show_default=True,
     help="Where scores.csv and mteb's JSON results go.",

@@ -6,6 +6,7 @@ libraries are imported (while the texts are recorded in another process).
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def check_same_settings(old: dict[str, Any], new: dict[str, Any], *, where: Path
     }
     if diff:
         raise ExtractionError(
-            f"{where} was made with other settings {diff}; "
+            f"{where} was made with other settings {reprlib.repr(diff)}; "
             "rerun with --overwrite or use another --cache-dir"
         )
 

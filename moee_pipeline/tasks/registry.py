@@ -46,9 +46,8 @@ def get_task(name: str) -> AbsTask:
         close = difflib.get_close_matches(name, _known_task_names(), n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise TaskError(
-            f"unknown task {name!r}: {hint}list tasks with "
-            f"`python -c \"import mteb; print(mteb.get_tasks(task_types=['STS']))\"` "
-            f"or use a toy task ({', '.join(TOY_TASKS)})"
+            f"unknown task {name!r}: {hint}give an MTEB task name as `mteb.get_tasks()` lists "
+            "them, e.g. STSBenchmark"
         ) from None
     if task.metadata.type not in TASK_TYPES:
         raise TaskError(
