@@ -360,3 +360,21 @@ def _toy_tasks() -> tuple[str, ...]:
     from moee_pipeline.demo import TOY_TASKS
 
     return TOY_TASKS
+
+
+def test_not_extracted_line_fits_with_a_long_model_path_and_task(tmp_path: Path) -> None:
+    from moee_pipeline.cache import store
+
+    model = "/home/someone/experiments/checkpoints/OLMoE-1B-7B-0924-finetuned-step-12000"
+    with pytest.raises(store.CacheError) as error:
+        store.read_features(
+            tmp_path,
+            model=model,
+            prompt_id="prompteol",
+            task="TweetSentimentExtractionClassification",
+        )
+    line = one_line(error.value).message
+    assert len(f"Error: {line}") <= MAX_ERROR_LINE and " ... " not in line
+    assert line.endswith(
+        f"--model {model} --prompt prompteol --tasks TweetSentimentExtractionClassification`"
+    )
