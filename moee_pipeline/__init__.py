@@ -4,10 +4,8 @@ The public entry points are importable from here; they load lazily, so that
 `import moee_pipeline` on a scoring machine does not pull in torch.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+import importlib as _importlib
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -29,11 +27,12 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'moee_pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(_PUBLIC[name]), name)
+    return getattr(_importlib.import_module(_PUBLIC[name]), name)
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+    """The public API only (what tab completion offers), not this module's own helpers."""
+    return sorted([*__all__, "__version__"])

@@ -1,7 +1,8 @@
 """`make demo`: the whole pipeline offline, on a tiny random MoE model and the built-in toy tasks.
 
 It runs the same commands a user runs on a GPU box and a laptop, printing each one first,
-so the output doubles as a walkthrough. Everything lands in ./demo-output/.
+so the output doubles as a walkthrough: our progress bars and results only, as `moee` shows
+them without -v. Everything lands in ./demo-output/.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 
 from moee_pipeline.cli import main as cli
 from moee_pipeline.testing.tiny import build_tiny_model, train_tokenizer
+from moee_pipeline.verbosity import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ def run_demo(workdir: Path) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging(0)  # as `moee` without -v: our progress and results only
     run_demo(Path("demo-output"))
 
 

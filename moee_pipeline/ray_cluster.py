@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from moee_pipeline.errors import MoeeError, first_line
+from moee_pipeline.verbosity import library_output_shown
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +46,39 @@ def ray_session(address: str | None = None) -> Iterator[ModuleType]:
     ray = require_ray()
     check_address(address)
     if ray.is_initialized():
-        yield ray
+        with _quiet_ray_data():
+            yield ray
         return
+    level = logging.INFO if library_output_shown() else logging.ERROR  # -v: Ray's chatter too
     try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        ray.init(address=address, logging_level=level, log_to_driver=True)
     except Exception as error:  # ConnectionError, a missing ray[client], a bad address ...
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        first = first_line(error)
+        logger.info("ray.init(address=%r): %s", address, error)
+        first = first_line(error, limit=80)
         raise RayClusterError(
             f"cannot connect to {where} ({first}); start one with `ray start --head` "
             "or check --ray-address"
         ) from None
     try:
-        yield ray
+        with _quiet_ray_data():
+            yield ray
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def _quiet_ray_data() -> Iterator[None]:
+    """Ray Data logs its execution plan and warns that its bars are off (ours is the bar) to
+    the terminal itself, not through the root logger: only errors unless `-v`."""
+    log = logging.getLogger("ray.data")
+    level = log.level
+    if not library_output_shown():
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def check_address(address: str | None, timeout: float = 5.0) -> None:

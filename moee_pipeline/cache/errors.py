@@ -12,9 +12,7 @@ from pathlib import Path
 from moee_pipeline.errors import MoeeError
 
 #: What to do about a damaged entry, said by every error that finds one.
-REPAIR_HINT = (
-    "run `moee verify --repair`, then rerun `moee extract` to recompute what was moved aside"
-)
+REPAIR_HINT = "run `moee verify --repair`, then `moee extract`"
 
 
 class CacheError(MoeeError):

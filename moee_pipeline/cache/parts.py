@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import pyarrow.parquet as pq
 from moee_pipeline.cache import files
 from moee_pipeline.cache.errors import FileProblem
 from moee_pipeline.errors import first_line
+
+logger = logging.getLogger(__name__)
 
 #: The version of the part and manifest format; a cache of a newer one is refused.
 SCHEMA_VERSION = 1
@@ -162,7 +165,8 @@ def read_part(
                 raise FileProblem(path, what)
             table = handle.read(columns=list(columns) if columns is not None else None)
     except (pa.ArrowException, OSError) as error:
-        raise FileProblem(path, f"cannot be read ({first_line(error)})") from None
+        logger.info("reading %s: %s", path, error)
+        raise FileProblem(path, f"cannot be read ({first_line(error, limit=80)})") from None
     if record is not None and table.num_rows != record.get("rows"):
         what = f"holds {table.num_rows} rows, the manifest says {record.get('rows')}"
         raise FileProblem(path, what)

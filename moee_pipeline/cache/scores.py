@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from moee_pipeline.cache import files
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.errors import MoeeError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,10 @@ def read_rows(path: Path) -> list[dict[str, str]]:
                 )
             return list(reader)
     except (UnicodeDecodeError, csv.Error) as error:
-        raise ScoresError(f"{path} cannot be read as CSV ({error}): move it away") from None
+        logger.info("reading %s: %s", path, error)
+        raise ScoresError(
+            f"{path} cannot be read as CSV ({first_line(error, limit=60)}): move it away"
+        ) from None
 
 
 def merge_rows(path: Path, rows: Sequence[Mapping[str, str]]) -> None:

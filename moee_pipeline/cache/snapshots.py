@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
 
 from moee_pipeline.cache import files, layout
-from moee_pipeline.errors import MoeeError, first_line
+from moee_pipeline.errors import MoeeError
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +125,10 @@ def _read_node(node: dict[str, Any], folder: Path) -> Any:
         try:
             table = pq.read_table(folder / node["file"])
         except (OSError, pa.ArrowException) as error:
-            first = first_line(error)
+            logger.info("reading %s: %s", folder / node["file"], error)
             raise SnapshotError(
-                f"task snapshot file {folder / node['file']} cannot be read ({first}): "
-                f"run `moee verify --repair`, then rerun `moee extract` or pass --data-dir"
+                f"task snapshot file {folder / node['file']} cannot be read (damaged): "
+                "run `moee verify --repair`, then `moee extract` (or pass --data-dir)"
             ) from None
         features = Features.from_dict(node["features"])
         table = table.replace_schema_metadata(None).cast(features.arrow_schema)

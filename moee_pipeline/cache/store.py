@@ -177,9 +177,7 @@ def read_features(
     if manifest is None:
         state = f"incomplete ({len(part_files(directory))} parts, no manifest)"
         what = state if directory.is_dir() else "not extracted"
-        raise CacheError(
-            f"{task} for model={model_slug(model)} prompt={prompt_id} is {what}: {hint}"
-        )
+        raise CacheError(f"{task} [{prompt_id}] is {what}: {hint}")
     unknown = [c for c in columns if c not in VECTOR_COLUMNS]
     if unknown:
         raise CacheError(f"unknown feature columns {unknown}; choose from {list(VECTOR_COLUMNS)}")

@@ -27,7 +27,6 @@ from moee_pipeline.cache import files, layout, parts, store
 from moee_pipeline.cache.errors import FileProblem
 from moee_pipeline.cache.snapshots import MANIFEST as SNAPSHOT_MANIFEST
 from moee_pipeline.cache.snapshots import read_snapshot_manifest
-from moee_pipeline.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +158,8 @@ def verify_snapshot(folder: Path) -> list[Problem]:
         try:
             rows = pq.read_metadata(path).num_rows
         except (pa.ArrowException, OSError) as error:
-            what = f"snapshot file {path.name} cannot be read ({first_line(error)})"
+            logger.info("reading %s: %s", path, error)
+            what = f"snapshot file {path.name} cannot be read (damaged)"
             problems.append(Problem(folder, what))
             continue
         if rows != node.get("rows"):

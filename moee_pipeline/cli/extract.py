@@ -184,7 +184,10 @@ def extract(
             splits=split_csv(splits),
         )
         summaries = runner.run(request)
+        reported = False
         for s in summaries:
+            if not s.skipped and not reported:  # the model was loaded for this one
+                reported = _echo_weight_memory(s.path)
             what = (
                 "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"
             )
@@ -193,6 +196,23 @@ def extract(
         raise
     except USER_ERRORS as error:
         raise one_line(error) from error
+
+
+def _echo_weight_memory(entry: Path) -> bool:
+    """Print the weight-memory report of the model that extracted `entry`, as its manifest
+    records it (whichever engine, process or Ray actor, loaded the model); whether there was one.
+    """
+    from moee_pipeline.cache import store
+    from moee_pipeline.models.memory import format_report
+
+    # `_manifest.json`, or a shard's `_manifest.IofN.json`
+    for path in sorted(entry.glob(f"{Path(store.MANIFEST).stem}*.json")):
+        manifest = store.read_manifest(entry, path.name) or {}
+        if manifest.get("weight_memory"):
+            title = f"{manifest.get('model')} [{manifest.get('quantization')}]"
+            click.echo(format_report(manifest["weight_memory"], title=title))
+            return True
+    return False
 
 
 @click.command()

@@ -3,6 +3,8 @@ own constants, and the one-line error conversion."""
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,12 +17,17 @@ from moee_pipeline.vocabulary import ENGINES, TASK_TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_MODEL",
+    "MAX_ERROR_LINE",
     "USER_ERRORS",
+    "Folder",
     "cache_dir_option",
     "data_dir_option",
     "engine_option",
+    "fit_line",
     "model_option",
     "one_line",
     "parse_shard",
@@ -34,11 +41,44 @@ __all__ = [
 #: Errors the user can fix: shown as one line, without a traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (MoeeError, OSError)
 
+#: The longest error line the CLI prints ("Error: " included): the path, one short cause and
+#: what to do. Messages are written to fit where they are raised; `fit_line` is the backstop.
+MAX_ERROR_LINE = 250
+_PREFIX = "Error: "  # what click puts before a ClickException's message
+_CUT = " ... "
+
+#: What to do about an operating-system error, by errno (the OS message names path and cause).
+_OS_ADVICE = {
+    errno.ENOSPC: "free disk space, then rerun (finished files are kept)",
+    errno.EDQUOT: "free disk space (quota), then rerun (finished files are kept)",
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EROFS: "it is on a read-only file system: choose another path",
+    errno.ENOENT: "check that the path exists",
+    errno.ENOTDIR: "a part of the path is a file: check the path",
+    errno.EEXIST: "it is in the way: move it or choose another path",
+}
+
+
+class Folder(click.Path):
+    """A folder option: a path naming a file is refused with what to give instead."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(file_okay=False, **kwargs)
+
+    def fail(
+        self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None
+    ) -> Any:
+        if message.endswith("is a file."):
+            message = f"{message.removesuffix('.')}: give a folder"
+        return super().fail(message, param, ctx)
+
+
 #: The cache root option, the same in every command that reads or writes the cache.
 cache_dir_option = click.option(
     "--cache-dir",
     default=None,
-    type=click.Path(file_okay=False),
+    type=Folder(),
     help="Cache root (default ./cache or $MOEE_CACHE_DIR).",
 )
 
@@ -106,8 +146,29 @@ def task_options(*, default_help: str) -> Callable[[F], F]:
 
 
 def one_line(error: Exception) -> click.ClickException:
-    """One clear line for the user, no traceback."""
-    return click.ClickException(first_line(error))
+    """One clear line for the user, no traceback: the error's message (an OS error's gains what
+    to do about it), within MAX_ERROR_LINE."""
+    text = first_line(error)
+    if isinstance(error, OSError):
+        text = f"{text}; {_OS_ADVICE.get(error.errno or 0, 'check the path and the disk')}"
+    return click.ClickException(fit_line(text))
+
+
+def fit_line(text: str, *, limit: int = MAX_ERROR_LINE - len(_PREFIX)) -> str:
+    """`text` if it fits in `limit` characters, else its start and its end (what to do: the
+    part after its last ": " or "; ") with the middle cut out; the whole text goes to the log.
+
+    The last resort for a message that its source did not keep short (a very long path).
+    """
+    if len(text) <= limit:
+        return text
+    logger.info("the whole error: %s", text)
+    ends = [text.rfind(sep) for sep in (": ", "; ")]
+    advice = text[max(ends) + 2 :] if max(ends) > 0 else ""
+    if not advice or len(advice) > limit // 2:
+        advice = text[-(limit // 3) :]
+    head = text[: limit - len(_CUT) - len(advice)]
+    return f"{head}{_CUT}{advice}"
 
 
 def split_csv(value: str | None) -> list[str] | None:
@@ -120,7 +181,7 @@ def parse_shard(value: str) -> tuple[int, int]:
     try:
         index, count = (int(x) for x in value.split("/"))
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use I/N, e.g. 0/2") from None
+        raise click.BadParameter(f"{value!r}: use I/N, e.g. 0/2", param_hint="'--shard'") from None
     if count < 1 or not 0 <= index < count:
-        raise click.BadParameter(f"{value!r}: need 0 <= I < N")
+        raise click.BadParameter(f"{value!r}: need 0 <= I < N", param_hint="'--shard'")
     return index, count

@@ -14,6 +14,7 @@ import click
 from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.cli.options import (
     USER_ERRORS,
+    Folder,
     cache_dir_option,
     one_line,
     resolve_model,
@@ -67,9 +68,7 @@ _REPORT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ReportOpti
     "split (test) gives the oracle, labelled so.",
 )
 @click.option("--compare-paper", is_flag=True, help="Published numbers next to ours, with diffs.")
-@click.option(
-    "--plots", type=click.Path(path_type=Path), default=None, help="Write PNG figures here."
-)
+@click.option("--plots", type=Folder(path_type=Path), default=None, help="Write PNG figures here.")
 def report(
     *,
     results: Path,

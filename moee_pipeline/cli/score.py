@@ -11,6 +11,7 @@ import click
 from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.cli.options import (
     USER_ERRORS,
+    Folder,
     cache_dir_option,
     data_dir_option,
     engine_option,
@@ -142,7 +143,7 @@ def split_weights(values: tuple[float | WeightRule, ...]) -> tuple[tuple[float, 
 @data_dir_option
 @click.option(
     "--output",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=Folder(path_type=Path),
     default=default("output"),
     show_default=True,
     help="Where scores.csv and mteb's JSON results go.",

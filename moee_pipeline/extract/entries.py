@@ -92,10 +92,10 @@ def entry_lock(directory: Path, *, shard: tuple[int, int]) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        how = "" if shard[1] > 1 else "; to share the work, give each process --shard I/N"
+        how = "" if shard[1] > 1 else " (or give each process its --shard I/N)"
+        logger.info("%s is locked by %s", directory, lock.lock_file)
         raise ExtractionError(
-            f"another `moee extract` is writing {directory} (lock {lock.lock_file}): "
-            f"wait for it to finish{how}"
+            f"another `moee extract` is writing {directory}: wait for it to finish{how}"
         ) from None
     try:
         yield
@@ -167,7 +167,8 @@ def plan_task(
     empty = [todo[e.index] for e in encoded if not e.input_ids]
     if empty:
         raise ExtractionError(
-            f"{task}: {len(empty)} prompted text(s) have no tokens, e.g. {empty[0]!r}"
+            f"{task}: {len(empty)} prompted text(s) have no tokens, e.g. {empty[0][:60]!r}; "
+            "use a tokenizer that adds a BOS token, or a prompt template"
         )
     return TaskPlan(
         task, prompt, directory, manifest_name, texts, mine, todo, encoded, list(splits), start

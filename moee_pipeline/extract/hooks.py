@@ -119,5 +119,5 @@ def check_finite(batch: PooledBatch, texts: Sequence[str]) -> None:
             index = int(np.flatnonzero(bad)[0])
             raise NonFiniteFeatureError(
                 f"{name} is NaN/inf for {int(bad.sum())} text(s) in a batch, e.g. "
-                f"{texts[index][:120]!r}; try --dtype float32 or --quantization none"
+                f"{texts[index][:60]!r}; try --dtype float32 or --quantization none"
             )

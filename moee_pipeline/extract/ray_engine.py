@@ -19,6 +19,7 @@ import contextlib
 import gc
 import json
 import logging
+import reprlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -217,7 +218,9 @@ def _run(
                 state.writer.close()
     if pending:
         missing = {pairs[k][0]: p.remaining() for k, p in pending.items()}
-        raise MoeeError(f"Ray returned no features for some texts {missing}; rerun to resume")
+        raise MoeeError(
+            f"Ray returned no features for some texts {reprlib.repr(missing)}; rerun to resume"
+        )
 
 
 def _write_rows(

@@ -7,6 +7,7 @@ revision) are checked again once it has loaded.
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def check_same_settings(old: dict[str, Any], new: dict[str, Any], *, where: Path
     }
     if diff:
         raise ExtractionError(
-            f"{where} was made with other settings {diff}; "
+            f"{where} was made with other settings {reprlib.repr(diff)}; "
             "rerun with --overwrite or use another --cache-dir"
         )
 

@@ -14,7 +14,6 @@ are loaded through a native mapping (`NATIVE_MAPPINGS`) instead of remote code.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from transformers import (
 
 from moee_pipeline.models import deepseek, memory, placement, quantize
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
+from moee_pipeline.models.quiet import quiet_transformers
 from moee_pipeline.models.routers import Router, find_routers
 from moee_pipeline.models.spec import ModelLoadError, ModelSpec
 from moee_pipeline.units import format_bytes
@@ -118,10 +118,10 @@ def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
 
 
 def _not_found(spec: ModelSpec, error: Exception) -> ModelLoadError:
+    logger.info("loading the config of %s: %s", spec.model, error)
     return ModelLoadError(
-        f"cannot load model {spec.model!r}: it is not a local folder and could not be "
-        "fetched from the Hugging Face Hub (offline? typo?). Download it first "
-        f"(`hf download {spec.model}`) or pass a local directory. ({error.__class__.__name__})"
+        f"cannot load model {spec.model!r}: not a local folder, nor on the Hugging Face Hub "
+        f"(offline? a typo?); download it (`hf download {spec.model}`) or pass a local folder"
     )
 
 
@@ -196,7 +196,7 @@ def check_fits(
             if other_need <= free_bytes:
                 fits.append(f"--quantization {other} (~{format_bytes(other_need)})")
     advice = (
-        f"options that fit: {', '.join(fits)}"
+        f"use {' or '.join(fits)}"
         if fits
         else "no quantization fits: use a GPU with more memory, or --device cpu (slow)"
     )
@@ -266,18 +266,12 @@ def _from_pretrained(
     The base model never has the checkpoint's LM head, so transformers would warn about an
     "unexpected" lm_head on every load; a missing weight, though, would leave a layer random.
     """
-    from transformers.utils import logging as hf_logging
-
     if mapping is not None:
         kwargs = {**kwargs, "key_mapping": mapping.key_mapping}
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_transformers():
         model, info = AutoModel.from_pretrained(
             spec.model, config=config, output_loading_info=True, **kwargs
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
     expected_missing = mapping.expected_missing if mapping is not None else ()
     missing = sorted(k for k in info["missing_keys"] if not k.endswith(expected_missing))
     if missing:
@@ -339,7 +333,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     hidden_size = int(model.config.hidden_size)
     routers = find_routers(model, hidden_size=hidden_size)
     report = memory.weight_memory(model)
-    sys.stderr.write(memory.format_report(report, title=f"{spec.model} [{quantization}]") + "\n")
+    # returned in `info` (every manifest stores it; `moee extract` prints it from there) and logged
+    logger.info("%s", memory.format_report(report, title=f"{spec.model} [{quantization}]"))
     info: dict[str, Any] = {
         "revision": getattr(config, "_commit_hash", None) or spec.revision,
         "weight_memory": report,

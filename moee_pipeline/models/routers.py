@@ -11,6 +11,7 @@ not routers.
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import dataclass
 
 import torch
@@ -86,12 +87,18 @@ def find_routers(model: nn.Module, *, hidden_size: int) -> list[Router]:
     if not routers:
         raise NotMoEError(
             f"{type(model).__name__} is not a Mixture-of-Experts model: no expert router "
-            "(a `gate`/`router` module with a (num_experts, hidden) weight) was found"
+            "(a `gate`/`router` module with a (num_experts, hidden) weight); use an MoE model"
         )
     routers.sort(key=lambda r: r.layer)
     if len({r.layer for r in routers}) != len(routers):
-        raise NotMoEError(f"more than one router per layer: {[r.name for r in routers]}")
+        names = [r.name for r in routers]
+        raise NotMoEError(
+            f"more than one router per layer (e.g. {names[:2]}): this architecture is not supported"
+        )
     if len({r.n_experts for r in routers}) != 1:
         counts = {r.layer: r.n_experts for r in routers}
-        raise NotMoEError(f"routers disagree on the number of experts: {counts}")
+        raise NotMoEError(
+            f"routers disagree on the number of experts ({reprlib.repr(counts)}): "
+            "this architecture is not supported"
+        )
     return routers

@@ -69,7 +69,10 @@ def load_scores(path: Path) -> pd.DataFrame:
     scores = with_later_columns(scores)
     missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
     if missing:
-        raise ReportError(f"{file} lacks column(s) {', '.join(missing)}")
+        raise ReportError(
+            f"{file} lacks column(s) {', '.join(missing)}: point --results at what `moee score` "
+            "wrote"
+        )
     scores["model"] = scores["model"].map(model_slug)
     scores["weight"] = pd.to_numeric(scores["weight"])
     scores["main_score"] = pd.to_numeric(scores["main_score"])

@@ -143,8 +143,8 @@ def select_layers(
     bad = [p for p in layers if p >= n_moe_layers]
     if bad:
         raise CombineError(
-            f"--layers {format_layers(layers)}: positions {bad} out of range; this model has "
-            f"{n_moe_layers} MoE layers (positions 0-{n_moe_layers - 1})"
+            f"--layers {format_layers(layers)}: positions {format_layers(tuple(bad))} out of range;"
+            f" this model has {n_moe_layers} MoE layers (positions 0-{n_moe_layers - 1})"
         )
     return np.ascontiguousarray(cube[:, list(layers), :], dtype=np.float32).reshape(rw.shape[0], -1)
 

@@ -120,8 +120,8 @@ def _encoded_texts(unit: Unit, split: str) -> list[str]:
         return texts
     if unit.config.zscore_fit == "split":
         raise ScoreError(
-            f"{unit.name}/{split}: the cache does not record which texts this split's evaluation "
-            f"encodes; re-extract ({unit.hint}) or use --zscore-fit task"
+            f"{unit.name}/{split}: no record of the texts this split encodes; re-extract "
+            f"({unit.hint}) or use --zscore-fit task"
         )
     from moee_pipeline.tasks import split_texts
 

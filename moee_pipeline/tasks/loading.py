@@ -49,7 +49,9 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
     if data_dir is not None:
         data_dir = Path(data_dir)
         if not data_dir.is_dir() or not os.access(data_dir, os.R_OK | os.X_OK):
-            raise TaskError(f"data dir {data_dir} does not exist or is not readable")
+            raise TaskError(
+                f"data dir {data_dir} does not exist or is not readable: fix --data-dir"
+            )
         if not registered or (data_dir / name).is_dir():
             _load_local(task, data_dir)
             return task
@@ -60,10 +62,10 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
         try:
             task.load_data()
         except Exception as exc:
+            logger.info("mteb's loader of %s failed: %s", name, exc)
             raise TaskError(
-                f"cannot load {name} with mteb's loader ({type(exc).__name__}: "
-                f"{first_line(exc)}); pass --data-dir with "
-                f"<dir>/{name}/<split>.parquet or a --cache-dir holding a snapshot of it"
+                f"cannot load {name} with mteb's loader ({first_line(exc, limit=60)}): pass "
+                f"--data-dir with <dir>/{name}/<split>.parquet or a --cache-dir with its snapshot"
             ) from exc
     return task
 
@@ -78,7 +80,11 @@ def _read_split_folder(folder: Path, name: str) -> DatasetDict:
         try:
             tables[f.stem] = pq.read_table(f)
         except (OSError, pa.ArrowException) as exc:
-            raise TaskError(f"cannot read task data {f} as Parquet: {first_line(exc)}") from None
+            logger.info("reading %s: %s", f, exc)
+            raise TaskError(
+                f"cannot read task data {f} as Parquet (not Parquet, or damaged): "
+                "write the split as Parquet"
+            ) from None
         _check_table(tables[f.stem], f)
     return DatasetDict({split: Dataset(table) for split, table in tables.items()})
 
@@ -117,7 +123,9 @@ def _load_local(task: AbsTask, data_dir: Path) -> None:
     for splits in raw.values() if task.metadata.is_multilingual else [raw]:
         missing = sorted(s for s in needed if s not in splits)
         if missing:
-            raise TaskError(f"{folder} lacks split file(s) {', '.join(missing)}.parquet for {name}")
+            raise TaskError(
+                f"{folder} lacks split file(s) {', '.join(missing)}.parquet for {name}: add them"
+            )
     task.dataset = raw
     try:
         task.dataset_transform()
@@ -125,7 +133,11 @@ def _load_local(task: AbsTask, data_dir: Path) -> None:
         # Only a copy whose columns already carry mteb's renamed names may skip the transform
         # (datasets: "Original column name sent1 not in the dataset"); anything else is an error.
         if "not in the dataset" not in str(exc):
-            raise TaskError(f"{folder}: mteb's transform of {name} failed: {exc}") from exc
+            logger.info("mteb's transform of %s failed: %s", name, exc)
+            raise TaskError(
+                f"{folder}: mteb's transform of {name} failed ({first_line(exc, limit=80)}): "
+                "use MTEB's column names"
+            ) from exc
         logger.warning("%s: columns already renamed (%s); using %s as it is", name, exc, folder)
         task.dataset = raw
     task.data_loaded = True
@@ -196,6 +208,7 @@ def eval_splits(task: AbsTask, wanted: Sequence[str] | None = None) -> list[str]
     chosen = [s for s in dict.fromkeys(wanted) if s in have]
     if not chosen:
         raise TaskError(
-            f"{task.metadata.name} has none of the splits {list(wanted)}; it has {sorted(have)}"
+            f"{task.metadata.name} has none of the splits {list(wanted)} (it has {sorted(have)}): "
+            "ask for one it has"
         )
     return chosen

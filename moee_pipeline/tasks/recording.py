@@ -131,7 +131,7 @@ def split_texts(
             except (ValueError, KeyError, TypeError, IndexError) as error:
                 # bad task data (wrong columns, no rows, null texts) fails deep inside mteb
                 logger.debug("recording %s/%s failed", name, split, exc_info=True)
-                first = first_line(error)
+                first = first_line(error, limit=80)
                 where = f"; then move {snapshot_dir(cache_dir, name)} away" if cache_dir else ""
                 raise TaskError(
                     f"mteb cannot evaluate {name} ({split}) on its data "

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
+from moee_pipeline.models.quiet import quiet_transformers
+
 #: DeepSeek-V2/V3 share their MoE layout (dense first layer, shared expert) and MLA attention.
 _DEEPSEEK: dict[str, Any] = {
     "n_routed_experts": 8,
@@ -74,6 +76,7 @@ def train_tokenizer(
         vocab_size=vocab_size,
         special_tokens=["<pad>", "<s>", "</s>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # its bars go to stdout, even when it is not a terminal
     )
     tokenizer.train_from_iterator(list(texts) * 4, trainer=trainer)
     tokenizer.post_processor = processors.TemplateProcessing(
@@ -125,6 +128,7 @@ def build_tiny_model(
         for name, param in model.named_parameters():
             if name.endswith("gate.weight") and param.dim() == 2 and param.shape[0] > 1:
                 param.normal_(0.0, 0.5)
-    model.save_pretrained(directory)
+    with quiet_transformers():  # no "Writing model shards" bar in `make demo`
+        model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
