@@ -314,7 +314,8 @@ def test_the_memory_precheck_line_fits() -> None:
 
 
 def test_other_settings_line_stays_short_for_long_model_paths(tmp_path: Path) -> None:
-    from moee_pipeline.extract.settings import ExtractionError, check_same_settings
+    from moee_pipeline.extract.reuse import check_same_settings
+    from moee_pipeline.extract.settings import ExtractionError
 
     old = {"model": "/models/" + "a" * 150, "max_length": 512}
     new = {"model": "/models/" + "b" * 150, "max_length": 512}

@@ -82,7 +82,7 @@ def read_manifest(directory: Path, name: str = MANIFEST) -> dict[str, Any] | Non
             path,
             f"has schema_version {version!r}, newer than this moee-pipeline reads "
             f"({SCHEMA_VERSION})",
-            fix="upgrade moee-pipeline, or re-extract with --overwrite",
+            fix="upgrade moee-pipeline",
         )
     return manifest
 
