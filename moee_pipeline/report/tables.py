@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from moee_pipeline.cache.layout import model_slug
-from moee_pipeline.cache.scores import PROVENANCE_COLUMNS, SCORE_COLUMNS, SCORES_FILE
+from moee_pipeline.cache.scores import PROVENANCE_COLUMNS, SCORE_COLUMNS, SCORES_FILE, read_rows
 from moee_pipeline.report.options import ReportError
 from moee_pipeline.report.paper import AVERAGE, load_paper, paper_task_order
 from moee_pipeline.vocabulary import METHODS, TASK_TYPES, paper_average, task_type_means
@@ -53,7 +53,7 @@ def with_later_columns(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_scores(path: Path) -> pd.DataFrame:
-    """Read `<results>/scores.csv` (or the file itself) with its column set checked.
+    """Read `<results>/scores.csv` (or the file itself), every row checked (`cache.scores`).
 
     Files written before the provenance columns existed are read with them empty, so their rows
     stay apart from rows of known provenance. Models are named by slug: older files recorded the
@@ -63,10 +63,10 @@ def load_scores(path: Path) -> pd.DataFrame:
     file = path / SCORES_FILE if path.is_dir() else path
     if not file.is_file():
         raise ReportError(f"no scores at {file}: run `moee score --output {path}` first")
-    scores = pd.read_csv(
-        file, keep_default_na=False, na_values={"weight": [""], "main_score": [""]}, dtype=str
-    )
-    scores = with_later_columns(scores)
+    rows = read_rows(file)  # every row checked as `moee score` checks it before merging
+    if not rows:
+        raise ReportError(f"{file} holds no scores: run `moee score --output {path}` first")
+    scores = with_later_columns(pd.DataFrame(rows, dtype=str))
     missing = [c for c in SCORE_COLUMNS if c not in scores.columns]
     if missing:
         raise ReportError(
@@ -74,7 +74,7 @@ def load_scores(path: Path) -> pd.DataFrame:
             "wrote"
         )
     scores["model"] = scores["model"].map(model_slug)
-    scores["weight"] = pd.to_numeric(scores["weight"])
+    scores["weight"] = pd.to_numeric(scores["weight"].where(scores["weight"] != ""))
     scores["main_score"] = pd.to_numeric(scores["main_score"])
     key = [*GROUP_KEY, "weight_rule", "weight", "task", "split"]
     duplicated = scores.duplicated(key, keep="last")
