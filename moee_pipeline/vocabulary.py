@@ -122,7 +122,8 @@ def task_type_means(scores: Iterable[tuple[str, float]]) -> dict[str, float]:
 def paper_average(type_means: Mapping[str, float]) -> float:
     """The paper's headline number: the mean of its six task types' means (others left out).
 
-    NaN when none of the six was scored.
+    NaN when none of the six was scored, or when one of their means is NaN (a task without a
+    score): never an average of fewer types that passes for the whole.
     """
-    means = [v for t, v in type_means.items() if t in TASK_TYPES and not math.isnan(v)]
+    means = [v for t, v in type_means.items() if t in TASK_TYPES]
     return math.fsum(means) / len(means) if means else math.nan

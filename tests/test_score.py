@@ -45,13 +45,16 @@ def synthetic_features(texts: list[str]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
 
 
-def write_synthetic_task(cache: Path, task: str, texts: list[str], *, prompt: str = PROMPT) -> None:
-    """One task's features in the store's layout, written with the store's own writer."""
+def write_synthetic_task(
+    cache: Path, task: str, texts: list[str], *, prompt: str = PROMPT, alike: bool = False
+) -> None:
+    """One task's features in the store's layout, written with the store's own writer;
+    `alike`: every text gets the first one's features, as when every text is the same."""
     directory = layout.task_dir(cache, model=MODEL, prompt_id=prompt, task=task)
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"model": MODEL, "revision": "r1", "n_moe_layers": L, "n_experts": E, "hidden_size": H}
     schema = parts.feature_schema(meta)
-    arrays = synthetic_features(texts)
+    arrays = synthetic_features(texts[:1] * len(texts) if alike else texts)
     columns = {
         "text_id": pa.array([parts.text_id(t) for t in texts]),
         "text": pa.array(texts),
@@ -231,11 +234,111 @@ def test_split_fit_without_recorded_texts_is_one_line(
     assert ok.exit_code == 0, ok.output
 
 
-@pytest.mark.parametrize("bad", ["-1", "abc", "nan", "inf"])
+@pytest.mark.parametrize("bad", ["-1", "abc", "nan", "inf", "1e308", "1000001"])
 def test_unknown_weight_is_one_line(bad: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["score", "--weight", bad, "--cache-dir", str(tmp_path)])
     assert result.exit_code == 2
-    assert "use a number >= 0 or `auto`" in result.output
+    assert "use a number >= 0 or `auto` (at most 1000000)" in result.output
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), 1e308, 1e6 * (1 + 1e-9)])
+def test_a_weight_the_arithmetic_cannot_hold_is_refused_by_the_library_too(bad: float) -> None:
+    from moee_pipeline.score.combine import Combination, CombineError
+    from moee_pipeline.score.config import ScoreError
+
+    with pytest.raises(ScoreError, match="use a number from 0 to 1000000"):
+        ScoreConfig(model=MODEL, weights=(1.0, bad))
+    with pytest.raises(CombineError, match="use a number from 0 to 1000000"):
+        Combination("MoEE-sum", weight=bad)
+    assert ScoreConfig(model=MODEL, weights=(0.0, 1e6)).weights == (0.0, 1e6)
+
+
+def test_the_largest_weight_still_resolves_the_hs_term() -> None:
+    """At MAX_WEIGHT the packed float32 vectors stay finite and their float32 dot product is
+    cos(hs) + w * cos(rw) to within a small part of the HS term's range (2): the bound is
+    where float32 arithmetic still holds the weighted sum, 1e308 (inf in float32) is not."""
+    from moee_pipeline.score.combine import Combination, Parts, embed
+    from moee_pipeline.vocabulary import MAX_WEIGHT
+
+    rng = np.random.default_rng(0)
+    hs, rw = _unit(rng.standard_normal((50, 16))), _unit(rng.standard_normal((50, 12)))
+    parts = Parts(hs=None, hs_z=None, rw_z=None, hs_unit=hs.astype(np.float32),
+                  rw_unit=rw.astype(np.float32))  # fmt: skip
+    packed = embed(parts, Combination("MoEE-sum", weight=MAX_WEIGHT))
+    assert packed.dtype == np.float32 and np.isfinite(packed).all()
+    want = hs @ hs.T + MAX_WEIGHT * (rw @ rw.T)
+    assert np.abs((packed @ packed.T).astype(np.float64) - want).max() < 0.25
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.float32(np.sqrt(1e308)) ** 2)  # what 1e308 would have done
+
+
+def test_a_score_that_is_not_a_number_is_its_tasks_error_and_the_rest_is_written(
+    cache: Path, tmp_path: Path, toy_texts: dict[str, list[str]]
+) -> None:
+    """Every text alike: every STS similarity is equal and Spearman is undefined (NaN)."""
+    write_synthetic_task(cache, "MoeeToySTS", toy_texts["MoeeToySTS"], alike=True)
+    out = tmp_path / "r"
+    args = ["score", "--model", MODEL, "--cache-dir", str(cache), "--output", str(out),
+            "--method", "HS", "--method", "RW",
+            "--tasks", "MoeeToySTS,MoeeToyPairClassification"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: MoeeToySTS (test): its cosine_spearman is not a number in 2 of 2 evaluation(s),"
+        " as a correlation over constant gold scores or identical texts is; no row written:"
+        " check the task's data"
+    ]
+    rows = _read_csv(out / "scores.csv")
+    assert sorted((r["task"], r["method"]) for r in rows) == [
+        ("MoeeToyPairClassification", "HS"), ("MoeeToyPairClassification", "RW")
+    ]  # fmt: skip
+    assert all(np.isfinite(float(r["main_score"])) for r in rows)
+    assert "MoeeToyPairClassification" in result.output  # its table is shown
+    assert not list(out.rglob("MoeeToySTS.json"))  # nor a file in mteb's results folder
+    assert len(list(out.rglob("MoeeToyPairClassification.json"))) == 2
+    report = CliRunner().invoke(main, ["report", "--results", str(out)])
+    assert report.exit_code == 0, report.output
+
+
+def test_constant_gold_scores_give_no_row_and_the_library_says_which_task(
+    cache: Path, tmp_path: Path
+) -> None:
+    from moee_pipeline.score.run import UnscoredTasksError
+    from moee_pipeline.tasks import load_task, split_texts, write_snapshot
+
+    task = load_task("MoeeToySTS")
+    task.dataset["test"] = task.dataset["test"].map(lambda _: {"score": 2.5})
+    write_snapshot(task, cache_dir=cache, overwrite=True)  # the texts stay, their gold is flat
+    split_texts(task, cache_dir=cache)
+    config = _config(cache, tmp_path / "r", tasks=("MoeeToySTS", "MoeeToyClustering"),
+                     methods=("HS", "MoEE-sum"), auto_weight=True)  # fmt: skip
+    with pytest.raises(UnscoredTasksError) as caught:
+        run_score(config)
+    (line,) = caught.value.lines
+    assert line.startswith("MoeeToySTS (test): its cosine_spearman is not a number in 3 of 3")
+    written = _read_csv(tmp_path / "r" / "scores.csv")
+    assert {r["task"] for r in written} == {"MoeeToyClustering"}
+    assert len(written) == len(caught.value.rows) == 3  # HS, MoEE-sum w=1 and auto
+    assert not list((tmp_path / "r").rglob("MoeeToySTS.json"))
+
+
+def test_a_task_without_a_score_makes_the_terminal_average_nan_not_smaller() -> None:
+    from moee_pipeline.score.combine import Combination
+    from moee_pipeline.score.encoder import TaskScore
+    from moee_pipeline.score.rows import Provenance, ScoreRow
+
+    provenance = Provenance("none", "float32", "r", "512", "abc", "split")
+    scored = [("STS12", "STS", "HS", 0.5), ("STS12", "STS", "RW", 0.4),
+              ("SummEval", "Summarization", "HS", 0.3)]  # fmt: skip
+    rows = [
+        ScoreRow("m", "none", Combination(m), TaskScore(t, k, "test", "x", s), provenance)
+        for t, k, m, s in scored
+    ]
+    cells = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")[1:]]
+             for line in format_table(rows).splitlines() if "|" in line}  # fmt: skip
+    assert cells["Avg over task types"] == ["40.00", "nan"]  # RW has no Summarization score
+    assert cells["[Summarization] avg"] == ["30.00", "nan"]
 
 
 def test_combinations_expand_sweeps() -> None:

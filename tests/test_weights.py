@@ -81,3 +81,14 @@ def test_pair_cosines() -> None:
     pairs = np.array([[0, 1], [2, 9]])
     expected = [float(x[a] @ x[b] / np.linalg.norm(x[a]) / np.linalg.norm(x[b])) for a, b in pairs]
     assert pair_cosines(unit, pairs) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_similarities_that_are_not_numbers_get_no_weight(bad: float) -> None:
+    """NaN ranks would make every J NaN and argmax pick the first grid point, 0.01, silently."""
+    s_hs, s_rw = _similarities(0)
+    s_rw[5] = bad
+    with pytest.raises(ValueError, match="not numbers"):
+        auto_weight(s_hs, s_rw)
+    with pytest.raises(ValueError, match="not numbers"):
+        auto_weight(s_rw, s_hs)

@@ -3,18 +3,21 @@ vocabulary; the one value parsed here is the weight (a number, or `auto`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from moee_pipeline.cache.layout import cache_root
+from moee_pipeline.cache.scores import SCORES_FILE
 from moee_pipeline.cli.options import (
     USER_ERRORS,
     Folder,
     cache_dir_option,
     data_dir_option,
     engine_option,
+    fit_line,
     model_option,
     one_line,
     prompts_option,
@@ -42,6 +45,9 @@ from moee_pipeline.vocabulary import (
     check_weight,
     format_weight,
 )
+
+if TYPE_CHECKING:
+    from moee_pipeline.score.rows import ScoreRow
 
 
 class WeightType(click.ParamType):
@@ -179,8 +185,7 @@ def score(
     ray_address: str | None,
 ) -> None:
     """Score cached features on MTEB (CPU only, no model): HS, RW, MoEE-concat, MoEE-sum."""
-    from moee_pipeline.score.run import run_score
-    from moee_pipeline.score.summary import format_table
+    from moee_pipeline.score.run import UnscoredTasksError, run_score
 
     fixed, auto = split_weights(weights)
     listed = split_csv(tasks)
@@ -209,7 +214,20 @@ def score(
             ray_address=ray_address,
         )
         rows = run_score(config)
+    except UnscoredTasksError as error:  # the other tasks' rows are written: show them first
+        _echo_scores(error.rows, output)
+        for line in error.lines:
+            click.echo(f"Error: {fit_line(line)}", err=True)
+        raise SystemExit(1) from error
     except USER_ERRORS as error:
         raise one_line(error) from error
-    click.echo(format_table(rows))
-    click.echo(f"\n{len(rows)} scores -> {output / 'scores.csv'}")
+    _echo_scores(rows, output)
+
+
+def _echo_scores(rows: Sequence[ScoreRow], output: Path) -> None:
+    """The terminal table and where the rows went."""
+    from moee_pipeline.score.summary import format_table
+
+    if rows:
+        click.echo(format_table(rows))
+    click.echo(f"\n{len(rows)} scores -> {output / SCORES_FILE}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -144,14 +145,19 @@ def _auto_pairs(unit: Unit, split: str, index: dict[str, int]) -> np.ndarray:
     return rows[sample_pairs(len(rows))]
 
 
-def _resolve(combo: Combination, run: _SplitRun, pairs: np.ndarray) -> Combination:
+def _resolve(combo: Combination, run: _SplitRun, pairs: np.ndarray, where: str) -> Combination:
     """The combination with its auto weight chosen on this split's pairs (fixed ones as is)."""
     if combo.resolved:
         return combo
     parts = run.parts_for(combo)
     if parts.hs_unit is None or parts.rw_unit is None:
         raise ScoreError(f"{SUM}'s auto weight needs both HS and RW parts")
-    alpha = auto_weight(pair_cosines(parts.hs_unit, pairs), pair_cosines(parts.rw_unit, pairs))
+    try:
+        alpha = auto_weight(pair_cosines(parts.hs_unit, pairs), pair_cosines(parts.rw_unit, pairs))
+    except ValueError as error:
+        raise ScoreError(
+            f"{where}: no auto weight ({error}): `moee verify` the cache, or use a fixed --weight"
+        ) from None
     return dataclasses.replace(combo, weight=alpha)
 
 
@@ -162,6 +168,8 @@ def score_unit(
 
     Each split is evaluated alone on a fresh private copy of the task, with z-score statistics
     fitted as `zscore_fit` says, so adding another split's texts to the cache changes nothing.
+    A score that is not a number gets no mteb result file; its row goes back to the driver,
+    which reports it as its task's error and never writes it (`run.run_score`).
     """
     config, feats = unit.config, unit.features
     index = row_index(feats.text_ids)
@@ -182,7 +190,8 @@ def score_unit(
         for combo in combos:
             if progress is not None:
                 progress.evaluating(f"{unit.name} {unit.prompt} {split} {combo.folder}")
-            resolved = _resolve(combo, run, pairs) if pairs is not None else combo
+            where = f"{unit.name}/{split}"
+            resolved = _resolve(combo, run, pairs, where) if pairs is not None else combo
             embeddings = embed(run.parts_for(resolved), resolved)
             key = (resolved.effective_key(), resolved.weight_rule)
             if key not in done:
@@ -196,7 +205,8 @@ def score_unit(
                     index=index, embeddings=embeddings, name=meta.name or "", hint=unit.hint
                 )
                 done[key], result = evaluate_split(unit.task, encoder=encoder, split=split)
-                save_split_result(config.output, meta, result)
+                if math.isfinite(done[key].main_score):  # NaN is its task's error (`run`)
+                    save_split_result(config.output, meta, result)
             rows.append(ScoreRow(slug, unit.prompt, resolved, done[key], provenance))
             if progress is not None:
                 progress.evaluated()

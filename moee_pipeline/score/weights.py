@@ -49,6 +49,8 @@ def auto_weight(s_hs: np.ndarray, s_rw: np.ndarray) -> float:
     s_rw = np.asarray(s_rw, dtype=np.float64)
     if s_hs.shape != s_rw.shape or s_hs.ndim != 1 or len(s_hs) < 2:
         raise ValueError(f"need two equal 1-D similarity vectors, got {s_hs.shape}, {s_rw.shape}")
+    if not (np.isfinite(s_hs).all() and np.isfinite(s_rw).all()):  # NaN ranks: argmax says 0.01
+        raise ValueError("similarities that are not numbers (NaN or inf) have no ranks")
     r_hs, r_rw = _centred_ranks(s_hs), _centred_ranks(s_rw)
 
     def j(alpha: float) -> float:
