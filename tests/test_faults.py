@@ -7,13 +7,17 @@ not, and reruns.
 
 from __future__ import annotations
 
+import builtins
 import csv
+import errno
+import io
 import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -170,3 +174,120 @@ def test_full_disk_while_scoring_is_one_line_and_rerun_completes(
     code, text = cli(*args, "--method", "HS")
     assert code == 0, text
     assert [r["method"] for r in rows_of(out / "scores.csv")] == ["HS"]
+
+
+class _FullDisk:
+    """A file opened for writing on a full disk: open made (or emptied) it, every write fails."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def write(self, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device (test)")
+
+    def fileno(self) -> int:  # no fast copy around `write` (shutil's sendfile)
+        raise OSError(errno.EBADF, "no file descriptor (test)")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+
+def full_disk_under(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Every file opened for writing under `folder` from now on behaves as on a full disk:
+    the open succeeds (creating or truncating it, as the OS does), each write fails ENOSPC."""
+    real = io.open
+
+    def fake(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real(file, mode, *args, **kwargs)
+        writing = any(flag in mode for flag in "wax+")
+        inside = isinstance(file, str | Path) and Path(file).resolve().is_relative_to(folder)
+        return _FullDisk(handle) if writing and inside else handle
+
+    monkeypatch.setattr(io, "open", fake)
+    monkeypatch.setattr(builtins, "open", fake)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
+
+
+@pytest.mark.slow
+def test_full_disk_while_writing_results_leaves_the_old_files_or_none(
+    toy_cache: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real full disk fails inside the writer (mteb's result files, scores.csv), not at the
+    rename: every file under --output must stay as it was, and no new one may appear half."""
+    model, cache = toy_cache
+    out = tmp_path / "results"
+    args = ["score", "--model", str(model), "--cache-dir", str(cache), "--output", str(out)]
+    code, text = cli(*args, "--method", "HS")
+    assert code == 0, text
+    before = _tree(out)
+    with monkeypatch.context() as patch:
+        full_disk_under(patch, out.resolve())
+        for method in ("HS", "RW"):  # an existing result file, then a new one
+            code, text = cli(*args, "--method", method)
+            assert code == 1 and "Traceback" not in text, text
+            assert "No space left on device" in text.strip().splitlines()[-1], text
+            assert _tree(out) == before  # the old files, whole; nothing new, not even empty
+    code, text = cli(*args, "--method", "RW")
+    assert code == 0, text
+    assert sorted(r["method"] for r in rows_of(out / "scores.csv")) == ["HS", "RW"]
+    assert len(list(out.rglob("MoeeToySTS.json"))) == 2
+    assert not list(out.rglob(f"*{files.TEMP_SUFFIX}"))
+
+
+@pytest.mark.slow
+def test_kill_9_while_writing_an_mteb_result_keeps_the_old_file(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, reference = toy_cache
+    out = tmp_path / "results"
+    base = ["score", "--model", str(model), "--cache-dir", str(reference), "--output", str(out)]
+    code, text = cli(*base, "--method", "HS")
+    assert code == 0, text
+    before = _tree(out)
+    kill_at("results", [*base, "--method", "HS"])
+    left = {name: data for name, data in _tree(out).items() if files.TEMP_SUFFIX not in name}
+    assert left == before  # the temps aside, every file as it was
+    code, text = cli(*base, "--method", "HS")
+    assert code == 0, text
+    assert not list(out.rglob(f"*{files.TEMP_SUFFIX}"))  # the killed run's temps are gone
+
+
+def test_full_disk_while_writing_a_report_leaves_the_old_table_and_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moee_pipeline.cache.scores import merge_rows
+
+    base = {"model": "m", "prompt": "none", "rw": "logits", "zscore": "auto", "pooling": "last",
+            "layers": "all", "task": "STS12", "task_type": "STS", "split": "test",
+            "main_metric": "cosine_spearman"}  # fmt: skip
+    rows = [{**base, "method": "HS", "main_score": "0.5"}]
+    rows += [
+        {**base, "method": "MoEE-sum", "weight": w, "weight_rule": "fixed", "main_score": s}
+        for w, s in (("0.5", "0.55"), ("2", "0.6"))
+    ]
+    merge_rows(tmp_path / "scores.csv", rows)
+    out = tmp_path / "report"
+    args = ["report", "--results", str(tmp_path), "--out", str(out / "t.md"),
+            "--plots", str(out / "figures")]  # fmt: skip
+    code, text = cli(*args)
+    assert code == 0, text
+    before = _tree(out)
+    assert "t.md" in before and any(name.endswith(".png") for name in before)
+    with monkeypatch.context() as patch:
+        full_disk_under(patch, out.resolve())
+        code, text = cli(*args)
+        assert code == 1 and "No space left on device" in text.strip().splitlines()[-1], text
+        assert _tree(out) == before

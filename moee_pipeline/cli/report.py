@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from moee_pipeline.cache import files
 from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.cli.options import (
     USER_ERRORS,
@@ -102,7 +103,7 @@ def report(
             written = make_plots(scores=scores, options=options, out_dir=plots)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text, encoding="utf-8")
+            files.write_text_atomic(out, text)
     except USER_ERRORS as error:
         raise one_line(error) from error
     click.echo(f"report -> {out}" if out is not None else text.rstrip("\n"))

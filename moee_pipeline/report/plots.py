@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from moee_pipeline.cache import files
 from moee_pipeline.report import tables as report
 from moee_pipeline.report import weight_rules
 from moee_pipeline.report.options import ReportOptions
@@ -69,8 +70,12 @@ def _type_labels(rows: pd.DataFrame, types: list[str]) -> dict[str, str]:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    """Written like every file the package stores: a full disk leaves the old figure or none."""
+    try:
+        with files.atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     logger.info("wrote %s", path)
     return path
 
