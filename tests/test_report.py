@@ -388,3 +388,48 @@ def test_reports_name_models_by_slug_and_still_find_the_papers(tmp_path: Path) -
     assert set(table["model"]) == {"OLMoE-1B-7B-0924"}
     assert table.loc[("STS", "STS12"), "paper"] == paper[(OLMOE, "none", "HS", "STS12")]
     assert table.loc[("STS", "STS12"), "diff"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_scores_csv_that_does_not_parse_is_one_line_and_left_as_it_is(tmp_path: Path) -> None:
+    """An old file holding NaN scores, and a file cut mid-row: refused before any number is
+    read (pandas raised "Unable to parse string 'nan'" and a KeyError here)."""
+    runner = CliRunner()
+    write(tmp_path, [row("STS12", 0.5), {**row("STS13", 0.0), "main_score": "nan"}])
+    before = (tmp_path / "scores.csv").read_bytes()
+    assert b",nan" in before
+    result = runner.invoke(main, ["report", "--results", str(tmp_path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.endswith(
+        "line 3: main_score 'nan' is not a number (an older moee-pipeline wrote it): delete that"
+        " line or move the file away"
+    )
+    assert (tmp_path / "scores.csv").read_bytes() == before
+    write(tmp_path, [row("STS12", 0.5), row("STS13", 0.7)])
+    cut = (tmp_path / "scores.csv").read_bytes()[:-8]
+    (tmp_path / "scores.csv").write_bytes(cut)
+    result = runner.invoke(main, ["report", "--results", str(tmp_path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "line 3: has " in result.output and "(cut short or edited?)" in result.output
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-1"])
+def test_report_weight_must_be_one_scoring_could_use(bad: str, tmp_path: Path) -> None:
+    write(tmp_path, [row("STS12", 0.5)])
+    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path), "--weight", bad])
+    assert result.exit_code == 1, result.output
+    assert "--weight: weight" in result.output and "use a number from 0 to" in result.output
+
+
+@pytest.mark.parametrize("option", ["--out", "--plots"])
+def test_report_outputs_inside_the_cache_are_refused(
+    option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, [row("STS12", 0.5)])
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MOEE_CACHE_DIR", str(cache))
+    target = cache / "features" / "model=x" / ("t.md" if option == "--out" else "figures")
+    result = CliRunner().invoke(main, ["report", "--results", str(tmp_path), option, str(target)])
+    assert result.exit_code == 1, result.output
+    assert "is inside the cache folder" in result.output.strip().splitlines()[-1]
+    assert not (cache / "features").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from sklearn.metrics import average_precision_score
 from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.cache.scores import SCORE_COLUMNS
 from moee_pipeline.cli import main
-from moee_pipeline.score.config import ScoreConfig
+from moee_pipeline.score.config import ScoreConfig, ScoreError
 from moee_pipeline.score.encoder import MissingTextsError
 from moee_pipeline.score.run import run_score
 from moee_pipeline.score.summary import format_table
@@ -244,7 +245,6 @@ def test_unknown_weight_is_one_line(bad: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), 1e308, 1e6 * (1 + 1e-9)])
 def test_a_weight_the_arithmetic_cannot_hold_is_refused_by_the_library_too(bad: float) -> None:
     from moee_pipeline.score.combine import Combination, CombineError
-    from moee_pipeline.score.config import ScoreError
 
     with pytest.raises(ScoreError, match="use a number from 0 to 1000000"):
         ScoreConfig(model=MODEL, weights=(1.0, bad))
@@ -468,3 +468,43 @@ def test_terminal_table_averages_the_papers_six_types_only() -> None:
     assert lines["[STS] avg"] == "60.00" and lines["[Retrieval] avg"] == "90.00"
     assert lines["Avg over task types"] == "60.00"  # the paper's types only
     assert list(lines)[1:4] == ["STS12", "STS13", "ArguAna"]  # the paper's types first
+
+
+@pytest.mark.parametrize(
+    "inside", ["features", "features/model=x", "tasks", "tasks/MoeeToySTS/results", "quarantine"]
+)
+def test_output_inside_the_cache_is_refused_before_anything_is_written(
+    inside: str, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moee_pipeline.cache.errors import CacheError
+
+    before = sorted(p.relative_to(cache) for p in cache.rglob("*"))
+    target = cache / inside
+    monkeypatch.chdir(tmp_path)
+    for output in (target, Path(os.path.relpath(target, tmp_path))):  # absolute and relative
+        with pytest.raises(CacheError, match=f"inside the cache folder {cache.resolve()}"):
+            _config(cache, output)
+        result = CliRunner().invoke(
+            main, ["score", "--model", MODEL, "--cache-dir", str(cache), "--output", str(output)]
+        )
+        assert result.exit_code == 1, result.output
+        assert "is inside the cache folder" in result.output.strip().splitlines()[-1]
+    link = tmp_path / "link"
+    link.symlink_to(cache / layout.FEATURES, target_is_directory=True)
+    with pytest.raises(CacheError, match="inside the cache folder"):
+        _config(cache, link / "model=x")
+    monkeypatch.setenv(layout.CACHE_ENV, str(cache))  # the default cache counts as well
+    with pytest.raises(CacheError, match="inside the cache folder"):
+        _config(tmp_path / "other-cache", target)
+    assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == before  # nothing written
+    _config(cache, cache / "results")  # beside the cache's folders is fine
+
+
+def test_an_unreadable_mteb_result_is_refused_and_kept(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",)))
+    (result,) = out.rglob("MoeeToySTS.json")
+    result.write_text('{"task_name": "MoeeToySTS", "sco')  # e.g. an old version killed mid-write
+    with pytest.raises(ScoreError, match=r"MoeeToySTS\.json cannot be read as an mteb result"):
+        run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",)))
+    assert result.read_text() == '{"task_name": "MoeeToySTS", "sco'

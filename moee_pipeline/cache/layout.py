@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from moee_pipeline.cache.errors import CacheError
 
 FEATURES = "features"
 SNAPSHOTS = "tasks"
@@ -101,3 +103,33 @@ def quarantine_dir(cache_dir: Path, stamp: str) -> Path:
 def datasets_cache(cache_dir: Path) -> Path:
     """Where the datasets library caches downloads while mteb's loaders run for this cache."""
     return Path(cache_dir) / HF_DATASETS
+
+
+#: The folders of a cache root that the tool alone writes: a file of anyone else's there is
+#: read as cache data (pandas reads `features/` as one table) or moved and deleted with it.
+OWNED_FOLDERS = (FEATURES, SNAPSHOTS, QUARANTINE, HF_DATASETS)
+
+
+def owned_folder(cache_dir: Path, path: Path) -> Path | None:
+    """The folder of the cache (`features`, `tasks`, ...) that `path` is or lies in, or None.
+
+    Both paths are resolved first, so a relative path or a link into the cache counts too.
+    """
+    target = Path(path).expanduser().resolve()
+    for name in OWNED_FOLDERS:
+        folder = (Path(cache_dir).expanduser() / name).resolve()
+        if target == folder or folder in target.parents:
+            return folder
+    return None
+
+
+def check_outside_cache(path: Path, *, option: str, caches: Sequence[Path]) -> None:
+    """Refuse an output path inside a cache's own folders (CacheError), before anything is
+    written: `moee verify` would report its files as foreign, and readers would trip on them."""
+    for cache in dict.fromkeys(Path(c) for c in caches):
+        folder = owned_folder(cache, path)
+        if folder is not None:
+            raise CacheError(
+                f"{option} {path} is inside the cache folder {folder}, which holds only what moee"
+                " stores: choose a folder outside it"
+            )

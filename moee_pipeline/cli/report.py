@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from moee_pipeline.cache import files
-from moee_pipeline.cache.layout import cache_root
+from moee_pipeline.cache.layout import cache_root, check_outside_cache
 from moee_pipeline.cli.options import (
     USER_ERRORS,
     Folder,
@@ -90,6 +90,9 @@ def report(
         options = ReportOptions(
             split=split, weight=weight, weight_rule=weight_rule, select_on=select_weight_on
         )
+        for option, target in (("--out", out), ("--plots", plots)):
+            if target is not None:  # refused before anything is read or written
+                check_outside_cache(target, option=option, caches=(cache_root(),))
         scores = report_lib.load_scores(results)
         text = build_report(
             scores=scores,

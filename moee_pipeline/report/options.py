@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.vocabulary import AUTO, WeightRule
+from moee_pipeline.vocabulary import AUTO, WeightRule, check_weight
 
 __all__ = ["ReportError", "ReportOptions"]
 
@@ -32,7 +32,7 @@ class ReportOptions:
     select_on: str | None = None
 
     def __post_init__(self) -> None:
-        """One weight rule at a time."""
+        """One weight rule at a time, and a weight scoring could have used."""
         chosen = [
             name
             for name, value in (
@@ -46,6 +46,11 @@ class ReportOptions:
             raise ReportError(f"use one of {', '.join(chosen)}, not several")
         if self.weight_rule not in (None, AUTO):
             raise ReportError(f"unknown --weight-rule {self.weight_rule!r}: use {AUTO}")
+        if self.weight is not None:  # NaN would match no row, and say so misleadingly
+            try:
+                check_weight(self.weight)
+            except ValueError as error:
+                raise ReportError(f"--weight: {error}") from None
 
     @property
     def declared(self) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moee_pipeline.cache.layout import cache_root
+from moee_pipeline.cache.layout import cache_root, check_outside_cache
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.vocabulary import (
     ENGINES,
@@ -89,6 +89,8 @@ class ScoreConfig:
             raise ScoreError(str(error)) from None
         if self.workers < 1:
             raise ScoreError(f"--workers {self.workers}: use 1 or more")
+        # results inside the cache it reads (or the default one) would be taken for cache data
+        check_outside_cache(self.output, option="--output", caches=(self.cache_dir, cache_root()))
 
 
 def default(name: str) -> Any:
