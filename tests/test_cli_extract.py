@@ -37,6 +37,10 @@ def test_help_lists_the_interface() -> None:
         (["--task-types", "Poetry"], "Poetry"),
         (["--prompt", "nonsense"], "unknown prompt"),
         (["--shard", "2/2"], "0 <= I < N"),
+        (["--tasks", ""], "Invalid value for '--tasks': '' names nothing"),
+        (["--tasks", ","], "Invalid value for '--tasks': ',' names nothing"),
+        (["--task-types", " "], "Invalid value for '--task-types': ' ' names nothing"),
+        (["--splits", ","], "Invalid value for '--splits': ',' names nothing"),
     ],
 )
 def test_bad_input_is_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def test_parse_layers(spec: str | None, expected: tuple[int, ...] | None) -> Non
     assert parse_layers(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["x", "3-1", "-1", "1-a"])
+@pytest.mark.parametrize("spec", ["x", "3-1", "-1", "1-a", "", " ", ","])
 def test_parse_layers_rejects(spec: str) -> None:
     with pytest.raises(ValueError, match="layers"):
         parse_layers(spec)

@@ -471,6 +471,38 @@ def test_terminal_table_averages_the_papers_six_types_only() -> None:
 
 
 @pytest.mark.parametrize(
+    "field",
+    ["tasks", "task_types", "prompts", "methods", "rw", "pooling", "layers", "zscore", "splits"],
+)
+def test_an_empty_selection_is_refused_by_the_library(field: str) -> None:
+
+    with pytest.raises(ScoreError, match="names nothing"):
+        ScoreConfig(model=MODEL, **{field: ()})  # type: ignore[arg-type]
+    with pytest.raises(ScoreError, match="MoEE-sum needs a --weight"):
+        ScoreConfig(model=MODEL, weights=())
+    assert ScoreConfig(model=MODEL, weights=(), auto_weight=True).auto_weight
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--tasks", ""), ("--tasks", ","), ("--tasks", " , "), ("--task-types", ""),
+        ("--task-types", ","), ("--layers", ""), ("--layers", ","),
+    ],
+)  # fmt: skip
+def test_an_empty_selection_is_one_line_before_anything_runs(
+    args: tuple[str, str], cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    base = ["score", "--model", MODEL, "--cache-dir", str(cache), "--output", str(out)]
+    result = CliRunner().invoke(main, [*base, *args])
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "names nothing" in error or "bad --layers" in error, error
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
     "inside", ["features", "features/model=x", "tasks", "tasks/MoeeToySTS/results", "quarantine"]
 )
 def test_output_inside_the_cache_is_refused_before_anything_is_written(

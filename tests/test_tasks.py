@@ -126,6 +126,18 @@ def test_select_tasks_errors() -> None:
         select_tasks(tasks=["MoeeToySTS"], task_types=["Clustering"])
 
 
+@pytest.mark.parametrize(
+    ("given", "option"), [({"tasks": []}, "--tasks"), ({"task_types": []}, "--task-types")]
+)
+def test_an_empty_selection_is_refused_not_read_as_the_default(
+    given: dict[str, list[str]], option: str
+) -> None:
+    with pytest.raises(TaskError, match=f"{option} names nothing"):
+        select_tasks(**given)
+    with pytest.raises(TaskError, match="--tasks names nothing"):
+        select_tasks(tasks=[], task_types=["STS"])
+
+
 def test_get_task_unknown_and_unsupported() -> None:
     with pytest.raises(TaskError, match=r"did you mean.*STSBenchmark") as err:
         get_task("STSBenchmrk")

@@ -13,6 +13,7 @@ from moee_pipeline.cli.options import (
     data_dir_option,
     engine_option,
     model_option,
+    names_given,
     one_line,
     parse_shard,
     prompts_option,
@@ -83,6 +84,7 @@ RAY_DEFAULTS = RayOptions()
 @click.option(
     "--splits",
     default=None,
+    callback=names_given,
     help="Comma-separated splits to cover (default: the task's own, test); e.g. test,validation "
     "so that `moee report --select-weight-on validation` can pick weights without test labels.",
 )

@@ -29,6 +29,7 @@ __all__ = [
     "engine_option",
     "fit_line",
     "model_option",
+    "names_given",
     "one_line",
     "parse_shard",
     "prompts_option",
@@ -129,6 +130,14 @@ ray_address_option = click.option(
 )
 
 
+def names_given(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A comma-separated list option's check: given, it names something (`""` or `","` would
+    otherwise read as left out, and run the default selection nobody asked for)."""
+    if value is not None and not split_csv(value):
+        raise click.BadParameter(f"{value!r} names nothing: name at least one, or leave it out")
+    return value
+
+
 def task_options(*, default_help: str) -> Callable[[F], F]:
     """--tasks and --task-types; `default_help` says what a command runs when neither is given."""
 
@@ -136,10 +145,14 @@ def task_options(*, default_help: str) -> Callable[[F], F]:
         command = click.option(
             "--task-types",
             default=None,
+            callback=names_given,
             help=f"Comma-separated task types ({', '.join(TASK_TYPES)}).",
         )(command)
         return click.option(
-            "--tasks", default=None, help=f"Comma-separated task names. {default_help}"
+            "--tasks",
+            default=None,
+            callback=names_given,
+            help=f"Comma-separated task names. {default_help}",
         )(command)
 
     return decorate
@@ -172,7 +185,8 @@ def fit_line(text: str, *, limit: int = MAX_ERROR_LINE - len(_PREFIX)) -> str:
 
 
 def split_csv(value: str | None) -> list[str] | None:
-    """`a, b,c` -> ["a", "b", "c"]; empty or None -> None."""
+    """`a, b,c` -> ["a", "b", "c"]; empty or None -> None (options that must name something
+    check that first: `names_given`)."""
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 

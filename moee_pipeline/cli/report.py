@@ -17,6 +17,7 @@ from moee_pipeline.cli.options import (
     USER_ERRORS,
     Folder,
     cache_dir_option,
+    names_given,
     one_line,
     resolve_model,
     split_csv,
@@ -141,7 +142,9 @@ def ls_command(*, cache_dir: str | None, model: str | None, as_json: bool) -> No
 @click.option(
     "--prompt", "prompts", multiple=True, help="Only this prompt (name or id); repeatable."
 )
-@click.option("--tasks", default=None, help="Only these comma-separated tasks.")
+@click.option(
+    "--tasks", default=None, callback=names_given, help="Only these comma-separated tasks."
+)
 @click.option("--repair", is_flag=True, help="Move broken files aside so extract recomputes them.")
 def verify_command(
     *,

@@ -82,9 +82,10 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 def parse_layers(spec: str | None) -> tuple[int, ...] | None:
     """Parse "0-7", "0,4,8" or "0-3,8,10-11" into sorted unique MoE-layer positions.
 
-    None, "" and "all" mean every MoE layer (returned as None).
+    None and "all" mean every MoE layer (returned as None); "" names none and is refused, as
+    every empty selection is, rather than read as "all".
     """
-    if spec is None or spec.strip().lower() in {"", "all"}:
+    if spec is None or spec.strip().lower() == "all":
         return None
     positions: set[int] = set()
     for part in spec.split(","):
@@ -103,7 +104,9 @@ def parse_layers(spec: str | None) -> tuple[int, ...] | None:
             raise CombineError(
                 f"bad --layers {spec!r}: use MoE-layer positions like 0-7 or 0,4,8"
             ) from None
-    if not positions or min(positions) < 0:
+    if not positions:
+        raise CombineError(f"bad --layers {spec!r}: name positions like 0-7 or 0,4,8, or all")
+    if min(positions) < 0:
         raise CombineError(f"bad --layers {spec!r}: positions must be >= 0")
     return tuple(sorted(positions))
 

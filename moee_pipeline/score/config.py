@@ -14,10 +14,12 @@ from typing import Any
 from moee_pipeline.cache.layout import cache_root, check_outside_cache
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.vocabulary import (
+    AUTO,
     ENGINES,
     METHODS,
     POOLINGS,
     RW_MODES,
+    SUM,
     ZSCORE_FITS,
     ZSCORE_MODES,
     Engine,
@@ -87,10 +89,29 @@ class ScoreConfig:
                 check_weight(weight)
         except ValueError as error:
             raise ScoreError(str(error)) from None
+        for option, given in self._selections():
+            if given is not None and not given:  # never read as "the default"
+                raise ScoreError(f"{option} names nothing: name at least one, or leave it out")
+        if SUM in self.methods and not self.weights and not self.auto_weight:
+            raise ScoreError(f"{SUM} needs a --weight (a number, or {AUTO})")
         if self.workers < 1:
             raise ScoreError(f"--workers {self.workers}: use 1 or more")
         # results inside the cache it reads (or the default one) would be taken for cache data
         check_outside_cache(self.output, option="--output", caches=(self.cache_dir, cache_root()))
+
+    def _selections(self) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+        """Each selection by its option: None (tasks, types) means every one, empty nothing."""
+        return (
+            ("--tasks", self.tasks),
+            ("--task-types", self.task_types),
+            ("--prompt", self.prompts),
+            ("--method", self.methods),
+            ("--rw", self.rw),
+            ("--pooling", self.pooling),
+            ("--layers", self.layers),
+            ("--zscore", self.zscore),
+            ("--split", self.splits),
+        )
 
 
 def default(name: str) -> Any:

@@ -120,7 +120,14 @@ def task_type(name: str) -> str:
 def select_tasks(
     *, tasks: Sequence[str] | None = None, task_types: Sequence[str] | None = None
 ) -> list[str]:
-    """Task names to run: explicit names, else the paper's tasks of the given types, else all 19."""
+    """Task names to run: explicit names, else the paper's tasks of the given types, else all 19.
+
+    None means "not given"; an empty list given is refused (TaskError), never read as the
+    default, so `--tasks ""` cannot turn into the 19 tasks nobody asked for.
+    """
+    for option, given in (("--tasks", tasks), ("--task-types", task_types)):
+        if given is not None and not given:
+            raise TaskError(f"{option} names nothing: name at least one, or leave {option} out")
     for kind in task_types or ():
         if kind not in TASK_TYPES:
             raise TaskError(f"unknown task type {kind!r}: choose from {', '.join(TASK_TYPES)}")
