@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from moee_pipeline.cache import layout, parts, store
+from moee_pipeline.cache.scores import SCORE_COLUMNS
 from moee_pipeline.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -145,6 +146,32 @@ def _not_parquet(ctx: Context) -> list[str]:
 def _foreign_scores(ctx: Context) -> None:
     (ctx.tmp / "results").mkdir()
     (ctx.tmp / "results" / "scores.csv").write_text("name,value\nx,1\n")
+
+
+def _scores_file(ctx: Context, *, main_score: str = "0.5", cut: int = 0) -> None:
+    """results/scores.csv with two rows (the last one's score given, `cut` bytes cut off)."""
+    row = {"model": "m", "prompt": "none", "method": "RW", "rw": "logits", "zscore": "auto",
+           "pooling": "last", "layers": "all", "task": TASK, "task_type": "STS", "split": "test",
+           "main_metric": "cosine_spearman", "zscore_fit": "split"}  # fmt: skip
+    lines = [",".join(SCORE_COLUMNS)]
+    for score in ("0.4", main_score):
+        lines.append(",".join({**row, "main_score": score}.get(c, "") for c in SCORE_COLUMNS))
+    (ctx.tmp / "results").mkdir()
+    text = "\r\n".join(lines) + "\r\n"
+    (ctx.tmp / "results" / "scores.csv").write_text(text[: len(text) - cut], newline="")
+
+
+def _report(ctx: Context) -> list[str]:
+    return ["report", "--results", str(ctx.tmp / "results")]
+
+
+def _constant_gold(ctx: Context) -> None:
+    """BIOSSES extracted from data whose gold scores are all 2.5: Spearman is undefined."""
+    sentences = [f"cell line {i} grew" for i in range(12)]
+    data = ctx.data(sentence1=sentences, sentence2=sentences[::-1], score=[2.5] * 12)
+    args = ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
 
 
 CASES: list[Case] = [
@@ -306,10 +333,58 @@ CASES: list[Case] = [
         _then(_foreign_scores, lambda c: c.score()),
     ),
     Case(
+        "scores.csv with its last row cut short",
+        "fields, not the header's",
+        "move the file away (or repair that line)",
+        _then(lambda c: _scores_file(c, cut=40), lambda c: c.score()),
+    ),
+    Case(
+        "the same, for `moee report`",
+        "fields, not the header's",
+        "move the file away (or repair that line)",
+        _then(lambda c: _scores_file(c, cut=40), _report),
+    ),
+    Case(
+        "an old scores.csv holding a NaN score, for `moee report`",
+        "an older moee-pipeline wrote it",
+        "delete that line or move the file away",
+        _then(lambda c: _scores_file(c, main_score="nan"), _report),
+    ),
+    Case(
+        "a task whose score is not a number (constant gold scores)",
+        "is not a number in",
+        "check the task's data; the other tasks' rows are written",
+        _then(_constant_gold, lambda c: c.score("--tasks", "BIOSSES")),
+    ),
+    Case(
+        "--output inside the cache",
+        "is inside the cache's features folder",
+        "give --output a folder outside the cache's features and tasks",
+        lambda c: [*c.score()[:-4], "--output", str(c.cache / "features" / "model=x")],
+    ),
+    Case(
         "--weight -1",
         "-1",
         "weights are >= 0",
         lambda c: c.score("--method", "MoEE-sum", "--weight", "-1"),
+    ),
+    Case(
+        "--weight 1e308",
+        "at most 1000000",
+        "weights run from 0 to 1,000,000",
+        lambda c: c.score("--method", "MoEE-sum", "--weight", "1e308"),
+    ),
+    Case(
+        'an empty --tasks ("" or ",")',
+        "names nothing",
+        "name a task, or leave --tasks out for the default",
+        lambda c: c.extract("--tasks", ""),
+    ),
+    Case(
+        "an empty --task-types",
+        "names nothing",
+        "name a type, or leave --task-types out",
+        lambda c: c.score("--task-types", ","),
     ),
     Case(
         "--device tpu",

@@ -431,5 +431,5 @@ def test_report_outputs_inside_the_cache_are_refused(
     target = cache / "features" / "model=x" / ("t.md" if option == "--out" else "figures")
     result = CliRunner().invoke(main, ["report", "--results", str(tmp_path), option, str(target)])
     assert result.exit_code == 1, result.output
-    assert "is inside the cache folder" in result.output.strip().splitlines()[-1]
+    assert "is inside the cache's features folder" in result.output.strip().splitlines()[-1]
     assert not (cache / "features").exists()

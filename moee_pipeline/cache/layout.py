@@ -130,6 +130,6 @@ def check_outside_cache(path: Path, *, option: str, caches: Sequence[Path]) -> N
         folder = owned_folder(cache, path)
         if folder is not None:
             raise CacheError(
-                f"{option} {path} is inside the cache folder {folder}, which holds only what moee"
-                " stores: choose a folder outside it"
+                f"{option} {path} is inside the cache's {folder.name} folder, which holds only"
+                " what moee stores: choose a folder outside it"
             )
