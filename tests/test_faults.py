@@ -221,18 +221,23 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
+def _scored_hs(toy_cache: tuple[Path, Path], out: Path) -> tuple[list[str], dict[str, bytes]]:
+    """Score HS into `out` once: the score command's arguments and the files it wrote."""
+    model, cache = toy_cache
+    args = ["score", "--model", str(model), "--cache-dir", str(cache), "--output", str(out)]
+    code, text = cli(*args, "--method", "HS")
+    assert code == 0, text
+    return args, _tree(out)
+
+
 @pytest.mark.slow
 def test_full_disk_while_writing_results_leaves_the_old_files_or_none(
     toy_cache: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real full disk fails inside the writer (mteb's result files, scores.csv), not at the
     rename: every file under --output must stay as it was, and no new one may appear half."""
-    model, cache = toy_cache
     out = tmp_path / "results"
-    args = ["score", "--model", str(model), "--cache-dir", str(cache), "--output", str(out)]
-    code, text = cli(*args, "--method", "HS")
-    assert code == 0, text
-    before = _tree(out)
+    args, before = _scored_hs(toy_cache, out)
     with monkeypatch.context() as patch:
         full_disk_under(patch, out.resolve())
         for method in ("HS", "RW"):  # an existing result file, then a new one
@@ -251,12 +256,8 @@ def test_full_disk_while_writing_results_leaves_the_old_files_or_none(
 def test_kill_9_while_writing_an_mteb_result_keeps_the_old_file(
     toy_cache: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    model, reference = toy_cache
     out = tmp_path / "results"
-    base = ["score", "--model", str(model), "--cache-dir", str(reference), "--output", str(out)]
-    code, text = cli(*base, "--method", "HS")
-    assert code == 0, text
-    before = _tree(out)
+    base, before = _scored_hs(toy_cache, out)
     kill_at("results", [*base, "--method", "HS"])
     left = {name: data for name, data in _tree(out).items() if files.TEMP_SUFFIX not in name}
     assert left == before  # the temps aside, every file as it was
