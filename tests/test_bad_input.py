@@ -142,6 +142,11 @@ def _not_parquet(ctx: Context) -> list[str]:
     return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
 
 
+def _integer_texts(ctx: Context) -> list[str]:
+    data = ctx.data(sentence1=[1, 2, 3], sentence2=["a b", "c d", "e f"], score=[1.0, 2.0, 3.0])
+    return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
+
+
 def _foreign_scores(ctx: Context) -> None:
     (ctx.tmp / "results").mkdir()
     (ctx.tmp / "results" / "scores.csv").write_text("name,value\nx,1\n")
@@ -203,6 +208,12 @@ CASES: list[Case] = [
         _missing_split,
     ),
     Case("task file that is not Parquet", "as Parquet", "write the split as Parquet", _not_parquet),
+    Case(
+        "a text column of integers",
+        "column 'sentence1' holds int64, not text",
+        "write the column as strings",
+        _integer_texts,
+    ),
     Case(
         "empty task (a split without rows)",
         "has no rows",

@@ -26,9 +26,10 @@ from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 
-from moee_pipeline.cache.layout import datasets_cache
+from moee_pipeline.cache.layout import datasets_cache, snapshot_dir
 from moee_pipeline.cache.snapshots import read_snapshot
 from moee_pipeline.errors import first_line
+from moee_pipeline.tasks.columns import check_text_columns
 from moee_pipeline.tasks.registry import TaskError, get_task, is_registered
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
         if tree is not None:
             task.dataset = tree
             task.data_loaded = True
+            folder = snapshot_dir(Path(cache_dir), name)
+            check_text_columns(
+                task,
+                lambda subset, split: f"task snapshot {folder} ({split})",
+                fix=" in the task's data; move the snapshot away, then extract again",
+            )
             logger.info("loaded %s from snapshot in %s", name, cache_dir)
             return task
     registered = is_registered(name)
@@ -57,6 +64,9 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
             return task
     if registered:
         task.load_data()  # its own loader, in code or wherever its package keeps the data
+        check_text_columns(
+            task, lambda subset, split: f"{name} ({split}, from its loader)", fix=" in its loader"
+        )
         return task
     with _datasets_cache(cache_dir):
         try:
@@ -67,6 +77,9 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
                 f"cannot load {name} with mteb's loader ({first_line(exc, limit=60)}): pass "
                 f"--data-dir with <dir>/{name}/<split>.parquet or a --cache-dir with its snapshot"
             ) from exc
+    check_text_columns(
+        task, lambda subset, split: f"{name} ({split}, from mteb's loader)", fix=" in a --data-dir"
+    )
     return task
 
 
@@ -140,6 +153,11 @@ def _load_local(task: AbsTask, data_dir: Path) -> None:
             ) from exc
         logger.warning("%s: columns already renamed (%s); using %s as it is", name, exc, folder)
         task.dataset = raw
+
+    def source(subset: str | None, split: str) -> str:
+        return str((folder if subset is None else folder / subset) / f"{split}.parquet")
+
+    check_text_columns(task, source, fix="")
     task.data_loaded = True
     logger.info("loaded %s from %s", name, folder)
 
