@@ -142,6 +142,14 @@ def _not_parquet(ctx: Context) -> list[str]:
     return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
 
 
+def _looped_split(ctx: Context) -> list[str]:
+    data = ctx.data(["a b", "c d"])
+    split = data / "BIOSSES" / "test.parquet"
+    split.unlink()
+    split.symlink_to(split)  # a link to itself: opening it fails with ELOOP
+    return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
+
+
 def _integer_texts(ctx: Context) -> list[str]:
     data = ctx.data(sentence1=[1, 2, 3], sentence2=["a b", "c d", "e f"], score=[1.0, 2.0, 3.0])
     return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
@@ -208,6 +216,12 @@ CASES: list[Case] = [
         _missing_split,
     ),
     Case("task file that is not Parquet", "as Parquet", "write the split as Parquet", _not_parquet),
+    Case(
+        "a split file that is a symlink loop",
+        "a symbolic link loop",
+        "point the link at the real file",
+        _looped_split,
+    ),
     Case(
         "a text column of integers",
         "column 'sentence1' holds int64, not text",

@@ -6,6 +6,7 @@ import hashlib
 import importlib.metadata
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -454,6 +455,40 @@ def test_every_staged_mteb_task_passes_the_column_check(mteb_data: Path) -> None
         task = load_task(folder.name, data_dir=mteb_data)  # the check runs on real data
         names = {c for d in task.dataset.values() for c in d.column_names}
         assert text_columns(task) and set(text_columns(task)) <= names, folder.name
+
+
+# ---------------------------------------------------------------- unreadable paths
+def _self_link(path: Path) -> None:
+    path.symlink_to(path)
+
+
+def _dangling_link(path: Path) -> None:
+    path.symlink_to(path.parent / "gone.parquet")
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [(_self_link, "symbolic link loop"), (_dangling_link, "a link to nothing"),
+     (Path.mkdir, "a folder, not a file")],
+    ids=["loop", "dangling", "folder"],
+)  # fmt: skip
+def test_a_split_path_the_os_cannot_open_says_why(tmp_path: Path, damage: Any, cause: str) -> None:
+    path = _biosses_with(tmp_path)
+    path.unlink()
+    damage(path)
+    with pytest.raises(TaskError, match=f"^cannot open task data {re.escape(str(path))} .*{cause}"):
+        load_task("BIOSSES", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["BIOSSES", "MoeeToySTS"])  # mteb's task; a registered one
+def test_a_task_folder_that_is_a_link_loop_is_refused_not_taken_for_absent(
+    tmp_path: Path, name: str
+) -> None:
+    (tmp_path / name).symlink_to(tmp_path / name)
+    with pytest.raises(
+        TaskError, match=f"^cannot open task data {re.escape(str(tmp_path / name))} .*link loop"
+    ):
+        load_task(name, data_dir=tmp_path)
 
 
 @pytest.mark.integration
