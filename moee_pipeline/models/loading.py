@@ -14,11 +14,13 @@ are loaded through a native mapping (`NATIVE_MAPPINGS`) instead of remote code.
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -27,7 +29,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from moee_pipeline.models import deepseek, memory, placement, quantize
+from moee_pipeline.errors import first_line
+from moee_pipeline.models import checkpoint, deepseek, memory, placement, quantize
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.models.quiet import quiet_transformers
 from moee_pipeline.models.routers import Router, find_routers
@@ -97,17 +100,40 @@ def _hub_kwargs(spec: ModelSpec) -> dict[str, Any]:
     return {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
 
 
-def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
-    """The model's tokenizer, set up for left padding (features are read at the last position)."""
+def _read_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
     try:
-        tokenizer = AutoTokenizer.from_pretrained(spec.model, **_hub_kwargs(spec))
+        return AutoTokenizer.from_pretrained(spec.model, **_hub_kwargs(spec))
     except (ValueError, KeyError):
         # A checkpoint whose model_type transformers does not know (loaded through a
         # native mapping) and whose tokenizer_config names no class: load tokenizer.json.
         from transformers import PreTrainedTokenizerFast
 
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(
-            spec.model, revision=spec.revision or "main"
+        return PreTrainedTokenizerFast.from_pretrained(spec.model, revision=spec.revision or "main")
+
+
+def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, set up for left padding (features are read at the last position).
+
+    Raises:
+        ModelLoadError: its files cannot be read, or there are none: without them transformers
+            builds a tokenizer of the config's class with an empty vocabulary, which encodes
+            every text to nothing (each task would then fail, one after another).
+    """
+    folder = checkpoint.local_folder(spec.model)
+    if folder is not None:
+        checkpoint.check_tokenizer_files(folder)
+    try:
+        tokenizer = _read_tokenizer(spec)
+    except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
+        logger.info("loading the tokenizer of %s failed", spec.model, exc_info=True)
+        raise ModelLoadError(
+            f"cannot load the tokenizer of {spec.model} ({type(error).__name__}: "
+            f"{first_line(error, limit=70)}): it needs {checkpoint.TOKENIZER_FILES}"
+        ) from error
+    if not tokenizer("a b", add_special_tokens=False)["input_ids"]:
+        raise ModelLoadError(
+            f"{spec.model} has no tokenizer: it encodes text to no tokens; put the model's "
+            f"{checkpoint.TOKENIZER_FILES} in it"
         )
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
@@ -125,8 +151,27 @@ def _not_found(spec: ModelSpec, error: Exception) -> ModelLoadError:
     )
 
 
+def _config_error(spec: ModelSpec, error: Exception) -> ModelLoadError:
+    """A config that cannot be read: a local folder's names its file, never the Hub."""
+    folder = checkpoint.local_folder(spec.model)
+    if folder is None:
+        return _not_found(spec, error)
+    logger.info("reading %s: %s", folder / checkpoint.CONFIG, error)
+    return ModelLoadError(
+        f"{folder / checkpoint.CONFIG} cannot be used ({type(error).__name__}: "
+        f"{first_line(error, limit=90)}): fix it or download the model again"
+    )
+
+
 def native_mapping(spec: ModelSpec) -> NativeMapping | None:
-    """The native mapping for the checkpoint's model_type, or None (transformers knows it)."""
+    """The native mapping for the checkpoint's model_type, or None (transformers knows it).
+
+    A local folder's config.json is checked first: transformers reports one that does not
+    parse as if the folder were a Hub id that does not exist.
+    """
+    folder = checkpoint.local_folder(spec.model)
+    if folder is not None:
+        checkpoint.check_config(folder)
     if spec.trust_remote_code:
         return None
     from transformers import PretrainedConfig
@@ -134,7 +179,7 @@ def native_mapping(spec: ModelSpec) -> NativeMapping | None:
     try:
         raw, _ = PretrainedConfig.get_config_dict(spec.model, revision=spec.revision)
     except (OSError, ValueError) as error:
-        raise _not_found(spec, error) from error
+        raise _config_error(spec, error) from error
     return NATIVE_MAPPINGS.get(raw.get("model_type", ""))
 
 
@@ -156,7 +201,7 @@ def load_config(spec: ModelSpec) -> Any:
                 f"{spec.model!r} is an architecture transformers does not know: pass "
                 "--trust-remote-code to run the model's own Hub code"
             ) from error
-        raise _not_found(spec, error) from error
+        raise _config_error(spec, error) from error
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,19 +310,51 @@ def _from_pretrained(
 
     The base model never has the checkpoint's LM head, so transformers would warn about an
     "unexpected" lm_head on every load; a missing weight, though, would leave a layer random.
+    A weight whose shape differs from the config's is loaded as reported, not raised, so that
+    the line can name it (transformers raises pointing at a table that quiet loading hides).
+
+    Raises:
+        ModelLoadError: a weight file is missing, damaged or cut short; the config and the
+            weights disagree (a shape, or a weight the config needs and the files lack).
     """
+    folder = checkpoint.local_folder(spec.model)
+    if folder is not None:
+        checkpoint.check_weights(folder)
     if mapping is not None:
         kwargs = {**kwargs, "key_mapping": mapping.key_mapping}
-    with quiet_transformers():
-        model, info = AutoModel.from_pretrained(
-            spec.model, config=config, output_loading_info=True, **kwargs
+    try:
+        with quiet_transformers():
+            model, info = AutoModel.from_pretrained(
+                spec.model,
+                config=config,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                **kwargs,
+            )
+    except torch.OutOfMemoryError:
+        raise  # not a file problem: the memory pre-check's estimate was short
+    except (OSError, ValueError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
+        # files of a Hub download or a torch checkpoint, which the folder checks do not read
+        logger.info("loading the weights of %s failed", spec.model, exc_info=True)
+        raise ModelLoadError(
+            f"cannot load the weights of {spec.model} ({type(error).__name__}: "
+            f"{first_line(error, limit=90)}): check its files, or download the model again"
+        ) from error
+    mismatched = sorted(info.get("mismatched_keys") or ())
+    if mismatched:
+        key, stored, wanted = mismatched[0]
+        named = f"the config of {spec.model}" if folder is None else folder / checkpoint.CONFIG
+        raise ModelLoadError(
+            f"{named} does not match the weights "
+            f"({len(mismatched)} differ): {key} is {tuple(stored)} in them, {tuple(wanted)} "
+            "in the config; fix it or re-download"
         )
     expected_missing = mapping.expected_missing if mapping is not None else ()
     missing = sorted(k for k in info["missing_keys"] if not k.endswith(expected_missing))
     if missing:
         raise ModelLoadError(
-            f"{spec.model}: the checkpoint lacks {len(missing)} weight(s) the model needs, e.g. "
-            f"{missing[:3]}; is it complete, and the architecture the one in its config?"
+            f"{spec.model}: the checkpoint lacks {len(missing)} weight(s) the config needs, e.g. "
+            f"{missing[0]}; download the model again or fix config.json"
         )
     unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith("lm_head"))
     if unexpected:
@@ -298,6 +375,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     """
     mapping = native_mapping(spec)
     config = load_config(spec)
+    tokenizer = load_tokenizer(spec)  # before the model: a folder without one fails in seconds
     device = spec.resolved_device()
     quantization = spec.resolved_quantization()
     dtype_name = spec.resolved_dtype()
@@ -344,7 +422,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     return LoadedModel(
         spec=spec,
         model=model,
-        tokenizer=load_tokenizer(spec),
+        tokenizer=tokenizer,
         routers=routers,
         device=device,
         quantization=quantization,
