@@ -107,3 +107,23 @@ def test_a_safetensors_file_cut_by_a_few_bytes_is_refused_before_loading(
         ModelLoadError, match=rf"^{re.escape(str(weights))} is damaged or cut short \("
     ):
         checkpoint.check_weights(folder)
+
+
+@pytest.mark.parametrize(
+    ("changes", "cause"),
+    [({"model_type": "nonsense"}, "model type `nonsense`"), ({"hidden_size": "big"}, "hidden_size"),
+     ({"model_type": None}, "model_type")],
+    ids=["unknown-type", "bad-value", "no-type"],
+)  # fmt: skip
+def test_a_local_config_transformers_rejects_names_its_file_not_the_hub(
+    tiny_model: Callable[[str], Path], tmp_path: Path, changes: dict[str, object], cause: str
+) -> None:
+    folder = _copy(tiny_model, tmp_path, "config")
+    config = {**json.loads((folder / "config.json").read_text()), **changes}
+    config = {k: v for k, v in config.items() if v is not None}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError) as error:
+        load_model(ModelSpec(str(folder)))
+    line = str(error.value)
+    assert line.startswith(f"{folder / 'config.json'} cannot be used (") and cause in line, line
+    assert "Hub" not in line and "trust-remote-code" not in line

@@ -72,6 +72,12 @@ def check_config(folder: Path) -> None:
         raise ModelLoadError(f"{path} is not a JSON object of settings: {_AGAIN}")
 
 
+def has_own_code(folder: Path) -> bool:
+    """Whether the folder's config names modeling code of its own (--trust-remote-code)."""
+    config = _read_json(folder / CONFIG)
+    return isinstance(config, dict) and "auto_map" in config
+
+
 def check_tokenizer_files(folder: Path) -> None:
     """Every tokenizer JSON file the folder holds parses (which ones suffice is the loader's)."""
     for name in TOKENIZER_JSON:

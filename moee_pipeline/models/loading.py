@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
@@ -152,14 +153,21 @@ def _not_found(spec: ModelSpec, error: Exception) -> ModelLoadError:
 
 
 def _config_error(spec: ModelSpec, error: Exception) -> ModelLoadError:
-    """A config that cannot be read: a local folder's names its file, never the Hub."""
+    """A config that cannot be read or used: a local folder's names its file, never the Hub;
+    a Hub id's is "not found" only when it could not be fetched."""
     folder = checkpoint.local_folder(spec.model)
-    if folder is None:
+    if folder is None and isinstance(error, OSError):
         return _not_found(spec, error)
-    logger.info("reading %s: %s", folder / checkpoint.CONFIG, error)
+    logger.info("the config of %s: %s", spec.model, error)
+    named = f"the config of {spec.model}" if folder is None else folder / checkpoint.CONFIG
+    cause = first_line(error)
+    if folder is not None:  # the line names the folder already: the cause need not again
+        cause = cause.replace(str(folder), folder.name)
+    if len(cause) > 90:
+        cause = cause[:87].rstrip() + "..."
     return ModelLoadError(
-        f"{folder / checkpoint.CONFIG} cannot be used ({type(error).__name__}: "
-        f"{first_line(error, limit=90)}): fix it or download the model again"
+        f"{named} cannot be used ({type(error).__name__}: {cause}): "
+        "fix it or download the model again"
     )
 
 
@@ -183,25 +191,36 @@ def native_mapping(spec: ModelSpec) -> NativeMapping | None:
     return NATIVE_MAPPINGS.get(raw.get("model_type", ""))
 
 
+#: What a config whose values transformers rejects raises: a bad type, a bad value.
+_CONFIG_ERRORS = (OSError, ValueError, TypeError, StrictDataclassError)
+
+
 def load_config(spec: ModelSpec) -> Any:
-    """The model's config (mapped, for a native mapping); a clear error when it is missing."""
+    """The model's config (mapped, for a native mapping); a clear error when it is missing.
+
+    An architecture transformers does not know asks for --trust-remote-code only where the
+    config names code of its own (`auto_map`, or any Hub id); a local folder's other config
+    errors (a misspelt model_type, a size that is not a number) name its config.json.
+    """
     mapping = native_mapping(spec)
-    if mapping is not None:
+    try:
+        if mapping is None:
+            return AutoConfig.from_pretrained(spec.model, **_hub_kwargs(spec))
         from transformers import PretrainedConfig
 
         raw, _ = PretrainedConfig.get_config_dict(spec.model, revision=spec.revision)
         config = mapping.config(raw)
-        config._commit_hash = raw.get("_commit_hash")
-        return config
-    try:
-        return AutoConfig.from_pretrained(spec.model, **_hub_kwargs(spec))
-    except (OSError, ValueError) as error:
-        if "trust_remote_code" in str(error) or "does not recognize" in str(error):
+    except _CONFIG_ERRORS as error:
+        folder = checkpoint.local_folder(spec.model)
+        unknown = "trust_remote_code" in str(error) or "does not recognize" in str(error)
+        if unknown and (folder is None or checkpoint.has_own_code(folder)):
             raise ModelLoadError(
                 f"{spec.model!r} is an architecture transformers does not know: pass "
                 "--trust-remote-code to run the model's own Hub code"
             ) from error
         raise _config_error(spec, error) from error
+    config._commit_hash = raw.get("_commit_hash")
+    return config
 
 
 # ---------------------------------------------------------------------------------------
