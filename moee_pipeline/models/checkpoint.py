@@ -131,3 +131,30 @@ def check_weights(folder: Path) -> None:
         f"{folder} holds no weights: expected {SAFETENSORS} (or {SAFETENSORS_INDEX} with its "
         f"shards); {_AGAIN}"
     )
+
+
+def check_loading_info(
+    model: str, info: dict[str, Any], *, expected_missing: tuple[str, ...] = ()
+) -> None:
+    """The weights transformers loaded fit the config: no shape differs, none is missing.
+
+    `info` is `from_pretrained(..., output_loading_info=True)`'s, from a load with
+    `ignore_mismatched_sizes=True`: a differing shape is then reported, not raised pointing at
+    a table that quiet loading hides, so this line can name it. `expected_missing` are the key
+    endings a native mapping fills in itself.
+    """
+    folder = local_folder(model)
+    mismatched = sorted(info.get("mismatched_keys") or ())
+    if mismatched:
+        key, stored, wanted = mismatched[0]
+        named = f"the config of {model}" if folder is None else folder / CONFIG
+        raise ModelLoadError(
+            f"{named} does not match the weights ({len(mismatched)} differ): {key} is "
+            f"{tuple(stored)} in them, {tuple(wanted)} in the config; fix it or re-download"
+        )
+    missing = sorted(k for k in info["missing_keys"] if not k.endswith(expected_missing))
+    if missing:
+        raise ModelLoadError(
+            f"{model}: the checkpoint lacks {len(missing)} weight(s) the config needs, e.g. "
+            f"{missing[0]}; {_AGAIN} or fix config.json"
+        )

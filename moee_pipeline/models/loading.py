@@ -8,7 +8,9 @@ quantize it block by block onto the device (`moee_pipeline.models.quantize`): fu
 weights are quantized too, and the GPU never holds the bf16 model. Before anything is
 loaded, the weight memory is estimated from the config and checked against the GPU's free
 memory. Checkpoints of architectures transformers lacks but can express exactly (DeepSeekMoE)
-are loaded through a native mapping (`NATIVE_MAPPINGS`) instead of remote code.
+are loaded through a native mapping (`moee_pipeline.models.config`) instead of remote code.
+The config, the tokenizer (`models/tokenizer.py`) and a local folder's files
+(`models/checkpoint.py`) are checked before the weights are read.
 """
 
 from __future__ import annotations
@@ -20,22 +22,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from moee_pipeline.errors import first_line
-from moee_pipeline.models import checkpoint, deepseek, memory, placement, quantize
+from moee_pipeline.models import checkpoint, memory, placement, quantize
+from moee_pipeline.models.config import NativeMapping, load_config, native_mapping
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.models.quiet import quiet_transformers
 from moee_pipeline.models.routers import Router, find_routers
 from moee_pipeline.models.spec import ModelLoadError, ModelSpec
+from moee_pipeline.models.tokenizer import load_tokenizer
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
@@ -69,158 +66,8 @@ class LoadedModel:
         return [r.layer for r in self.routers]
 
 
-@dataclass(frozen=True)
-class NativeMapping:
-    """How to load a checkpoint of an architecture transformers lacks through one it has."""
-
-    source_model_type: str
-    target_model_type: str
-    config: Callable[[dict[str, Any]], Any]
-    key_mapping: dict[str, str]
-    finish_loading: Callable[[torch.nn.Module], Any]
-    expected_missing: tuple[str, ...] = ()  # key endings `finish_loading` fills in
-
-
-#: Checkpoint `model_type` -> native mapping (used unless --trust-remote-code is given).
-NATIVE_MAPPINGS: dict[str, NativeMapping] = {
-    deepseek.MODEL_TYPE: NativeMapping(
-        source_model_type=deepseek.MODEL_TYPE,
-        target_model_type="qwen2_moe",
-        config=deepseek.qwen2moe_config,
-        key_mapping=deepseek.KEY_MAPPING,
-        finish_loading=deepseek.finish_loading_,
-        expected_missing=("shared_expert_gate.weight",),
-    )
-}
-
 #: GPU memory needed beyond the weights: CUDA context, a batch's activations, allocator slack.
 RUNTIME_RESERVE_BYTES = int(1.5 * memory.GIB)
-
-
-def _hub_kwargs(spec: ModelSpec) -> dict[str, Any]:
-    return {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-
-
-def _read_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
-    try:
-        return AutoTokenizer.from_pretrained(spec.model, **_hub_kwargs(spec))
-    except (ValueError, KeyError):
-        # A checkpoint whose model_type transformers does not know (loaded through a
-        # native mapping) and whose tokenizer_config names no class: load tokenizer.json.
-        from transformers import PreTrainedTokenizerFast
-
-        return PreTrainedTokenizerFast.from_pretrained(spec.model, revision=spec.revision or "main")
-
-
-def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
-    """The model's tokenizer, set up for left padding (features are read at the last position).
-
-    Raises:
-        ModelLoadError: its files cannot be read, or there are none: without them transformers
-            builds a tokenizer of the config's class with an empty vocabulary, which encodes
-            every text to nothing (each task would then fail, one after another).
-    """
-    folder = checkpoint.local_folder(spec.model)
-    if folder is not None:
-        checkpoint.check_tokenizer_files(folder)
-    try:
-        tokenizer = _read_tokenizer(spec)
-    except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
-        logger.info("loading the tokenizer of %s failed", spec.model, exc_info=True)
-        raise ModelLoadError(
-            f"cannot load the tokenizer of {spec.model} ({type(error).__name__}: "
-            f"{first_line(error, limit=70)}): it needs {checkpoint.TOKENIZER_FILES}"
-        ) from error
-    if not tokenizer("a b", add_special_tokens=False)["input_ids"]:
-        raise ModelLoadError(
-            f"{spec.model} has no tokenizer: it encodes text to no tokens; put the model's "
-            f"{checkpoint.TOKENIZER_FILES} in it"
-        )
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token_id = 0
-    return tokenizer
-
-
-def _not_found(spec: ModelSpec, error: Exception) -> ModelLoadError:
-    logger.info("loading the config of %s: %s", spec.model, error)
-    return ModelLoadError(
-        f"cannot load model {spec.model!r}: not a local folder, nor on the Hugging Face Hub "
-        f"(offline? a typo?); download it (`hf download {spec.model}`) or pass a local folder"
-    )
-
-
-def _config_error(spec: ModelSpec, error: Exception) -> ModelLoadError:
-    """A config that cannot be read or used: a local folder's names its file, never the Hub;
-    a Hub id's is "not found" only when it could not be fetched."""
-    folder = checkpoint.local_folder(spec.model)
-    if folder is None and isinstance(error, OSError):
-        return _not_found(spec, error)
-    logger.info("the config of %s: %s", spec.model, error)
-    named = f"the config of {spec.model}" if folder is None else folder / checkpoint.CONFIG
-    cause = first_line(error)
-    if folder is not None:  # the line names the folder already: the cause need not again
-        cause = cause.replace(str(folder), folder.name)
-    if len(cause) > 90:
-        cause = cause[:87].rstrip() + "..."
-    return ModelLoadError(
-        f"{named} cannot be used ({type(error).__name__}: {cause}): "
-        "fix it or download the model again"
-    )
-
-
-def native_mapping(spec: ModelSpec) -> NativeMapping | None:
-    """The native mapping for the checkpoint's model_type, or None (transformers knows it).
-
-    A local folder's config.json is checked first: transformers reports one that does not
-    parse as if the folder were a Hub id that does not exist.
-    """
-    folder = checkpoint.local_folder(spec.model)
-    if folder is not None:
-        checkpoint.check_config(folder)
-    if spec.trust_remote_code:
-        return None
-    from transformers import PretrainedConfig
-
-    try:
-        raw, _ = PretrainedConfig.get_config_dict(spec.model, revision=spec.revision)
-    except (OSError, ValueError) as error:
-        raise _config_error(spec, error) from error
-    return NATIVE_MAPPINGS.get(raw.get("model_type", ""))
-
-
-#: What a config whose values transformers rejects raises: a bad type, a bad value.
-_CONFIG_ERRORS = (OSError, ValueError, TypeError, StrictDataclassError)
-
-
-def load_config(spec: ModelSpec) -> Any:
-    """The model's config (mapped, for a native mapping); a clear error when it is missing.
-
-    An architecture transformers does not know asks for --trust-remote-code only where the
-    config names code of its own (`auto_map`, or any Hub id); a local folder's other config
-    errors (a misspelt model_type, a size that is not a number) name its config.json.
-    """
-    mapping = native_mapping(spec)
-    try:
-        if mapping is None:
-            return AutoConfig.from_pretrained(spec.model, **_hub_kwargs(spec))
-        from transformers import PretrainedConfig
-
-        raw, _ = PretrainedConfig.get_config_dict(spec.model, revision=spec.revision)
-        config = mapping.config(raw)
-    except _CONFIG_ERRORS as error:
-        folder = checkpoint.local_folder(spec.model)
-        unknown = "trust_remote_code" in str(error) or "does not recognize" in str(error)
-        if unknown and (folder is None or checkpoint.has_own_code(folder)):
-            raise ModelLoadError(
-                f"{spec.model!r} is an architecture transformers does not know: pass "
-                "--trust-remote-code to run the model's own Hub code"
-            ) from error
-        raise _config_error(spec, error) from error
-    config._commit_hash = raw.get("_commit_hash")
-    return config
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,9 +175,8 @@ def _from_pretrained(
     """Load the base model; we report what was left out ourselves, not transformers' table.
 
     The base model never has the checkpoint's LM head, so transformers would warn about an
-    "unexpected" lm_head on every load; a missing weight, though, would leave a layer random.
-    A weight whose shape differs from the config's is loaded as reported, not raised, so that
-    the line can name it (transformers raises pointing at a table that quiet loading hides).
+    "unexpected" lm_head on every load; a missing weight, though, would leave a layer random,
+    and one whose shape differs from the config's is refused by name (`check_loading_info`).
 
     Raises:
         ModelLoadError: a weight file is missing, damaged or cut short; the config and the
@@ -359,22 +205,8 @@ def _from_pretrained(
             f"cannot load the weights of {spec.model} ({type(error).__name__}: "
             f"{first_line(error, limit=90)}): check its files, or download the model again"
         ) from error
-    mismatched = sorted(info.get("mismatched_keys") or ())
-    if mismatched:
-        key, stored, wanted = mismatched[0]
-        named = f"the config of {spec.model}" if folder is None else folder / checkpoint.CONFIG
-        raise ModelLoadError(
-            f"{named} does not match the weights "
-            f"({len(mismatched)} differ): {key} is {tuple(stored)} in them, {tuple(wanted)} "
-            "in the config; fix it or re-download"
-        )
     expected_missing = mapping.expected_missing if mapping is not None else ()
-    missing = sorted(k for k in info["missing_keys"] if not k.endswith(expected_missing))
-    if missing:
-        raise ModelLoadError(
-            f"{spec.model}: the checkpoint lacks {len(missing)} weight(s) the config needs, e.g. "
-            f"{missing[0]}; download the model again or fix config.json"
-        )
+    checkpoint.check_loading_info(spec.model, info, expected_missing=expected_missing)
     unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith("lm_head"))
     if unexpected:
         logger.warning("%s: %d checkpoint weights unused, e.g. %s", spec.model, len(unexpected),
@@ -403,7 +235,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     placement.check_placement(where, quantization=quantization, device=spec.device)
     if spec.device_map is None:  # a spread model is checked by accelerate's own plan
         _precheck(spec, config, quantization, dtype)
-    kwargs: dict[str, Any] = {"dtype": dtype, **_hub_kwargs(spec)}
+    kwargs: dict[str, Any] = {"dtype": dtype, **spec.hub_kwargs()}
     limits = placement.max_memory(where, gpu_count=torch.cuda.device_count())
     if quantization == "none" and spec.device_map is not None:
         kwargs.update(device_map=spec.device_map, max_memory=limits)
