@@ -143,6 +143,73 @@ def _not_parquet(ctx: Context) -> list[str]:
     return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
 
 
+def _looped_split(ctx: Context) -> list[str]:
+    data = ctx.data(["a b", "c d"])
+    split = data / "BIOSSES" / "test.parquet"
+    split.unlink()
+    split.symlink_to(split)  # a link to itself: opening it fails with ELOOP
+    return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
+
+
+def _integer_texts(ctx: Context) -> list[str]:
+    data = ctx.data(sentence1=[1, 2, 3], sentence2=["a b", "c d", "e f"], score=[1.0, 2.0, 3.0])
+    return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(data))
+
+
+def _damaged_model(name: str, damage: Callable[[Path], object]) -> Callable[[Context], list[str]]:
+    """Extract with a copy of the tiny model, damaged by `damage`, in a folder of its own."""
+
+    def run(ctx: Context) -> list[str]:
+        folder = ctx.tmp / name
+        shutil.copytree(ctx.model, folder)
+        damage(folder)
+        return ctx.extract("--tasks", TASK, "--model", str(folder))
+
+    return run
+
+
+def _cut_weights(folder: Path) -> None:
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def _edit_config(**changes: object) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        path = folder / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+    return edit
+
+
+def _remove(*names: str) -> Callable[[Path], None]:
+    def remove(folder: Path) -> None:
+        for name in names:
+            (folder / name).unlink()
+
+    return remove
+
+
+def _lost_shard(folder: Path) -> None:
+    """Split the weights into two shards with their index, as save_pretrained would; lose one."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    names = sorted(weights)
+    shards = {
+        "model-00001-of-00002.safetensors": names[:5],
+        "model-00002-of-00002.safetensors": names[5:],
+    }
+    for shard, keys in shards.items():
+        save_file({k: weights[k] for k in keys}, folder / shard, metadata={"format": "pt"})
+    index = {
+        "metadata": {},
+        "weight_map": {k: shard for shard, keys in shards.items() for k in keys},
+    }
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    (folder / "model.safetensors").unlink()
+    (folder / "model-00002-of-00002.safetensors").unlink()
+
+
 def _foreign_scores(ctx: Context) -> None:
     (ctx.tmp / "results").mkdir()
     (ctx.tmp / "results" / "scores.csv").write_text("name,value\nx,1\n")
@@ -194,6 +261,60 @@ CASES: list[Case] = [
         lambda c: c.extract("--tasks", TASK, "--model", "nobody/no-such-model"),
     ),
     Case(
+        "a model folder whose config.json is not JSON",
+        "config.json is not valid JSON",
+        "fix config.json or download the model again",
+        _damaged_model("bad-config", lambda f: (f / "config.json").write_text('{"model_type": ')),
+    ),
+    Case(
+        "a model folder without config.json",
+        "has no config.json",
+        "download the model again",
+        _damaged_model("no-config", _remove("config.json")),
+    ),
+    Case(
+        "a model folder without tokenizer files",
+        "has no tokenizer",
+        "copy the model's tokenizer.json (or tokenizer.model) into the folder",
+        _damaged_model("no-tokenizer", _remove("tokenizer.json", "tokenizer_config.json")),
+    ),
+    Case(
+        "a tokenizer.json that is not JSON",
+        "tokenizer.json is not valid JSON",
+        "download the model again",
+        _damaged_model("bad-tokenizer", lambda f: (f / "tokenizer.json").write_text("{")),
+    ),
+    Case(
+        "a model folder without weights",
+        "holds no weights",
+        "download the model again",
+        _damaged_model("no-weights", _remove("model.safetensors")),
+    ),
+    Case(
+        "a truncated model.safetensors",
+        "model.safetensors is damaged or cut short",
+        "download the model again",
+        _damaged_model("cut-weights", _cut_weights),
+    ),
+    Case(
+        "a shard the weight index lists, missing",
+        "lists model-00002-of-00002.safetensors, not there",
+        "download the model again",
+        _damaged_model("lost-shard", _lost_shard),
+    ),
+    Case(
+        "a config.json whose sizes differ from the weights",
+        "config.json does not match the weights",
+        "fix config.json or download the model again",
+        _damaged_model("wide-config", _edit_config(hidden_size=128)),
+    ),
+    Case(
+        "a config.json with more layers than the weights",
+        "the checkpoint lacks",
+        "fix config.json or download the model again",
+        _damaged_model("deep-config", _edit_config(num_hidden_layers=5)),
+    ),
+    Case(
         "a model without MoE layers",
         "not a Mixture-of-Experts model",
         "use an MoE model",
@@ -230,6 +351,18 @@ CASES: list[Case] = [
         _missing_split,
     ),
     Case("task file that is not Parquet", "as Parquet", "write the split as Parquet", _not_parquet),
+    Case(
+        "a split file that is a symlink loop",
+        "a symbolic link loop",
+        "point the link at the real file",
+        _looped_split,
+    ),
+    Case(
+        "a text column of integers",
+        "column 'sentence1' holds int64, not text",
+        "write the column as strings",
+        _integer_texts,
+    ),
     Case(
         "empty task (a split without rows)",
         "has no rows",

@@ -168,6 +168,37 @@ def test_a_bug_on_the_recording_thread_reaches_the_caller_as_itself(
         recording.splits("MoeeToySTS")
 
 
+#: A child's start-up hook: fail its first cache write as a bug would, or kill it there.
+_CHILD_FAULT = """
+import os, signal, sys
+def _hook(event, args):
+    if event == "moee_pipeline.replace":
+        if os.environ["MOEE_TEST_CHILD"] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise ZeroDivisionError("a bug in the child")
+sys.addaudithook(_hook)
+"""
+
+
+@pytest.mark.parametrize(
+    ("fault", "line"),
+    [("raise", r"\(ZeroDivisionError: a bug in the child\): a bug; its traceback is above"),
+     ("kill", r"killed by SIGKILL \(out of memory\?\); rerun to go on")],
+)  # fmt: skip
+def test_a_child_that_fails_unexpectedly_says_how(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str, line: str
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_CHILD_FAULT)
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the child's start-up only, not this process
+    monkeypatch.setenv("MOEE_TEST_CHILD", fault)
+    recording = TaskRecorder(["MoeeToySTS"], cache_dir=tmp_path / "cache", in_process=False)
+    with recording, pytest.raises(recorder.RecordingError, match=line) as error:
+        recording.splits("MoeeToySTS")  # the child fails writing the task's snapshot
+    assert "exit status" not in str(error.value) and "\n" not in str(error.value)
+
+
 def test_the_cli_path_imports_no_torch_transformers_or_mteb_before_the_run() -> None:
     script = textwrap.dedent(
         """

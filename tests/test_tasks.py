@@ -6,11 +6,13 @@ import hashlib
 import importlib.metadata
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import mteb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict
@@ -31,6 +33,7 @@ from moee_pipeline.tasks import (
     task_type,
     write_snapshot,
 )
+from moee_pipeline.tasks.columns import text_columns
 from moee_pipeline.testing.toy import TOY_TASKS, MoeeToySTS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -373,6 +376,131 @@ def test_load_task_errors(tmp_path: Path) -> None:
         load_task("EmotionClassification", data_dir=tmp_path)
     with pytest.raises(TaskError, match="data-dir"):
         load_task("BIOSSES", data_dir=None)  # offline: mteb's loader cannot reach the Hub
+
+
+# ---------------------------------------------------------------- text column types
+#: The columns each toy task's evaluation encodes, as `_expected_texts` reads them.
+TOY_TEXT_COLUMNS = {
+    "MoeeToySTS": ["sentence1", "sentence2"],
+    "MoeeToyClassification": ["text"],
+    "MoeeToyClustering": ["sentences"],
+    "MoeeToyPairClassification": ["sentence1", "sentence2"],
+    "MoeeToyReranking": [],  # retrieval-style: no data dir, its loader builds it
+    "MoeeToySummarization": ["human_summaries", "machine_summaries"],
+}
+
+
+@pytest.mark.parametrize("name", list(TOY_TASKS))
+def test_text_columns_are_where_the_encoded_texts_come_from(name: str) -> None:
+    task = load_task(name)
+    columns = text_columns(task)
+    assert columns == TOY_TEXT_COLUMNS[name]
+    if not columns:
+        return
+    held: set[str] = set()
+    for split in task.dataset.values():
+        for column in columns:
+            for value in split[column]:
+                held.update(value if isinstance(value, list) else [value])
+    assert set(task_texts(task)) <= held  # every text mteb encoded lives in those columns
+
+
+def _biosses_with(tmp_path: Path, **columns: Any) -> Path:
+    folder = tmp_path / "BIOSSES"
+    folder.mkdir(exist_ok=True)
+    table = {"sentence1": ["a b", "c d"], "sentence2": ["e f", "g h"], "score": [1.0, 2.0]}
+    pq.write_table(pa.table({**table, **columns}), folder / "test.parquet")
+    return folder / "test.parquet"
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [([1, 2], "int64"), ([0.5, 1.5], "double"), ([True, False], "bool"), ([None, None], "null"),
+     ([b"a", b"b"], "binary"), ([[1], [2]], "list<item: int64>")],
+)  # fmt: skip
+def test_a_text_column_of_another_type_is_refused_when_its_file_is_read(
+    tmp_path: Path, values: list[Any], kind: str
+) -> None:
+    path = _biosses_with(tmp_path, sentence2=values)
+    with pytest.raises(TaskError) as error:
+        load_task("BIOSSES", data_dir=tmp_path)
+    assert str(error.value).startswith(f"{path}: column 'sentence2' holds {kind}, not text")
+
+
+def test_text_columns_of_any_string_type_are_read(tmp_path: Path) -> None:
+    wide = pa.array(["a b", "c d"], pa.large_string())
+    _biosses_with(tmp_path, sentence1=wide, sentence2=pa.array(["e f", "g h"]).dictionary_encode())
+    assert task_texts(load_task("BIOSSES", data_dir=tmp_path)) == ["a b", "c d", "e f", "g h"]
+
+
+class MoeeIntegerSTS(MoeeToySTS):
+    """A registered task whose own loader puts integers in a text column."""
+
+    metadata = MoeeToySTS.metadata.model_copy(update={"name": "MoeeIntegerSTS"})
+
+    def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+        rows = {"sentence1": [1, 2], "sentence2": ["a b", "c d"], "score": [1.0, 2.0]}
+        self.dataset = DatasetDict({"test": Dataset.from_dict(rows)})
+        self.data_loaded = True
+
+
+INTEGER_TASKS = {"MoeeIntegerSTS": MoeeIntegerSTS}
+
+
+def test_a_text_column_of_integers_is_refused_from_a_loader_and_a_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_entry_point(monkeypatch, f"{__name__}:INTEGER_TASKS")
+    with pytest.raises(TaskError, match=r"^MoeeIntegerSTS \(test, from its loader\): column "):
+        load_task("MoeeIntegerSTS")
+    task = get_task("MoeeIntegerSTS")
+    task.load_data()  # as an older version snapshotted it, before the check existed
+    folder = write_snapshot(task, cache_dir=tmp_path)
+    with pytest.raises(TaskError, match=r"holds int64, not text.*move the snapshot away") as error:
+        load_task("MoeeIntegerSTS", cache_dir=tmp_path)
+    assert str(error.value).startswith(f"task snapshot {folder} (test): column 'sentence1'")
+
+
+@pytest.mark.integration
+def test_every_staged_mteb_task_passes_the_column_check(mteb_data: Path) -> None:
+    for folder in sorted(p for p in mteb_data.iterdir() if p.is_dir() and p.name != "SciFact"):
+        task = load_task(folder.name, data_dir=mteb_data)  # the check runs on real data
+        names = {c for d in task.dataset.values() for c in d.column_names}
+        assert text_columns(task) and set(text_columns(task)) <= names, folder.name
+
+
+# ---------------------------------------------------------------- unreadable paths
+def _self_link(path: Path) -> None:
+    path.symlink_to(path)
+
+
+def _dangling_link(path: Path) -> None:
+    path.symlink_to(path.parent / "gone.parquet")
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [(_self_link, "symbolic link loop"), (_dangling_link, "a link to nothing"),
+     (Path.mkdir, "a folder, not a file")],
+    ids=["loop", "dangling", "folder"],
+)  # fmt: skip
+def test_a_split_path_the_os_cannot_open_says_why(tmp_path: Path, damage: Any, cause: str) -> None:
+    path = _biosses_with(tmp_path)
+    path.unlink()
+    damage(path)
+    with pytest.raises(TaskError, match=f"^cannot open task data {re.escape(str(path))} .*{cause}"):
+        load_task("BIOSSES", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["BIOSSES", "MoeeToySTS"])  # mteb's task; a registered one
+def test_a_task_folder_that_is_a_link_loop_is_refused_not_taken_for_absent(
+    tmp_path: Path, name: str
+) -> None:
+    (tmp_path / name).symlink_to(tmp_path / name)
+    with pytest.raises(
+        TaskError, match=f"^cannot open task data {re.escape(str(tmp_path / name))} .*link loop"
+    ):
+        load_task(name, data_dir=tmp_path)
 
 
 @pytest.mark.integration

@@ -22,9 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -32,7 +34,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from moee_pipeline.cache.snapshots import SnapshotError
-from moee_pipeline.errors import MoeeError
+from moee_pipeline.errors import MoeeError, first_line
 from moee_pipeline.tasks.registry import TaskError
 
 logger = logging.getLogger(__name__)
@@ -169,10 +171,7 @@ class TaskRecorder:
             failure = RecordingError(f"the process recording task texts answered {error!r}")
         finally:
             code = process.wait()
-            self._fail_pending(
-                failure
-                or RecordingError(f"{_STOPPED} (exit status {code}); see its messages above")
-            )
+            self._fail_pending(failure or RecordingError(_stopped_line(code)))
 
     def __enter__(self) -> TaskRecorder:
         return self
@@ -205,6 +204,25 @@ class TaskRecorder:
 # ---------------------------------------------------------------------------------------
 
 
+def _bug_line(error: BaseException) -> str:
+    """What the parent says of a child that failed unexpectedly: the cause, not a dead end."""
+    return (
+        f"recording task texts failed ({type(error).__name__}: {first_line(error, limit=100)}): "
+        "a bug; its traceback is above, please report it"
+    )
+
+
+def _stopped_line(code: int) -> str:
+    """What the parent says of a child that exited without saying why (killed, or crashed)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"{_STOPPED}: killed by {name} (out of memory?); rerun to go on"
+    return f"{_STOPPED} (exit status {code}); see its messages above"
+
+
 def _send(out: TextIO, message: dict[str, Any]) -> None:
     out.write(json.dumps(message) + "\n")
     out.flush()
@@ -227,6 +245,10 @@ def main() -> int:
         record(request, lambda message: _send(out, message))
     except (MoeeError, OSError) as error:
         _send(out, {"error": str(error), "kind": type(error).__name__})
+        return 1
+    except Exception as error:  # a bug: its traceback to stderr, its cause to the parent's line
+        traceback.print_exc()
+        _send(out, {"error": _bug_line(error), "kind": RecordingError.__name__})
         return 1
     return 0
 

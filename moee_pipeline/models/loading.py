@@ -8,30 +8,31 @@ quantize it block by block onto the device (`moee_pipeline.models.quantize`): fu
 weights are quantized too, and the GPU never holds the bf16 model. Before anything is
 loaded, the weight memory is estimated from the config and checked against the GPU's free
 memory. Checkpoints of architectures transformers lacks but can express exactly (DeepSeekMoE)
-are loaded through a native mapping (`NATIVE_MAPPINGS`) instead of remote code.
+are loaded through a native mapping (`moee_pipeline.models.config`) instead of remote code.
+The config, the tokenizer (`models/tokenizer.py`) and a local folder's files
+(`models/checkpoint.py`) are checked before the weights are read.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from safetensors import SafetensorError
+from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 
-from moee_pipeline.models import deepseek, memory, placement, quantize
+from moee_pipeline.errors import first_line
+from moee_pipeline.models import checkpoint, memory, placement, quantize
+from moee_pipeline.models.config import NativeMapping, load_config, native_mapping
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.models.quiet import quiet_transformers
 from moee_pipeline.models.routers import Router, find_routers
 from moee_pipeline.models.spec import ModelLoadError, ModelSpec
+from moee_pipeline.models.tokenizer import load_tokenizer
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
@@ -65,98 +66,8 @@ class LoadedModel:
         return [r.layer for r in self.routers]
 
 
-@dataclass(frozen=True)
-class NativeMapping:
-    """How to load a checkpoint of an architecture transformers lacks through one it has."""
-
-    source_model_type: str
-    target_model_type: str
-    config: Callable[[dict[str, Any]], Any]
-    key_mapping: dict[str, str]
-    finish_loading: Callable[[torch.nn.Module], Any]
-    expected_missing: tuple[str, ...] = ()  # key endings `finish_loading` fills in
-
-
-#: Checkpoint `model_type` -> native mapping (used unless --trust-remote-code is given).
-NATIVE_MAPPINGS: dict[str, NativeMapping] = {
-    deepseek.MODEL_TYPE: NativeMapping(
-        source_model_type=deepseek.MODEL_TYPE,
-        target_model_type="qwen2_moe",
-        config=deepseek.qwen2moe_config,
-        key_mapping=deepseek.KEY_MAPPING,
-        finish_loading=deepseek.finish_loading_,
-        expected_missing=("shared_expert_gate.weight",),
-    )
-}
-
 #: GPU memory needed beyond the weights: CUDA context, a batch's activations, allocator slack.
 RUNTIME_RESERVE_BYTES = int(1.5 * memory.GIB)
-
-
-def _hub_kwargs(spec: ModelSpec) -> dict[str, Any]:
-    return {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-
-
-def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
-    """The model's tokenizer, set up for left padding (features are read at the last position)."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(spec.model, **_hub_kwargs(spec))
-    except (ValueError, KeyError):
-        # A checkpoint whose model_type transformers does not know (loaded through a
-        # native mapping) and whose tokenizer_config names no class: load tokenizer.json.
-        from transformers import PreTrainedTokenizerFast
-
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(
-            spec.model, revision=spec.revision or "main"
-        )
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token_id = 0
-    return tokenizer
-
-
-def _not_found(spec: ModelSpec, error: Exception) -> ModelLoadError:
-    logger.info("loading the config of %s: %s", spec.model, error)
-    return ModelLoadError(
-        f"cannot load model {spec.model!r}: not a local folder, nor on the Hugging Face Hub "
-        f"(offline? a typo?); download it (`hf download {spec.model}`) or pass a local folder"
-    )
-
-
-def native_mapping(spec: ModelSpec) -> NativeMapping | None:
-    """The native mapping for the checkpoint's model_type, or None (transformers knows it)."""
-    if spec.trust_remote_code:
-        return None
-    from transformers import PretrainedConfig
-
-    try:
-        raw, _ = PretrainedConfig.get_config_dict(spec.model, revision=spec.revision)
-    except (OSError, ValueError) as error:
-        raise _not_found(spec, error) from error
-    return NATIVE_MAPPINGS.get(raw.get("model_type", ""))
-
-
-def load_config(spec: ModelSpec) -> Any:
-    """The model's config (mapped, for a native mapping); a clear error when it is missing."""
-    mapping = native_mapping(spec)
-    if mapping is not None:
-        from transformers import PretrainedConfig
-
-        raw, _ = PretrainedConfig.get_config_dict(spec.model, revision=spec.revision)
-        config = mapping.config(raw)
-        config._commit_hash = raw.get("_commit_hash")
-        return config
-    try:
-        return AutoConfig.from_pretrained(spec.model, **_hub_kwargs(spec))
-    except (OSError, ValueError) as error:
-        if "trust_remote_code" in str(error) or "does not recognize" in str(error):
-            raise ModelLoadError(
-                f"{spec.model!r} is an architecture transformers does not know: pass "
-                "--trust-remote-code to run the model's own Hub code"
-            ) from error
-        raise _not_found(spec, error) from error
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,21 +175,38 @@ def _from_pretrained(
     """Load the base model; we report what was left out ourselves, not transformers' table.
 
     The base model never has the checkpoint's LM head, so transformers would warn about an
-    "unexpected" lm_head on every load; a missing weight, though, would leave a layer random.
+    "unexpected" lm_head on every load; a missing weight, though, would leave a layer random,
+    and one whose shape differs from the config's is refused by name (`check_loading_info`).
+
+    Raises:
+        ModelLoadError: a weight file is missing, damaged or cut short; the config and the
+            weights disagree (a shape, or a weight the config needs and the files lack).
     """
+    folder = checkpoint.local_folder(spec.model)
+    if folder is not None:
+        checkpoint.check_weights(folder)
     if mapping is not None:
         kwargs = {**kwargs, "key_mapping": mapping.key_mapping}
-    with quiet_transformers():
-        model, info = AutoModel.from_pretrained(
-            spec.model, config=config, output_loading_info=True, **kwargs
-        )
-    expected_missing = mapping.expected_missing if mapping is not None else ()
-    missing = sorted(k for k in info["missing_keys"] if not k.endswith(expected_missing))
-    if missing:
+    try:
+        with quiet_transformers():
+            model, info = AutoModel.from_pretrained(
+                spec.model,
+                config=config,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,
+                **kwargs,
+            )
+    except torch.OutOfMemoryError:
+        raise  # not a file problem: the memory pre-check's estimate was short
+    except (OSError, ValueError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
+        # files of a Hub download or a torch checkpoint, which the folder checks do not read
+        logger.info("loading the weights of %s failed", spec.model, exc_info=True)
         raise ModelLoadError(
-            f"{spec.model}: the checkpoint lacks {len(missing)} weight(s) the model needs, e.g. "
-            f"{missing[:3]}; is it complete, and the architecture the one in its config?"
-        )
+            f"cannot load the weights of {spec.model} ({type(error).__name__}: "
+            f"{first_line(error, limit=90)}): check its files, or download the model again"
+        ) from error
+    expected_missing = mapping.expected_missing if mapping is not None else ()
+    checkpoint.check_loading_info(spec.model, info, expected_missing=expected_missing)
     unexpected = sorted(k for k in info["unexpected_keys"] if not k.startswith("lm_head"))
     if unexpected:
         logger.warning("%s: %d checkpoint weights unused, e.g. %s", spec.model, len(unexpected),
@@ -298,6 +226,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     """
     mapping = native_mapping(spec)
     config = load_config(spec)
+    tokenizer = load_tokenizer(spec)  # before the model: a folder without one fails in seconds
     device = spec.resolved_device()
     quantization = spec.resolved_quantization()
     dtype_name = spec.resolved_dtype()
@@ -306,7 +235,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     placement.check_placement(where, quantization=quantization, device=spec.device)
     if spec.device_map is None:  # a spread model is checked by accelerate's own plan
         _precheck(spec, config, quantization, dtype)
-    kwargs: dict[str, Any] = {"dtype": dtype, **_hub_kwargs(spec)}
+    kwargs: dict[str, Any] = {"dtype": dtype, **spec.hub_kwargs()}
     limits = placement.max_memory(where, gpu_count=torch.cuda.device_count())
     if quantization == "none" and spec.device_map is not None:
         kwargs.update(device_map=spec.device_map, max_memory=limits)
@@ -344,7 +273,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     return LoadedModel(
         spec=spec,
         model=model,
-        tokenizer=load_tokenizer(spec),
+        tokenizer=tokenizer,
         routers=routers,
         device=device,
         quantization=quantization,

@@ -8,7 +8,7 @@ imported, so the texts can be recorded in another process while torch loads. Onl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.models.names import DTYPE_NAMES, Quantization
@@ -33,6 +33,10 @@ class ModelSpec:
     trust_remote_code: bool = False
     device_map: str | None = None  # "auto": spread over the visible GPUs (models/placement.py)
     max_memory: tuple[tuple[str, str], ...] = ()  # with device_map: ("gpu"|"cpu"|"0", "20GiB")
+
+    def hub_kwargs(self) -> dict[str, Any]:
+        """What every transformers `from_pretrained` of this model is given."""
+        return {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
 
     def resolved_device(self) -> torch.device:
         import torch

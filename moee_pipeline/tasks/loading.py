@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -26,9 +27,10 @@ from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 
-from moee_pipeline.cache.layout import datasets_cache
+from moee_pipeline.cache.layout import datasets_cache, snapshot_dir
 from moee_pipeline.cache.snapshots import read_snapshot
 from moee_pipeline.errors import first_line
+from moee_pipeline.tasks.columns import check_text_columns
 from moee_pipeline.tasks.registry import TaskError, get_task, is_registered
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,12 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
         if tree is not None:
             task.dataset = tree
             task.data_loaded = True
+            folder = snapshot_dir(Path(cache_dir), name)
+            check_text_columns(
+                task,
+                lambda subset, split: f"task snapshot {folder} ({split})",
+                fix=" in the task's data; move the snapshot away, then extract again",
+            )
             logger.info("loaded %s from snapshot in %s", name, cache_dir)
             return task
     registered = is_registered(name)
@@ -52,11 +60,14 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
             raise TaskError(
                 f"data dir {data_dir} does not exist or is not readable: fix --data-dir"
             )
-        if not registered or (data_dir / name).is_dir():
+        if not registered or _task_folder(data_dir / name) is not None:
             _load_local(task, data_dir)
             return task
     if registered:
         task.load_data()  # its own loader, in code or wherever its package keeps the data
+        check_text_columns(
+            task, lambda subset, split: f"{name} ({split}, from its loader)", fix=" in its loader"
+        )
         return task
     with _datasets_cache(cache_dir):
         try:
@@ -67,7 +78,40 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
                 f"cannot load {name} with mteb's loader ({first_line(exc, limit=60)}): pass "
                 f"--data-dir with <dir>/{name}/<split>.parquet or a --cache-dir with its snapshot"
             ) from exc
+    check_text_columns(
+        task, lambda subset, split: f"{name} ({split}, from mteb's loader)", fix=" in a --data-dir"
+    )
     return task
+
+
+#: What to do about a path in a data dir the operating system cannot open, by errno.
+_OS_ADVICE = {
+    errno.ELOOP: "a symbolic link loop: point the link at the real file",
+    errno.ENOENT: "a link to nothing: point it at the real file",
+    errno.EACCES: "make it readable",
+    errno.EISDIR: "a folder, not a file: write the split as one Parquet file",
+}
+
+
+def _unreadable(path: Path, error: OSError) -> TaskError:
+    """The one line for a data dir path the OS cannot open: its cause, what to do."""
+    cause = error.strerror or first_line(error)
+    advice = _OS_ADVICE.get(error.errno or 0, "check the path and the disk")
+    return TaskError(f"cannot open task data {path} ({cause}): {advice}")
+
+
+def _task_folder(path: Path) -> Path | None:
+    """`path` if it is a folder, None if nothing is there; anything else (a link loop, a
+    dangling link, a file, a folder we may not enter) is an error saying so, never "absent"."""
+    try:
+        if not path.is_symlink() and not path.exists():
+            return None
+        path.stat()
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    if not path.is_dir():
+        raise TaskError(f"{path} is a file: the task's data is a folder of <split>.parquet files")
+    return path
 
 
 def _read_split_folder(folder: Path, name: str) -> DatasetDict:
@@ -77,6 +121,12 @@ def _read_split_folder(folder: Path, name: str) -> DatasetDict:
         raise TaskError(f"no <split>.parquet files in {folder} for task {name}")
     tables = {}
     for f in files:
+        try:
+            with f.open("rb"):  # the OS's reason first: pyarrow's would read "not Parquet"
+                pass
+        except OSError as error:
+            logger.info("opening %s: %s", f, error)
+            raise _unreadable(f, error) from None
         try:
             tables[f.stem] = pq.read_table(f)
         except (OSError, pa.ArrowException) as exc:
@@ -106,7 +156,7 @@ def _load_local(task: AbsTask, data_dir: Path) -> None:
     """Load `<data_dir>/<name>/<split>.parquet` (MTEB raw columns), then the task's transform."""
     name = task.metadata.name
     folder = data_dir / name
-    if not folder.is_dir():
+    if _task_folder(folder) is None:
         raise TaskError(f"no folder {folder}: expected {name}/<split>.parquet with MTEB's columns")
     if isinstance(task, AbsTaskRetrieval):
         raise TaskError(
@@ -140,6 +190,11 @@ def _load_local(task: AbsTask, data_dir: Path) -> None:
             ) from exc
         logger.warning("%s: columns already renamed (%s); using %s as it is", name, exc, folder)
         task.dataset = raw
+
+    def source(subset: str | None, split: str) -> str:
+        return str((folder if subset is None else folder / subset) / f"{split}.parquet")
+
+    check_text_columns(task, source, fix="")
     task.data_loaded = True
     logger.info("loaded %s from %s", name, folder)
 
