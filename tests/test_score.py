@@ -239,18 +239,18 @@ def test_split_fit_without_recorded_texts_is_one_line(
 def test_unknown_weight_is_one_line(bad: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["score", "--weight", bad, "--cache-dir", str(tmp_path)])
     assert result.exit_code == 2
-    assert "use a number >= 0 or `auto` (at most 1000000)" in result.output
+    assert "use a number >= 0 or `auto` (at most 10000)" in result.output
 
 
-@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), 1e308, 1e6 * (1 + 1e-9)])
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), 1e308, 1e4 * (1 + 1e-9)])
 def test_a_weight_the_arithmetic_cannot_hold_is_refused_by_the_library_too(bad: float) -> None:
     from moee_pipeline.score.combine import Combination, CombineError
 
-    with pytest.raises(ScoreError, match="use a number from 0 to 1000000"):
+    with pytest.raises(ScoreError, match="use a number from 0 to 10000"):
         ScoreConfig(model=MODEL, weights=(1.0, bad))
-    with pytest.raises(CombineError, match="use a number from 0 to 1000000"):
+    with pytest.raises(CombineError, match="use a number from 0 to 10000"):
         Combination("MoEE-sum", weight=bad)
-    assert ScoreConfig(model=MODEL, weights=(0.0, 1e6)).weights == (0.0, 1e6)
+    assert ScoreConfig(model=MODEL, weights=(0.0, 1e4)).weights == (0.0, 1e4)
 
 
 def test_the_largest_weight_still_resolves_the_hs_term() -> None:
@@ -267,7 +267,7 @@ def test_the_largest_weight_still_resolves_the_hs_term() -> None:
     packed = embed(parts, Combination("MoEE-sum", weight=MAX_WEIGHT))
     assert packed.dtype == np.float32 and np.isfinite(packed).all()
     want = hs @ hs.T + MAX_WEIGHT * (rw @ rw.T)
-    assert np.abs((packed @ packed.T).astype(np.float64) - want).max() < 0.25
+    assert np.abs((packed @ packed.T).astype(np.float64) - want).max() < 0.01
     with np.errstate(over="ignore"):
         assert not np.isfinite(np.float32(np.sqrt(1e308)) ** 2)  # what 1e308 would have done
 

@@ -78,8 +78,8 @@ def test_cache_dir_defaults_to_the_clis_root(
         ({"methods": ("XX",)}, "unknown --method 'XX'"),
         ({"rw": ("probs",)}, "unknown --rw 'probs': choose from logits, softmax"),
         ({"zscore_fit": "batch"}, "unknown --zscore-fit 'batch': choose from split, task"),
-        ({"weights": (1e308,)}, "weight 1e+308: use a number from 0 to 1000000"),
-        ({"weights": (-1.0,)}, "weight -1.0: use a number from 0 to 1000000"),
+        ({"weights": (1e308,)}, "weight 1e+308: use a number from 0 to 10000"),
+        ({"weights": (-1.0,)}, "weight -1.0: use a number from 0 to 10000"),
         ({"workers": 0}, "--workers 0: use 1 or more"),
     ],
 )
@@ -139,7 +139,7 @@ def test_serial_process_and_ray_runners_give_the_same_rows(
     assert {r.model for r in serial} == {layout.model_slug(MODEL)} == {"test-org--tiny-moe"}
 
 
-@pytest.mark.parametrize("weight", [0.0, 1.0, 0.5, 2.5e-05, 1 / 3, 123456.789, MAX_WEIGHT])
+@pytest.mark.parametrize("weight", [0.0, 1.0, 0.5, 2.5e-05, 1 / 3, 1234.56789, MAX_WEIGHT])
 def test_a_weight_is_one_text_from_scores_csv_to_the_report(weight: float, tmp_path: Path) -> None:
     from moee_pipeline.report.options import ReportOptions
     from moee_pipeline.report.tables import load_scores
@@ -164,8 +164,8 @@ def test_a_weight_out_of_range_is_one_line(bad: str, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.output
-    assert f"'{bad}': use a number >= 0 or `auto` (at most 1000000)" in errors[0]
-    with pytest.raises(CombineError, match="use a number from 0 to 1000000"):
+    assert f"'{bad}': use a number >= 0 or `auto` (at most 10000)" in errors[0]
+    with pytest.raises(CombineError, match="use a number from 0 to 10000"):
         Combination(SUM, weight=float(bad))
 
 
