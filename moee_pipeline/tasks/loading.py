@@ -26,8 +26,14 @@ from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 
-from moee_pipeline.cache.layout import datasets_cache
-from moee_pipeline.cache.snapshots import read_snapshot
+from moee_pipeline.cache.layout import datasets_cache, snapshot_dir
+from moee_pipeline.cache.snapshots import (
+    arrow_table,
+    data_dir_files,
+    note_source,
+    read_snapshot,
+    same_source,
+)
 from moee_pipeline.errors import first_line
 from moee_pipeline.tasks.registry import TaskError, get_task, is_registered
 
@@ -36,15 +42,12 @@ logger = logging.getLogger(__name__)
 
 def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None = None) -> AbsTask:
     """The task with its data loaded: from a cache snapshot, a local data dir or its own loader
-    (see the module doc for what a data dir means to a registered task)."""
+    (see the module doc for what a data dir means to a registered task).
+
+    Data a data dir holds for the task is never replaced by a snapshot in silence: a snapshot
+    made from other data is refused (`check_data_dir`).
+    """
     task = get_task(name)
-    if cache_dir is not None:
-        tree = read_snapshot(name, cache_dir=Path(cache_dir))
-        if tree is not None:
-            task.dataset = tree
-            task.data_loaded = True
-            logger.info("loaded %s from snapshot in %s", name, cache_dir)
-            return task
     registered = is_registered(name)
     if data_dir is not None:
         data_dir = Path(data_dir)
@@ -52,9 +55,18 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
             raise TaskError(
                 f"data dir {data_dir} does not exist or is not readable: fix --data-dir"
             )
-        if not registered or (data_dir / name).is_dir():
-            _load_local(task, data_dir)
+    if cache_dir is not None:
+        tree = read_snapshot(name, cache_dir=Path(cache_dir))
+        if tree is not None:
+            if data_dir is not None and (data_dir / name).is_dir():
+                check_data_dir(name, tree, data_dir=data_dir, cache_dir=Path(cache_dir))
+            task.dataset = tree
+            task.data_loaded = True
+            logger.info("loaded %s from snapshot in %s", name, cache_dir)
             return task
+    if data_dir is not None and (not registered or (data_dir / name).is_dir()):
+        _load_local(task, data_dir)
+        return task
     if registered:
         task.load_data()  # its own loader, in code or wherever its package keeps the data
         return task
@@ -68,6 +80,63 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
                 f"--data-dir with <dir>/{name}/<split>.parquet or a --cache-dir with its snapshot"
             ) from exc
     return task
+
+
+def source_of(name: str, data_dir: Path | None) -> dict[str, Any] | None:
+    """What a task's data is loaded from, for its snapshot: a data dir's files, or None."""
+    found = None if data_dir is None else data_dir_files(name, Path(data_dir))
+    return None if found is None else {"data_dir_files": found}
+
+
+def check_data_dir(name: str, snapshot: Any, *, data_dir: Path, cache_dir: Path) -> None:
+    """Refuse a data dir whose data for task `name` is not the data its snapshot holds.
+
+    The snapshot is what the task's cache entries were extracted from and what scoring reads,
+    so other data named with --data-dir would silently lose to it. Files seen before (their
+    bytes are the ones the snapshot records) pass at once; others are loaded and compared.
+    """
+    if same_source(name, data_dir, cache_dir=cache_dir):
+        return
+    fresh = get_task(name)
+    _load_local(fresh, data_dir)
+    difference = _difference(fresh.dataset, snapshot, where="")
+    if difference is not None:
+        logger.info("the snapshot of %s is %s", name, snapshot_dir(cache_dir, name))
+        raise TaskError(
+            f"--data-dir holds other {name} data than the cache's snapshot tasks/{name} "
+            f"({difference}): move that snapshot away and extract again with --overwrite, or "
+            "drop --data-dir"
+        )
+    source = source_of(name, data_dir)
+    if source is not None:
+        note_source(name, source, cache_dir=cache_dir)
+
+
+def _difference(new: Any, old: Any, *, where: str) -> str | None:
+    """Where two loaded dataset trees first differ (`split: 183 rows, the snapshot 55`), or
+    None when they hold the same data in the same order."""
+    label = where or "the data"
+    if isinstance(new, Dataset) or isinstance(old, Dataset):
+        if not (isinstance(new, Dataset) and isinstance(old, Dataset)):
+            return f"{label}: another kind of data"
+        if new.num_rows != old.num_rows:
+            return f"{label}: {new.num_rows} rows, the snapshot {old.num_rows}"
+        a, b = arrow_table(new), arrow_table(old)
+        if a.column_names != b.column_names:
+            return f"{label}: columns {a.column_names}, the snapshot {b.column_names}"
+        for column in a.column_names:
+            if a.column(column).to_pylist() != b.column(column).to_pylist():
+                return f"{label}: other values in column {column!r}"
+        return None
+    if isinstance(new, dict) and isinstance(old, dict):
+        if set(new) != set(old):
+            return f"{label}: splits {sorted(new)}, the snapshot {sorted(old)}"
+        for key in new:
+            found = _difference(new[key], old[key], where=f"{where}/{key}".strip("/"))
+            if found is not None:
+                return found
+        return None
+    return None if new == old else f"{label}: other values"
 
 
 def _read_split_folder(folder: Path, name: str) -> DatasetDict:
