@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import parts, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.cli import main
 
 
@@ -86,3 +87,44 @@ def test_extracts_a_real_sts_task_from_shared_data(
     assert (tmp_path / "tasks" / "BIOSSES").is_dir()
     code, out = invoke(*args)  # rerun: complete tasks are skipped
     assert code == 0 and "already complete" in out
+
+
+@pytest.mark.slow
+def test_two_local_models_whose_names_slug_alike_keep_their_own_entries(
+    tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """`tiny olmoe ü` and `tiny olmoe ö` once shared `tiny_olmoe__`: ö read ü's features."""
+    cache = tmp_path / "cache"
+    u, o = tmp_path / "tiny olmoe ü", tmp_path / "tiny olmoe ö"
+    for folder in (u, o):
+        shutil.copytree(tiny_model("olmoe"), folder)
+    base = ["--tasks", "MoeeToySTS", "--cache-dir", str(cache)]
+    code, out = invoke("--model", str(u), *base)
+    assert code == 0, out
+    with pytest.raises(store.CacheError, match="is not extracted"):
+        store.read_features(cache, model=str(o), prompt_id="none", task="MoeeToySTS")
+    score = ["score", "--model", str(o), "--cache-dir", str(cache), "--method", "RW"]
+    result = CliRunner().invoke(main, [*score, "--output", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "no complete cached tasks" in result.output, result.output
+    assert not (tmp_path / "r" / "scores.csv").exists()  # no row labelled ö with ü's score
+    code, out = invoke("--model", str(o), *base)
+    assert code == 0 and "already complete" not in out, out
+    slugs = {layout.model_slug(str(m)) for m in (u, o)}
+    assert {e.model_slug for e in store.list_cached(cache)} == slugs and len(slugs) == 2
+    for folder in (u, o):  # by path, by folder name (another machine) and by slug
+        for name in (str(folder), folder.name, layout.model_slug(str(folder))):
+            found = store.read_features(cache, model=name, prompt_id="none", task="MoeeToySTS")
+            assert found.manifest["model"] == str(folder)
+
+
+@pytest.mark.slow
+def test_a_template_in_whitespace_is_the_prompt_it_renders_as(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, reference = toy_cache
+    cache = tmp_path / "cache"
+    shutil.copytree(reference, cache)
+    args = ["--model", str(model), "--tasks", "MoeeToySTS", "--cache-dir", str(cache)]
+    code, out = invoke(*args, "--prompt", ' "{text}"\n')
+    assert code == 0 and "MoeeToySTS [none]" in out and "already complete" in out, out
+    assert [e.prompt_id for e in store.list_cached(cache)] == ["none"]  # no second entry
