@@ -185,6 +185,16 @@ def _other_snapshot_data(ctx: Context) -> list[str]:
     return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(new))
 
 
+def _texts_changed(ctx: Context) -> None:
+    """The task's recorded texts no longer hold one text of its entry (its data changed)."""
+    path = ctx.cache / "tasks" / TASK / "encoded" / "test.parquet"
+    table = pq.read_table(path)
+    texts = table.column("text").to_pylist()
+    texts[0] = "a sentence the entry was never given."
+    changed = pa.table({"text": pa.array(texts, pa.string())})
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), path)
+
+
 def _foreign_scores(ctx: Context) -> None:
     (ctx.tmp / "results").mkdir()
     (ctx.tmp / "results" / "scores.csv").write_text("name,value\nx,1\n")
@@ -383,6 +393,12 @@ CASES: list[Case] = [
         "more than the 1024 positions",
         "use a --max-length within the model's positions",
         lambda c: c.extract("--tasks", TASK, "--prompt", "prompteol", "--max-length", "2048"),
+    ),
+    Case(
+        "an entry holding texts its task no longer has",
+        "no longer has (its data changed)",
+        "rerun with --overwrite",
+        _then(_texts_changed, lambda c: c.extract("--tasks", TASK)),
     ),
     Case(
         "--weight -1",

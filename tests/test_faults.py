@@ -325,3 +325,31 @@ def test_full_disk_in_the_swap_puts_the_old_entry_back(
     assert out.strip().splitlines()[-1].startswith("Error: [Errno 28] No space left on device")
     assert_old_entry_intact(model, cache, before)
     assert not staged(cache)
+
+
+@pytest.mark.slow
+def test_kill_9_while_completing_an_entry_keeps_it_readable(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A complete entry that lacks texts (a part gone with its record) is extended beside too."""
+    model, reference = toy_cache
+    cache = tmp_path / "cache"
+    shutil.copytree(reference, cache)
+    folder = entry(cache, model)
+    manifest = store.read_manifest(folder)
+    assert manifest is not None
+    gone = manifest["parts"].pop("part-00001.parquet")
+    manifest["rows"] -= gone["rows"]
+    store.write_json_atomic(folder / store.MANIFEST, manifest)
+    (folder / "part-00001.parquet").unlink()
+    before = entry_files(folder)
+    kill_at("part", extract_args(model, cache))
+    assert entry_files(folder) == before  # still the readable (if incomplete) entry
+    assert store.read_features(cache, model=str(model), prompt_id="none", task=TASK).text_ids
+    (build,) = staged(cache)
+    code, out = cli("verify", "--cache-dir", str(cache))
+    assert code == 1 and f"{build}: unfinished build" in out and "lack 20 of" in out, out
+    code, out = cli(*extract_args(model, cache))
+    assert code == 0 and "20 new rows" in out, out
+    assert not staged(cache)
+    assert cli("verify", "--cache-dir", str(cache))[0] == 0

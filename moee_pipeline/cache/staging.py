@@ -1,5 +1,6 @@
-"""Replacing a cache entry without ever losing it: `--overwrite` builds the new entry beside the
-old one and swaps it in once the new one is complete.
+"""Replacing a cache entry without ever losing it: `--overwrite`, and a run that extends a
+complete entry (more splits, texts it lacks), build the new entry beside the old one and swap it
+in once the new one is complete.
 
 A staged build lives under `<cache>/staging/` (layout.py), outside `features/`, so pandas, DuckDB
 and every reader of this package never see it, in a folder named like every temp of the cache
@@ -44,6 +45,16 @@ def staged_dir(cache_dir: Path, key: layout.EntryKey, shard: tuple[int, int]) ->
     staged = layout.staged_dir(cache_dir, key, shard=shard, pid=os.getpid())
     discard(staged)  # an earlier build of this process that stopped
     return staged
+
+
+def link_parts(final: Path, staged: Path, names: list[str]) -> None:
+    """Start a staged extension of a complete entry from its parts: hard links (copies where
+    the file system has none), so the entry itself is never changed before the swap."""
+    for name in names:
+        try:
+            os.link(final / name, staged / name)
+        except OSError:
+            shutil.copy2(final / name, staged / name)
 
 
 def is_committed(staged: Path, shard: tuple[int, int]) -> bool:
@@ -156,10 +167,12 @@ class Leftover:
     def line(self) -> str:
         """What `moee verify` says about it."""
         if self.shard is None:
-            return "old entry moved aside by an --overwrite that was killed while swapping"
+            return "old entry moved aside by an --overwrite or extension killed while swapping"
         if self.committed:
-            return "complete entry of an --overwrite that was killed before it was swapped in"
-        return "unfinished build of a killed --overwrite (the entry itself is intact)"
+            return (
+                "complete build of a run killed before it was swapped in (--overwrite, extension)"
+            )
+        return "unfinished build of a killed --overwrite or extension (the entry is intact)"
 
 
 def leftovers(cache_dir: Path, key: layout.EntryKey | None = None) -> list[Leftover]:

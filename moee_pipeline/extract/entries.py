@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,23 @@ def _check_same_run(
         check_same_settings(parts.part_metadata(found[0]), metadata, where=directory)
 
 
-def _part_records(
-    directory: Path, prefix: str, written: Mapping[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """Records of every part of this shard: those just written, and those a killed run left.
+def _part_records_of(directory: Path, prefix: str) -> list[str]:
+    """The names of this shard's parts in a folder.
 
     An unsharded run owns every part of its folder (also those of an earlier sharded run).
     """
     ours = re.compile(rf"^{re.escape(prefix)}-" + (r".*" if prefix == "part" else r"\d+\.parquet$"))
+    return [p.name for p in parts.part_files(directory) if ours.match(p.name)]
+
+
+def _part_records(
+    directory: Path, prefix: str, known: Mapping[str, dict[str, Any] | None]
+) -> dict[str, dict[str, Any]]:
+    """Records of every part of this shard: those just written or taken along (`known`), and
+    those a killed run left (hashed from disk)."""
     return {
-        p.name: written.get(p.name) or parts.part_record(p)
-        for p in parts.part_files(directory)
-        if ours.match(p.name)
+        name: known.get(name) or parts.part_record(directory / name)
+        for name in _part_records_of(directory, prefix)
     }
 
 
@@ -116,8 +121,9 @@ def entry_lock(directory: Path, *, shard: tuple[int, int]) -> Iterator[None]:
 class TaskPlan:
     """One (task, prompt) ready to extract: its folder and the texts still missing, tokenized.
 
-    `directory` is where the parts go: the entry's folder (`final`), or with --overwrite the
-    staged build that replaces it at the end.
+    `directory` is where the parts go: the entry's folder (`final`), or the staged build that
+    replaces it at the end: with --overwrite, or when a complete entry is extended (more
+    splits, missing texts), which then starts from links to the entry's parts (`seeded`).
     """
 
     task: str
@@ -132,6 +138,8 @@ class TaskPlan:
     splits: list[str]
     start: float
     first_part: int = 0  # the number of the first part this run writes
+    #: Parts of the complete entry a staged extension took along, with their manifest records.
+    seeded: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
 
     @property
     def staged(self) -> bool:
@@ -167,14 +175,13 @@ def plan_task(
     texts = list(dict.fromkeys(texts))
     mine = _select_shard(texts, shard)
     prefix = parts.part_prefix(shard)
-    stale: list[str] = []  # manifests that no longer describe the entry, removed once planned
+    staged = options.overwrite  # build beside the entry and swap it in at the end
+    seed: dict[str, Any] = {}  # parts of a complete entry a staged extension starts from
+    have: set[str] = set()
     if options.overwrite:
-        directory = staging.staged_dir(options.cache_dir, key, shard)
         if shard[1] > 1:  # the other shards' parts stay: they must be of these settings
             _check_same_run(final, settings, besides=shard)
-        have: set[str] = set()
     else:
-        directory = final
         done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
         _check_same_run(final, settings)
         have = store.existing_text_ids(final)
@@ -187,7 +194,10 @@ def plan_task(
                 return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, final, skipped=True)
             if lacking:
                 logger.warning("%s lacks %d of its texts: extracting them", final, lacking)
-            stale = [manifest_name, store.MANIFEST]  # incomplete again until this run ends
+            # more splits or missing texts: extended beside, so it stays readable meanwhile
+            staged, records = True, done.get("parts") or {}
+            ours = _part_records_of(final, prefix)
+            seed = {name: records.get(name) for name in ours}
         gone = have - {parts.text_id(t) for t in texts}
         if gone:
             raise ExtractionError(
@@ -202,12 +212,12 @@ def plan_task(
             f"{task}: {len(empty)} prompted text(s) have no tokens, e.g. {empty[0][:60]!r}; "
             "use a tokenizer that adds a BOS token, or a prompt template"
         )
-    # the run goes ahead: only now is anything created or removed
-    for name in dict.fromkeys(stale):
-        (final / name).unlink(missing_ok=True)
+    # the run goes ahead: only now is anything created
+    directory = staging.staged_dir(options.cache_dir, key, shard) if staged else final
     directory.mkdir(parents=True, exist_ok=True)
     files.remove_stale_temps(directory)
-    first = _next_part([final, directory], prefix) if options.overwrite else 0
+    staging.link_parts(final, directory, list(seed))
+    first = _next_part([final, directory], prefix) if staged else 0
     return TaskPlan(
         task,
         prompt,
@@ -221,6 +231,7 @@ def plan_task(
         list(splits),
         start,
         first_part=first,
+        seeded=seed,
     )
 
 
@@ -282,7 +293,9 @@ def finish_task(
         "texts_in_task": len(plan.texts),
         "splits": plan.splits,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "parts": _part_records(plan.directory, parts.part_prefix(options.shard), records or {}),
+        "parts": _part_records(
+            plan.directory, parts.part_prefix(options.shard), {**plan.seeded, **(records or {})}
+        ),
         **({"timing": dict(timing)} if timing else {}),
     }
     store.write_json_atomic(plan.directory / plan.manifest_name, manifest)  # the commit point
