@@ -128,3 +128,24 @@ def test_a_template_in_whitespace_is_the_prompt_it_renders_as(
     code, out = invoke(*args, "--prompt", ' "{text}"\n')
     assert code == 0 and "MoeeToySTS [none]" in out and "already complete" in out, out
     assert [e.prompt_id for e in store.list_cached(cache)] == ["none"]  # no second entry
+
+
+@pytest.mark.slow
+def test_a_custom_prompt_is_found_again_by_its_cache_id(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The id extract prints (and the commands verify and score suggest) names the template."""
+    from moee_pipeline.prompts import resolve_prompt
+
+    model, reference = toy_cache
+    cache = tmp_path / "cache"
+    shutil.copytree(reference, cache)
+    args = ["--model", str(model), "--tasks", "MoeeToySTS", "--cache-dir", str(cache)]
+    template = "Text: {text} Meaning:"
+    code, out = invoke(*args, "--prompt", template)
+    assert code == 0, out
+    cache_id = resolve_prompt(template).id
+    code, out = invoke(*args, "--prompt", cache_id)
+    assert code == 0 and f"MoeeToySTS [{cache_id}]" in out and "already complete" in out, out
+    code, out = invoke(*args, "--prompt", "custom-00000000")
+    assert code != 0 and "unknown prompt 'custom-00000000'" in out and "Traceback" not in out

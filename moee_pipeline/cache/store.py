@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 MANIFEST = "_manifest.json"
 #: Every manifest of an entry: the whole entry's and those of its finished shards.
 MANIFEST_GLOB = "_manifest*.json"
+FEATURES_GLOB = "features/model=*"
 _SHARD_MANIFEST = re.compile(r"_manifest\.(\d+)of(\d+)\.json")
 #: Settings that change the features: a cache entry made with others is never reused, and
 #: scores record a fingerprint of them so rows of different features never mix.
@@ -176,6 +177,23 @@ def missing_from(
         total = int(manifest.get("texts_in_task") or 0)
         lost = total - (len(stored) if isinstance(stored, set) else stored)
     return (lost, total) if lost > 0 else None
+
+
+def cached_template(cache_dir: Path, prompt_id: str) -> str | None:
+    """The template of a custom prompt the cache holds entries of, by its id (`custom-1a2b3c4d`,
+    as extract prints it and scoring names it), so `moee extract --prompt <id>` can extend or
+    complete them; None when no entry of that id records one."""
+    pattern = f"{FEATURES_GLOB}/prompt={prompt_id}/task=*"
+    for directory in sorted(Path(cache_dir).glob(pattern)):
+        names = [MANIFEST, *(p.name for p in sorted(directory.glob(MANIFEST_GLOB)))]
+        for name in dict.fromkeys(names):
+            try:
+                manifest = read_manifest(directory, name)
+            except CacheError:
+                continue
+            if manifest and manifest.get("prompt_template"):
+                return str(manifest["prompt_template"])
+    return None
 
 
 def extract_command(manifest: Mapping[str, Any], directory: Path) -> str:
