@@ -117,17 +117,21 @@ def test_two_local_models_whose_names_slug_alike_keep_their_own_entries(
             assert found.manifest["model"] == str(folder)
 
 
+def toy_args(toy_cache: tuple[Path, Path], tmp_path: Path) -> list[str]:
+    """Extract arguments for the toy task into a private copy of the toy cache."""
+    model, reference = toy_cache
+    shutil.copytree(reference, tmp_path / "cache")
+    return ["--model", str(model), "--tasks", "MoeeToySTS", "--cache-dir", str(tmp_path / "cache")]
+
+
 @pytest.mark.slow
 def test_a_template_in_whitespace_is_the_prompt_it_renders_as(
     toy_cache: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    model, reference = toy_cache
-    cache = tmp_path / "cache"
-    shutil.copytree(reference, cache)
-    args = ["--model", str(model), "--tasks", "MoeeToySTS", "--cache-dir", str(cache)]
+    args = toy_args(toy_cache, tmp_path)
     code, out = invoke(*args, "--prompt", ' "{text}"\n')
     assert code == 0 and "MoeeToySTS [none]" in out and "already complete" in out, out
-    assert [e.prompt_id for e in store.list_cached(cache)] == ["none"]  # no second entry
+    assert [e.prompt_id for e in store.list_cached(tmp_path / "cache")] == ["none"]  # one entry
 
 
 @pytest.mark.slow
@@ -137,10 +141,7 @@ def test_a_custom_prompt_is_found_again_by_its_cache_id(
     """The id extract prints (and the commands verify and score suggest) names the template."""
     from moee_pipeline.prompts import resolve_prompt
 
-    model, reference = toy_cache
-    cache = tmp_path / "cache"
-    shutil.copytree(reference, cache)
-    args = ["--model", str(model), "--tasks", "MoeeToySTS", "--cache-dir", str(cache)]
+    args = toy_args(toy_cache, tmp_path)
     template = "Text: {text} Meaning:"
     code, out = invoke(*args, "--prompt", template)
     assert code == 0, out

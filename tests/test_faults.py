@@ -38,9 +38,12 @@ def extract_args(model: Path, cache: Path) -> list[str]:
             "--rows-per-shard", "20"]  # fmt: skip
 
 
-def kill_at(point: str, args: list[str]) -> str:
-    """Run `moee <args>` until it pauses at `point`, then SIGKILL it; its stderr so far."""
-    env = fault_hook.child_env(f"{point}:pause")  # the CLI and its recording child
+def signal_at(
+    point: str, args: list[str], *, action: str = "pause", sig: int = signal.SIGKILL
+) -> tuple[int, str]:
+    """Run `moee <args>` until it pauses (or stalls) at `point`, then send it `sig`; its exit
+    status and its stderr (up to the pause for SIGKILL, to its end otherwise)."""
+    env = fault_hook.child_env(f"{point}:{action}")  # the CLI and its recording child
     proc = subprocess.Popen(
         [sys.executable, "-m", "moee_pipeline", *args],
         stderr=subprocess.PIPE,
@@ -56,13 +59,21 @@ def kill_at(point: str, args: list[str]) -> str:
         for line in proc.stderr:
             seen.append(line)
             if fault_hook.PAUSED in line:
+                proc.send_signal(sig)
                 break
+        if sig != signal.SIGKILL:  # it handles the signal: read what it says on its way out
+            seen.append(proc.communicate(timeout=120)[1])
     finally:
         proc.kill()
         proc.wait()
         watchdog.cancel()
     assert any(fault_hook.PAUSED in line for line in seen), "".join(seen)[-2000:]
-    return "".join(seen)
+    return proc.returncode, "".join(seen)
+
+
+def kill_at(point: str, args: list[str]) -> str:
+    """Run `moee <args>` until it pauses at `point`, then SIGKILL it; its stderr so far."""
+    return signal_at(point, args)[1]
 
 
 def entry(cache: Path, model: Path) -> Path:
@@ -230,30 +241,10 @@ def test_ctrl_c_during_overwrite_keeps_the_old_entry(
 ) -> None:
     """A real SIGINT once the new entry's first part is being written (progress started)."""
     model, cache, args, before = overwrite_setup(layout_name, toy_cache, tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moee_pipeline", *args],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=fault_hook.child_env("part:stall"),
-    )
-    watchdog = threading.Timer(240, proc.kill)
-    watchdog.start()
-    seen = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            seen.append(line)
-            if fault_hook.PAUSED in line:
-                assert layout.STAGING in line  # the new part is written beside the entry
-                proc.send_signal(signal.SIGINT)
-                break
-        _, rest = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-        watchdog.cancel()
-    assert proc.returncode == 1, "".join(seen) + rest
-    assert "Aborted!" in rest and "Traceback" not in rest, rest
+    code, err = signal_at("part", args, action="stall", sig=signal.SIGINT)
+    paused = next(line for line in err.splitlines() if fault_hook.PAUSED in line)
+    assert layout.STAGING in paused  # the new part was being written beside the entry
+    assert code == 1 and "Aborted!" in err and "Traceback" not in err, err
     assert_old_entry_intact(model, cache, before)
     assert not staged(cache)  # Ctrl-C took its unfinished build with it
     code, out = cli("verify", "--cache-dir", str(cache))

@@ -19,13 +19,13 @@ from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 
 from moee_pipeline.cache import snapshots as snapshot
+from moee_pipeline.cache import sources
 from moee_pipeline.tasks import (
     PAPER_TASKS,
     TASK_TYPES,
     TaskError,
     get_task,
     load_task,
-    loading,
     registry,
     select_tasks,
     task_texts,
@@ -465,16 +465,16 @@ def test_a_data_dir_must_hold_the_snapshots_data(tmp_path: Path) -> None:
     write_snapshot(
         load_task("BIOSSES", data_dir=first),
         cache_dir=cache,
-        source=loading.source_of("BIOSSES", first),
+        source=sources.source_of("BIOSSES", first),
     )
     # the same files: known by their bytes, the snapshot serves
-    assert snapshot.same_source("BIOSSES", first, cache_dir=cache)
+    assert sources.same_source("BIOSSES", first, cache_dir=cache)
     assert load_task("BIOSSES", cache_dir=cache, data_dir=first).dataset["test"].num_rows == 3
     # the same data in other bytes: loaded, compared, accepted (and remembered)
     again = _sts_dir(tmp_path / "again", ["a b", "c d", "e f"], compression="zstd")
-    assert not snapshot.same_source("BIOSSES", again, cache_dir=cache)
+    assert not sources.same_source("BIOSSES", again, cache_dir=cache)
     assert load_task("BIOSSES", cache_dir=cache, data_dir=again).dataset["test"].num_rows == 3
-    assert snapshot.same_source("BIOSSES", again, cache_dir=cache)
+    assert sources.same_source("BIOSSES", again, cache_dir=cache)
     # other data: refused in one line naming the split, the snapshot kept as it was
     before = sorted(p.read_bytes() for p in (cache / "tasks").rglob("*.parquet"))
     others = {

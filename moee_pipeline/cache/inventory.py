@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import layout, parts, store
+from moee_pipeline.cache import completeness, layout, parts, store
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def _entry_row(
         if entry.manifest and entry.manifest.get("rows") != rows:
             status = f"inconsistent: manifest says {entry.manifest.get('rows')} rows"
         elif entry.manifest:
-            lacking = store.missing_from(
+            lacking = completeness.missing_from(
                 directory, entry.manifest, cache_dir=cache_dir, stored=rows
             )
             if lacking is not None:

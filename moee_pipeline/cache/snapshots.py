@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from mteb.abstasks import AbsTask
 
-from moee_pipeline.cache import files, layout, parts
+from moee_pipeline.cache import files, layout
 from moee_pipeline.errors import MoeeError
 
 logger = logging.getLogger(__name__)
@@ -141,34 +141,6 @@ def _read_node(node: dict[str, Any], folder: Path) -> Any:
     if kind == "none":
         return None
     return json.loads((folder / node["file"]).read_text(encoding="utf-8"))
-
-
-def data_dir_files(name: str, data_dir: Path) -> dict[str, str] | None:
-    """{file: SHA-256} of the Parquet files a data dir holds for task `name` (its folder's,
-    relative to it), or None when it holds no folder for the task."""
-    folder = Path(data_dir) / name
-    if not folder.is_dir():
-        return None
-    found = sorted(p for p in folder.rglob("*.parquet") if p.is_file())
-    return {str(p.relative_to(folder)): files.sha256_file(p) for p in found}
-
-
-def same_source(name: str, data_dir: Path, *, cache_dir: Path) -> bool:
-    """Whether a task's snapshot was made from exactly the files the data dir holds for it
-    (by their bytes, read without mteb). False also when the snapshot does not say what it was
-    made from: only loading the data dir tells then."""
-    manifest = read_snapshot_manifest(layout.snapshot_dir(cache_dir, name))
-    recorded = (manifest or {}).get("source", {}).get("data_dir_files")
-    return recorded is not None and recorded == data_dir_files(name, data_dir)
-
-
-def note_source(name: str, source: dict[str, Any], *, cache_dir: Path) -> None:
-    """Record in a snapshot's manifest which files it matches, once loading them showed that
-    they hold its data: later runs then compare the files' bytes, not their data."""
-    folder = layout.snapshot_dir(cache_dir, name)
-    manifest = read_snapshot_manifest(folder)
-    if manifest is not None and manifest.get("source") != source:
-        files.write_text_atomic(folder / MANIFEST, json.dumps({**manifest, "source": source}))
 
 
 def write_snapshot(
@@ -342,20 +314,4 @@ def recorded_task_texts(name: str, *, cache_dir: Path) -> dict[str, list[str]] |
     return out
 
 
-def recorded_text_ids(
-    name: str, splits: Sequence[str] | None = None, *, cache_dir: Path
-) -> set[str] | None:
-    """The ids of every text the evaluation of `splits` (None: the snapshot's own eval splits)
-    encodes, as recorded beside the snapshot; None when the snapshot or a split's list is not
-    there. What an entry of the task must hold to be complete."""
-    manifest = read_snapshot_manifest(layout.snapshot_dir(cache_dir, name))
-    if manifest is None or manifest.get("task") != name:
-        return None
-    chosen = list(splits or manifest.get("eval_splits") or [])
-    ids: set[str] = set()
-    for split in chosen:
-        texts = read_encoded_texts(name, split, cache_dir=cache_dir)
-        if texts is None:
-            return None
-        ids.update(parts.text_id(t) for t in texts)
-    return ids or None
+# END

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,30 +26,20 @@ from moee_pipeline.cache.errors import CacheError as CacheError  # what every re
 from moee_pipeline.cache.errors import FileProblem
 from moee_pipeline.cache.files import not_a_file
 from moee_pipeline.cache.files import write_json_atomic as write_json_atomic  # one writer
-from moee_pipeline.cache.layout import (
-    EntryKey,
-    iter_entries,
-    model_name,
-    model_slug,
-    names_model,
-    task_dir,
-)
+from moee_pipeline.cache.layout import iter_entries, model_name, model_slug, names_model, task_dir
 from moee_pipeline.cache.parts import (
     SCHEMA_VERSION,
     VECTOR_COLUMNS,
     column_matrix,
     part_files,
     read_part,
-    text_id,
 )
-from moee_pipeline.cache.snapshots import recorded_text_ids
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
 #: Every manifest of an entry: the whole entry's and those of its finished shards.
 MANIFEST_GLOB = "_manifest*.json"
-FEATURES_GLOB = "features/model=*"
 _SHARD_MANIFEST = re.compile(r"_manifest\.(\d+)of(\d+)\.json")
 #: Settings that change the features: a cache entry made with others is never reused, and
 #: scores record a fingerprint of them so rows of different features never mix.
@@ -149,64 +138,6 @@ def existing_text_ids(directory: Path) -> set[str]:
             logger.info("reading %s: %s", part, error)
             raise FileProblem(part, "cannot be read (damaged)") from None
     return ids
-
-
-def lacking(directory: Path, texts: Sequence[str]) -> list[str]:
-    """The texts an entry's parts do not hold: what a rerun must extract (a complete entry
-    lacks some when a part was removed together with its manifest record)."""
-    have = existing_text_ids(directory)
-    return [t for t in texts if text_id(t) not in have]
-
-
-def missing_from(
-    directory: Path, manifest: Mapping[str, Any], *, cache_dir: Path, stored: set[str] | int
-) -> tuple[int, int] | None:
-    """(texts missing, texts of the task) when a complete entry lacks texts its task has, else
-    None: the one completeness test of `moee ls`, `moee verify` and extraction's rerun.
-
-    The task's texts are those recorded beside its snapshot for the manifest's splits, else
-    the count the manifest recorded; `stored` is the entry's text ids, or (`moee ls`, which
-    reads footers only) how many rows its parts hold.
-    """
-    task = EntryKey.from_path(directory).task
-    recorded = recorded_text_ids(task, manifest.get("splits") or None, cache_dir=cache_dir)
-    if recorded is not None:
-        total = len(recorded)
-        lost = len(recorded - stored) if isinstance(stored, set) else total - stored
-    else:
-        total = int(manifest.get("texts_in_task") or 0)
-        lost = total - (len(stored) if isinstance(stored, set) else stored)
-    return (lost, total) if lost > 0 else None
-
-
-def cached_template(cache_dir: Path, prompt_id: str) -> str | None:
-    """The template of a custom prompt the cache holds entries of, by its id (`custom-1a2b3c4d`,
-    as extract prints it and scoring names it), so `moee extract --prompt <id>` can extend or
-    complete them; None when no entry of that id records one."""
-    pattern = f"{FEATURES_GLOB}/prompt={prompt_id}/task=*"
-    for directory in sorted(Path(cache_dir).glob(pattern)):
-        names = [MANIFEST, *(p.name for p in sorted(directory.glob(MANIFEST_GLOB)))]
-        for name in dict.fromkeys(names):
-            try:
-                manifest = read_manifest(directory, name)
-            except CacheError:
-                continue
-            if manifest and manifest.get("prompt_template"):
-                return str(manifest["prompt_template"])
-    return None
-
-
-def extract_command(manifest: Mapping[str, Any], directory: Path) -> str:
-    """The `moee extract` command that completes an entry, as its manifest names the model,
-    prompt (a custom one by its template), task and splits."""
-    key = EntryKey.from_path(directory)
-    model = str(manifest.get("model") or key.model_slug)
-    named = manifest.get("prompt") not in {None, "custom"}
-    prompt = str(manifest.get("prompt") if named else manifest.get("prompt_template"))
-    words = ["moee", "extract", "--model", model, "--prompt", prompt, "--tasks", key.task]
-    if manifest.get("splits"):
-        words += ["--splits", ",".join(manifest["splits"])]
-    return shlex.join(words)
 
 
 def listed_parts(

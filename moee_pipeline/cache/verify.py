@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import files, layout, parts, staging, store, strays
+from moee_pipeline.cache import completeness, files, layout, parts, staging, store, strays
 from moee_pipeline.cache.errors import FileProblem
 from moee_pipeline.cache.snapshots import MANIFEST as SNAPSHOT_MANIFEST
 from moee_pipeline.cache.snapshots import read_snapshot_manifest
@@ -137,11 +137,11 @@ def verify_entry(directory: Path, *, cache_dir: Path | None = None) -> tuple[int
         wrong = store.rows_problem(directory, main, rows)
         problems += [] if wrong is None else [Problem.of(wrong, entry=directory)]
     if main is not None and not problems:
-        lacking = store.missing_from(directory, main, cache_dir=cache_dir, stored=seen)
+        lacking = completeness.missing_from(directory, main, cache_dir=cache_dir, stored=seen)
         if lacking is not None:
             what = (
                 f"says complete, but its parts lack {lacking[0]} of the task's {lacking[1]} "
-                f"texts: run `{store.extract_command(main, directory)}`"
+                f"texts: run `{completeness.extract_command(main, directory)}`"
             )
             problems.append(Problem(directory / store.MANIFEST, what, movable=False))
     return len(parts.part_files(directory)), problems

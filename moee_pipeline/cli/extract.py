@@ -204,7 +204,7 @@ def extract(
 def _prompt(spec: str, cache_dir: Path) -> Prompt:
     """A prompt as `resolve_prompt` reads it, or a custom prompt's cache id (`custom-1a2b3c4d`,
     the name extract prints and scoring's hints use) whose template the cache records."""
-    from moee_pipeline.cache.store import cached_template
+    from moee_pipeline.cache.completeness import cached_template
     from moee_pipeline.prompts import PromptError, resolve_prompt
 
     try:

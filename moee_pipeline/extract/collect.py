@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moee_pipeline.cache import layout, snapshots, staging, store
+from moee_pipeline.cache import completeness, layout, snapshots, sources, staging, store
 from moee_pipeline.extract.engine import ExtractRequest
 from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.reuse import check_same_settings, expected_settings
@@ -72,7 +72,7 @@ def _data_dir_known(name: str, data_dir: Path, cache_dir: Path) -> bool:
         return False  # the recorder says what is wrong with it
     if not (data_dir / name).is_dir():
         return True
-    return snapshots.same_source(name, data_dir, cache_dir=cache_dir)
+    return sources.same_source(name, data_dir, cache_dir=cache_dir)
 
 
 def _already_done(
@@ -103,7 +103,7 @@ def _already_done(
         check_same_settings(manifest, expected, where=folder)
         summaries.append(TaskSummary(task, prompt.id, manifest["rows"], 0, 0.0, folder, True))
     wanted = texts()
-    if any(store.lacking(s.path, wanted) for s in summaries):
+    if any(completeness.lacking(s.path, wanted) for s in summaries):
         return None
     return summaries
 

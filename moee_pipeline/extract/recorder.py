@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 from moee_pipeline.cache.layout import snapshot_dir
 from moee_pipeline.cache.snapshots import SnapshotError, read_snapshot_manifest, remove_snapshot
+from moee_pipeline.cache.sources import source_of
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.settings import ExtractionError, check_texts
 from moee_pipeline.tasks.registry import TaskError
@@ -65,7 +66,6 @@ def record(request: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> N
     removed again: a refusal leaves no snapshot that a corrected data dir would have to match.
     """
     from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
-    from moee_pipeline.tasks.loading import source_of
 
     cache_dir = Path(request["cache_dir"])
     data_dir = None if request["data_dir"] is None else Path(request["data_dir"])

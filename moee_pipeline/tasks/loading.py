@@ -27,13 +27,8 @@ from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 
 from moee_pipeline.cache.layout import datasets_cache, snapshot_dir
-from moee_pipeline.cache.snapshots import (
-    arrow_table,
-    data_dir_files,
-    note_source,
-    read_snapshot,
-    same_source,
-)
+from moee_pipeline.cache.snapshots import arrow_table, read_snapshot
+from moee_pipeline.cache.sources import note_source, same_source, source_of
 from moee_pipeline.errors import first_line
 from moee_pipeline.tasks.registry import TaskError, get_task, is_registered
 
@@ -80,12 +75,6 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
                 f"--data-dir with <dir>/{name}/<split>.parquet or a --cache-dir with its snapshot"
             ) from exc
     return task
-
-
-def source_of(name: str, data_dir: Path | None) -> dict[str, Any] | None:
-    """What a task's data is loaded from, for its snapshot: a data dir's files, or None."""
-    found = None if data_dir is None else data_dir_files(name, Path(data_dir))
-    return None if found is None else {"data_dir_files": found}
 
 
 def check_data_dir(name: str, snapshot: Any, *, data_dir: Path, cache_dir: Path) -> None:
