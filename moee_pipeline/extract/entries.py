@@ -143,7 +143,7 @@ class TaskPlan:
 
     @property
     def staged(self) -> bool:
-        """Whether the run builds a replacement beside the entry (--overwrite)."""
+        """Whether the run builds a replacement beside the entry (--overwrite, an extension)."""
         return self.directory != self.final
 
 
@@ -244,12 +244,9 @@ def abandon(plan: TaskPlan) -> None:
 
 def open_writer(plan: TaskPlan, metadata: dict[str, Any], *, options: ExtractOptions) -> PartWriter:
     """The part writer of a planned task; `metadata` (from the loaded model) goes in every part."""
-    if plan.staged:
+    if plan.staged:  # the other shards' parts, which stay beside the new ones
         _check_same_run(plan.final, metadata, besides=options.shard)
-        if options.shard[1] == 1:
-            _check_same_run(plan.directory, metadata)
-    else:
-        _check_same_run(plan.directory, metadata)
+    _check_same_run(plan.directory, metadata)
     metadata = {**metadata, "texts_in_task": len(plan.texts)}  # `moee ls` progress of a first run
     schema = parts.feature_schema(metadata)
     return PartWriter(
