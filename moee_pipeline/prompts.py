@@ -89,11 +89,18 @@ class Prompt:
 
 
 def resolve_prompt(spec: str) -> Prompt:
-    """A prompt from a name (`none`, `prompteol`, ...) or a custom template containing {text}."""
+    """A prompt from a name (`none`, `prompteol`, ...) or a custom template containing {text}.
+
+    A template loses the whitespace around it, which `render` strips from every prompted text
+    anyway, and one that is then a named prompt's template is that prompt: templates that
+    give the model the same strings share one cache entry.
+    """
     if spec in PROMPTS:
         return Prompt(spec, PROMPTS[spec])
     if spec.count(PLACEHOLDER) == 1:
-        return Prompt("custom", spec)
+        template = spec.strip()
+        named = [name for name, known in PROMPTS.items() if known == template]
+        return Prompt(named[0], template) if named else Prompt("custom", template)
     if PLACEHOLDER in spec:
         raise PromptError(f"template {spec!r} must contain {PLACEHOLDER} exactly once")
     names = ", ".join(PROMPTS)

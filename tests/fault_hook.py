@@ -6,6 +6,8 @@ writes by their final path, one of the points
 
     part       a feature part (`part-*.parquet`)
     manifest   an entry's manifest (`_manifest*.json`)
+    swap       an --overwrite's staged build moving into the entry's place (the entry folder,
+               or a shard's manifest, coming from under staging/)
     snapshot   a task snapshot folder moving into place, or its recorded texts
     snapshot-manifest   the manifest inside a snapshot folder being written
     scores     `scores.csv`
@@ -13,8 +15,10 @@ writes by their final path, one of the points
     *          any write
 
 and there either pauses (`pause`: one line `PAUSED <point> <temp>` on stderr, then sleeps until
-killed, so a test can `kill -9` a process whose temp is complete but not renamed) or fails as a
-full disk would (`enospc`: OSError ENOSPC).
+killed, so a test can `kill -9` a process whose temp is complete but not renamed), stalls
+(`stall`: the same line, then a few seconds' sleep before the write goes on, so a test can
+signal a process in the middle of its work) or fails as a full disk would (`enospc`: OSError
+ENOSPC).
 
 `arm`/`disarm` act in this process (tests use the `faults` fixture, a `Faults`). Child processes
 (a CLI run, its recording child) get the hook from `sitecustomize.py` in `fault_site/`, which
@@ -38,26 +42,30 @@ if TYPE_CHECKING:
 #: The package's event (cache/files.py REPLACE_EVENT; a test checks that they agree).
 EVENT = "moee_pipeline.replace"
 ENV = "MOEE_TEST_FAULT"
-ACTIONS = ("pause", "enospc")
-#: The line a paused writer prints to stderr, so a test knows when to kill it.
+ACTIONS = ("pause", "stall", "enospc")
+#: The line a paused (or stalled) writer prints to stderr, so a test knows when to kill it.
 PAUSED = "moee test: paused at"
+#: How long a stalled write waits before it goes on.
+STALL_SECONDS = 3.0
 SITE = Path(__file__).resolve().parent / "fault_site"
 
 
-def _is_result(path: Path) -> bool:
+def _is_result(path: Path, temp: Path) -> bool:
     return path.suffix == ".json" and not (
-        POINTS["manifest"](path) or POINTS["snapshot-manifest"](path)
+        POINTS["manifest"](path, temp) or POINTS["snapshot-manifest"](path, temp)
     )
 
 
-POINTS: dict[str, Callable[[Path], bool]] = {
-    "part": lambda path: path.name.startswith("part-") and path.suffix == ".parquet",
-    "manifest": lambda path: path.name.startswith("_manifest") and path.suffix == ".json",
-    "snapshot": lambda path: path.parent.name in {"tasks", "encoded"},
-    "snapshot-manifest": lambda path: path.name == "manifest.json",
-    "scores": lambda path: path.name == "scores.csv",
+#: Each point picks writes by their final path and their complete temp.
+POINTS: dict[str, Callable[[Path, Path], bool]] = {
+    "part": lambda path, _: path.name.startswith("part-") and path.suffix == ".parquet",
+    "manifest": lambda path, _: path.name.startswith("_manifest") and path.suffix == ".json",
+    "swap": lambda path, temp: "staging" in temp.parts and "features" in path.parts,
+    "snapshot": lambda path, _: path.parent.name in {"tasks", "encoded"},
+    "snapshot-manifest": lambda path, _: path.name == "manifest.json",
+    "scores": lambda path, _: path.name == "scores.csv",
     "results": _is_result,
-    "*": lambda path: True,
+    "*": lambda path, _: True,
 }
 
 _armed: dict[str, str] = {}  # point -> action, in this process
@@ -69,13 +77,15 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         return
     path, temp = Path(args[0]), Path(args[1])
     for point, action in list(_armed.items()):
-        if not POINTS[point](path):
+        if not POINTS[point](path, temp):
             continue
-        if action == "pause":
+        if action in {"pause", "stall"}:
             sys.stderr.write(f"{PAUSED} {point} {temp}\n")
             sys.stderr.flush()
-            while True:  # until killed
+            while action == "pause":  # until killed
                 time.sleep(60)
+            time.sleep(STALL_SECONDS)
+            return
         raise OSError(errno.ENOSPC, f"No space left on device (injected at {point})", str(path))
 
 

@@ -1,4 +1,5 @@
-"""The bad-input catalogue: each case is one clear error line, no traceback, nothing cached lost.
+"""The bad-input catalogue: each case is one clear error line, no traceback, nothing cached lost
+and nothing left behind (no folder, lock, temp or snapshot the refused run made).
 
 The README's troubleshooting table is built from `CASES` (`troubleshooting_table()`), and a test
 checks that the README holds it verbatim, so the two cannot drift. To refresh the README:
@@ -208,6 +209,58 @@ def _lost_shard(folder: Path) -> None:
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     (folder / "model.safetensors").unlink()
     (folder / "model-00002-of-00002.safetensors").unlink()
+
+
+def _manifest_folder(ctx: Context) -> None:
+    (ctx.entry / store.MANIFEST).unlink()
+    (ctx.entry / store.MANIFEST).mkdir()
+
+
+def _entry_of(ctx: Context, model: str) -> Path:
+    """The toy entry copied under `model`'s slug, its manifest naming `model`."""
+    target = layout.task_dir(ctx.cache, model=model, prompt_id="none", task=TASK)
+    shutil.copytree(ctx.entry, target)
+    _edit_manifest_at(target, model=model)
+    return target
+
+
+def _edit_manifest_at(folder: Path, **changes: object) -> None:
+    path = folder / store.MANIFEST
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _namesakes(ctx: Context) -> list[str]:
+    """`tiny olmoe ü` extracted (its entry, as extraction names it); score `tiny olmoe ö`."""
+    for name in ("tiny olmoe ü", "tiny olmoe ö"):
+        shutil.copytree(ctx.model, ctx.tmp / name)
+    _entry_of(ctx, str(ctx.tmp / "tiny olmoe ü"))
+    return ctx.score("--model", str(ctx.tmp / "tiny olmoe ö"))
+
+
+def _hub_id_meets_folder(ctx: Context) -> list[str]:
+    """A local folder `org--tiny` extracted; score the Hub id `org/tiny`, which slugs alike."""
+    _entry_of(ctx, str(ctx.tmp / "models" / "org--tiny"))
+    return ctx.score("--model", "org/tiny")
+
+
+def _other_snapshot_data(ctx: Context) -> list[str]:
+    """A BIOSSES snapshot of 3 rows in the cache; a data dir holding 4 other rows."""
+    from moee_pipeline.tasks import load_task, write_snapshot
+
+    old = ctx.data(["one two", "three four", "five six"])
+    write_snapshot(load_task("BIOSSES", data_dir=old), cache_dir=ctx.cache)
+    new = ctx.data(["a b", "c d", "e f", "g h"])
+    return ctx.extract("--tasks", "BIOSSES", "--data-dir", str(new))
+
+
+def _texts_changed(ctx: Context) -> None:
+    """The task's recorded texts no longer hold one text of its entry (its data changed)."""
+    path = ctx.cache / "tasks" / TASK / "encoded" / "test.parquet"
+    table = pq.read_table(path)
+    texts = table.column("text").to_pylist()
+    texts[0] = "a sentence the entry was never given."
+    changed = pa.table({"text": pa.array(texts, pa.string())})
+    pq.write_table(changed.replace_schema_metadata(table.schema.metadata), path)
 
 
 def _foreign_scores(ctx: Context) -> None:
@@ -496,6 +549,48 @@ CASES: list[Case] = [
         lambda c: [*c.score()[:-4], "--output", str(c.cache / "features" / "model=x")],
     ),
     Case(
+        "a manifest that is a folder",
+        "is a folder, not a manifest file",
+        "`moee verify --repair`, then `moee extract`",
+        _then(_manifest_folder, lambda c: c.extract("--tasks", TASK)),
+    ),
+    Case(
+        "two model names whose characters were replaced alike",
+        "no complete cached tasks",
+        "each name has its own entries: extract the model you score",
+        _namesakes,
+    ),
+    Case(
+        "a Hub id whose slug names a local folder's entry",
+        "holds features of model",
+        "name the model as it was extracted, or use another --cache-dir",
+        _hub_id_meets_folder,
+    ),
+    Case(
+        "--data-dir with other data than the task's snapshot",
+        "holds other BIOSSES data than the cache's snapshot",
+        "move `<cache>/tasks/<Task>` away and extract with --overwrite, or drop --data-dir",
+        _other_snapshot_data,
+    ),
+    Case(
+        "--max-length below the template's length",
+        "the template alone is",
+        "raise --max-length or shorten the template",
+        lambda c: c.extract("--tasks", TASK, "--prompt", "prompteol", "--max-length", "8"),
+    ),
+    Case(
+        "--max-length above the model's positions",
+        "more than the 1024 positions",
+        "use a --max-length within the model's positions",
+        lambda c: c.extract("--tasks", TASK, "--prompt", "prompteol", "--max-length", "2048"),
+    ),
+    Case(
+        "an entry holding texts its task no longer has",
+        "no longer has (its data changed)",
+        "rerun with --overwrite",
+        _then(_texts_changed, lambda c: c.extract("--tasks", TASK)),
+    ),
+    Case(
         "--weight -1",
         "-1",
         "weights are >= 0",
@@ -548,6 +643,11 @@ def _hashes(root: Path) -> dict[str, str]:
     }
 
 
+def _paths(root: Path) -> set[str]:
+    """Every file and folder under a cache (locks included: a refusal leaves none)."""
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.what for c in CASES])
 def test_bad_input_is_one_line_and_loses_nothing(
     case: Case, toy_cache: tuple[Path, Path], tmp_path: Path
@@ -557,7 +657,7 @@ def test_bad_input_is_one_line_and_loses_nothing(
     shutil.copytree(reference, cache)
     ctx = Context(model=model, cache=cache, tmp=tmp_path)
     args = case.command(ctx)
-    before = _hashes(cache)
+    before, paths = _hashes(cache), _paths(cache)
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)  # no traceback
@@ -567,6 +667,8 @@ def test_bad_input_is_one_line_and_loses_nothing(
     after = _hashes(cache)
     lost = {name: h for name, h in before.items() if after.get(name) != h}
     assert not lost, f"cached files lost or changed: {sorted(lost)}"
+    left = _paths(cache) - paths
+    assert not left, f"a refusal left traces: {sorted(left)}"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")

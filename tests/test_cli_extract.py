@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moee_pipeline.cache import parts, store
+from moee_pipeline.cache import layout, parts, store
 from moee_pipeline.cli import main
 
 
@@ -90,3 +91,66 @@ def test_extracts_a_real_sts_task_from_shared_data(
     assert (tmp_path / "tasks" / "BIOSSES").is_dir()
     code, out = invoke(*args)  # rerun: complete tasks are skipped
     assert code == 0 and "already complete" in out
+
+
+@pytest.mark.slow
+def test_two_local_models_whose_names_slug_alike_keep_their_own_entries(
+    tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """`tiny olmoe ü` and `tiny olmoe ö` once shared `tiny_olmoe__`: ö read ü's features."""
+    cache = tmp_path / "cache"
+    u, o = tmp_path / "tiny olmoe ü", tmp_path / "tiny olmoe ö"
+    for folder in (u, o):
+        shutil.copytree(tiny_model("olmoe"), folder)
+    base = ["--tasks", "MoeeToySTS", "--cache-dir", str(cache)]
+    code, out = invoke("--model", str(u), *base)
+    assert code == 0, out
+    with pytest.raises(store.CacheError, match="is not extracted"):
+        store.read_features(cache, model=str(o), prompt_id="none", task="MoeeToySTS")
+    score = ["score", "--model", str(o), "--cache-dir", str(cache), "--method", "RW"]
+    result = CliRunner().invoke(main, [*score, "--output", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "no complete cached tasks" in result.output, result.output
+    assert not (tmp_path / "r" / "scores.csv").exists()  # no row labelled ö with ü's score
+    code, out = invoke("--model", str(o), *base)
+    assert code == 0 and "already complete" not in out, out
+    slugs = {layout.model_slug(str(m)) for m in (u, o)}
+    assert {e.model_slug for e in store.list_cached(cache)} == slugs and len(slugs) == 2
+    for folder in (u, o):  # by path, by folder name (another machine) and by slug
+        for name in (str(folder), folder.name, layout.model_slug(str(folder))):
+            found = store.read_features(cache, model=name, prompt_id="none", task="MoeeToySTS")
+            assert found.manifest["model"] == str(folder)
+
+
+def toy_args(toy_cache: tuple[Path, Path], tmp_path: Path) -> list[str]:
+    """Extract arguments for the toy task into a private copy of the toy cache."""
+    model, reference = toy_cache
+    shutil.copytree(reference, tmp_path / "cache")
+    return ["--model", str(model), "--tasks", "MoeeToySTS", "--cache-dir", str(tmp_path / "cache")]
+
+
+@pytest.mark.slow
+def test_a_template_in_whitespace_is_the_prompt_it_renders_as(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    args = toy_args(toy_cache, tmp_path)
+    code, out = invoke(*args, "--prompt", ' "{text}"\n')
+    assert code == 0 and "MoeeToySTS [none]" in out and "already complete" in out, out
+    assert [e.prompt_id for e in store.list_cached(tmp_path / "cache")] == ["none"]  # one entry
+
+
+@pytest.mark.slow
+def test_a_custom_prompt_is_found_again_by_its_cache_id(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The id extract prints (and the commands verify and score suggest) names the template."""
+    from moee_pipeline.prompts import resolve_prompt
+
+    args = toy_args(toy_cache, tmp_path)
+    template = "Text: {text} Meaning:"
+    code, out = invoke(*args, "--prompt", template)
+    assert code == 0, out
+    cache_id = resolve_prompt(template).id
+    code, out = invoke(*args, "--prompt", cache_id)
+    assert code == 0 and f"MoeeToySTS [{cache_id}]" in out and "already complete" in out, out
+    code, out = invoke(*args, "--prompt", "custom-00000000")
+    assert code != 0 and "unknown prompt 'custom-00000000'" in out and "Traceback" not in out

@@ -316,7 +316,11 @@ def test_complete_entry_with_other_settings_is_refused(
     spec = ModelSpec(str(model_dir), dtype="bfloat16")
     with pytest.raises(ExtractionError, match="dtype"):
         _already_done(
-            spec, options=options(tmp_path), task="T", prompts=[resolve_prompt("prompteol")]
+            spec,
+            options=options(tmp_path),
+            task="T",
+            prompts=[resolve_prompt("prompteol")],
+            texts=lambda: TEXTS,
         )
 
 

@@ -85,3 +85,23 @@ def test_template_longer_than_max_length_is_an_error(tokenizer: PreTrainedTokeni
     prompt = Prompt("custom", "x " * 100 + "{text}")
     with pytest.raises(PromptError, match="max-length"):
         encode_prompted(tokenizer, prompt, "some text here", max_length=16)
+
+
+@pytest.mark.parametrize(
+    ("spec", "same_as"),
+    [
+        (' "{text}" \n', "none"),  # the named prompt's template, in whitespace
+        ('\tThis sentence : "{text}" means in one word:"  ', "prompteol"),
+        ("  Summarize: {text} ->\n", "Summarize: {text} ->"),
+    ],
+)
+def test_templates_that_render_alike_are_one_prompt(spec: str, same_as: str) -> None:
+    """The prompting strips every rendered text, so surrounding whitespace is no new prompt."""
+    prompt, other = resolve_prompt(spec), resolve_prompt(same_as)
+    assert (prompt.name, prompt.template, prompt.id) == (other.name, other.template, other.id)
+    for text in ["", "A cat sits", '  padded "q" ', "\n"]:
+        assert Prompt("custom", spec).render(text) == other.render(text)
+
+
+def test_whitespace_inside_a_template_still_makes_another_prompt() -> None:
+    assert resolve_prompt("Summarize:  {text} ->").id != resolve_prompt("Summarize: {text} ->").id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -39,9 +41,10 @@ def _extract_ray(model: Path, cache: Path, **kwargs: Any) -> list[TaskSummary]:
     from moee_pipeline.extract.ray_engine import RayEngine
 
     extractor = kwargs.pop("extractor", FeatureExtractor)
+    options = dataclasses.replace(_options(cache), overwrite=kwargs.pop("overwrite", False))
     engine = RayEngine(RayOptions(workers=2, block_rows=8, **kwargs), extractor=extractor)
     request = ExtractRequest(
-        ModelSpec(model=str(model)), tasks=[TASK], prompts=[PROMPT], options=_options(cache)
+        ModelSpec(model=str(model)), tasks=[TASK], prompts=[PROMPT], options=options
     )
     return list(engine.run(request))
 
@@ -146,6 +149,29 @@ def test_a_failed_run_keeps_its_parts_and_a_rerun_extracts_only_the_rest(
     (summary,) = _extract_ray(model, cache)
     total = len(_features(local_cache, model))
     assert summary.new_rows == total - len(kept)
+    _assert_same_as_local(cache, local_cache, model)
+
+
+@pytest.mark.slow
+def test_a_failed_overwrite_on_ray_keeps_the_old_entry_and_a_rerun_replaces_it(
+    ray_local: object, model: Path, local_cache: Path, tmp_path: Path
+) -> None:
+    from tests.ray_faults import failing_extractor
+
+    cache = tmp_path / "cache"
+    _extract_ray(model, cache)
+    directory = _dir(cache, model)
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    key = layout.EntryKey.from_path(directory)
+    build = layout.staged_dir(cache, key, shard=(0, 1), pid=os.getpid())  # this driver's
+    with pytest.raises(Exception, match="injected failure"):
+        _extract_ray(model, cache, extractor=failing_extractor(build), overwrite=True)
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
+    assert not build.exists() and not (cache / layout.STAGING).exists()
+    (summary,) = _extract_ray(model, cache, overwrite=True)
+    assert summary.new_rows == summary.rows == len(_features(local_cache, model))
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} != before
+    assert not (cache / layout.STAGING).exists()
     _assert_same_as_local(cache, local_cache, model)
 
 

@@ -21,6 +21,7 @@ from mteb.models.model_meta import ModelMeta
 from mteb.similarity_functions import cos_sim, pairwise_cos_sim
 
 from moee_pipeline.cache import snapshots as snapshot
+from moee_pipeline.cache import sources
 from moee_pipeline.tasks import (
     PAPER_TASKS,
     TASK_TYPES,
@@ -581,3 +582,51 @@ def test_split_texts_are_each_splits_own(mteb_data: Path) -> None:
     assert task_texts(task, splits=["test", "validation"]) == list(
         dict.fromkeys(per_split["test"] + per_split["validation"])
     )
+
+
+# ---------------------------------------------------------------- data dir against a snapshot
+def _sts_dir(root: Path, sentences: list[str], *, compression: str = "snappy") -> Path:
+    folder = root / "BIOSSES"
+    folder.mkdir(parents=True, exist_ok=True)
+    table = {
+        "sentence1": sentences,
+        "sentence2": list(reversed(sentences)),
+        "score": [float(i % 5) for i in range(len(sentences))],
+    }
+    pq.write_table(
+        Dataset.from_dict(table).data.table, folder / "test.parquet", compression=compression
+    )
+    return root
+
+
+def test_a_data_dir_must_hold_the_snapshots_data(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = _sts_dir(tmp_path / "first", ["a b", "c d", "e f"])
+    write_snapshot(
+        load_task("BIOSSES", data_dir=first),
+        cache_dir=cache,
+        source=sources.source_of("BIOSSES", first),
+    )
+    # the same files: known by their bytes, the snapshot serves
+    assert sources.same_source("BIOSSES", first, cache_dir=cache)
+    assert load_task("BIOSSES", cache_dir=cache, data_dir=first).dataset["test"].num_rows == 3
+    # the same data in other bytes: loaded, compared, accepted (and remembered)
+    again = _sts_dir(tmp_path / "again", ["a b", "c d", "e f"], compression="zstd")
+    assert not sources.same_source("BIOSSES", again, cache_dir=cache)
+    assert load_task("BIOSSES", cache_dir=cache, data_dir=again).dataset["test"].num_rows == 3
+    assert sources.same_source("BIOSSES", again, cache_dir=cache)
+    # other data: refused in one line naming the split, the snapshot kept as it was
+    before = sorted(p.read_bytes() for p in (cache / "tasks").rglob("*.parquet"))
+    others = {
+        "test: 4 rows, the snapshot 3": ["a b", "c d", "e f", "g h"],
+        "test: other values in column 'sentence1'": ["a b", "c d", "x y"],
+    }
+    for what, rows in others.items():
+        other = _sts_dir(tmp_path / f"other-{len(rows)}", rows)
+        with pytest.raises(TaskError, match="holds other BIOSSES data than") as caught:
+            load_task("BIOSSES", cache_dir=cache, data_dir=other)
+        assert what in str(caught.value) and "--overwrite" in str(caught.value)
+    assert sorted(p.read_bytes() for p in (cache / "tasks").rglob("*.parquet")) == before
+    # a data dir without the task's folder names nothing for it: the snapshot serves
+    (tmp_path / "empty").mkdir()
+    assert load_task("BIOSSES", cache_dir=cache, data_dir=tmp_path / "empty").data_loaded

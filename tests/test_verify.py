@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -251,3 +252,110 @@ def test_verify_and_read_features_refuse_a_damaged_part_in_the_same_words(
     assert problem.movable and problem.entry == folder
     code, out = cli("verify", "--cache-dir", str(root))
     assert code == 1 and f"{part}: {refused.what}\n" in out
+
+
+def extract_cmd(model: Path, root: Path, *args: str) -> tuple[int, str]:
+    return cli("extract", "--model", str(model), "--tasks", TASK, "--cache-dir", str(root), *args)
+
+
+@pytest.mark.slow
+def test_a_part_removed_with_its_record_is_incomplete_everywhere_and_extract_mends_it(
+    cache: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """ls, verify, score and extract agree, and the command they suggest works."""
+    model, root, folder = cache
+    part = folder / "part-00002.parquet"
+    removed = pq.read_table(part, columns=["text_id"]).column(0).to_pylist()
+    path = folder / store.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["rows"] -= manifest["parts"].pop(part.name)["rows"]  # a consistent manifest
+    path.write_text(json.dumps(manifest))
+    part.unlink()
+    total = manifest["texts_in_task"]
+    code, out = cli("ls", "--cache-dir", str(root))
+    assert code == 0 and f"incomplete: {len(removed)} of {total} texts missing" in out, out
+    (problem,) = verify.verify_cache(root).problems
+    assert problem.path == path and not problem.movable
+    assert f"lack {len(removed)} of the task's {total} texts" in problem.what
+    command = problem.what.split("run `")[1].rstrip("`")
+    assert command.startswith("moee extract --model ") and f"--tasks {TASK}" in command
+    code, out = score_rows(model, root, tmp_path / "r")
+    assert code != 0 and "moee extract" in out and "Traceback" not in out
+    # the suggested command, as verify printed it (here with this cache's --cache-dir)
+    args = [*shlex.split(command)[1:], "--cache-dir", str(root)]
+    code, out = cli(*args)
+    assert code == 0 and f"{len(removed)} new rows" in out, out  # exactly the missing texts
+    assert cli("verify", "--cache-dir", str(root))[0] == 0
+    code, out = cli("ls", "--cache-dir", str(root))
+    assert "incomplete" not in out and "complete" in out
+    assert set(removed) <= set(read(model, root).text_ids)
+    assert score_rows(model, root, tmp_path / "again")[0] == 0
+
+
+def test_a_manifest_that_is_a_folder_is_one_line_everywhere_and_repair_moves_it(
+    cache: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    model, root, folder = cache
+    path = folder / store.MANIFEST
+    path.unlink()
+    path.mkdir()
+    line = f"{path} is a folder, not a manifest file"
+    code, out = cli("ls", "--cache-dir", str(root))
+    assert code == 0 and f"damaged: {line}" in out, out
+    code, out = cli("verify", "--cache-dir", str(root))
+    assert code == 1 and f"{path}: is a folder, not a manifest file" in out, out
+    for code, out in (extract_cmd(model, root), score_rows(model, root, tmp_path / "r")):
+        assert code != 0 and out.strip().splitlines()[-1] == f"Error: {line}: {REPAIR_HINT}", out
+    code, out = cli("verify", "--cache-dir", str(root), "--repair")
+    assert code == 1 and f"moved {path} -> " in out, out
+    code, out = extract_cmd(model, root)
+    assert code == 0 and "0 new rows" in out, out  # every part was kept: only the manifest
+    assert cli("verify", "--cache-dir", str(root))[0] == 0
+
+
+def test_a_deleted_task_snapshot_is_reported_and_extract_writes_it_again(
+    cache: tuple[Path, Path, Path],
+) -> None:
+    model, root, _ = cache
+    snapshot = root / layout.SNAPSHOTS / TASK
+    shutil.rmtree(snapshot)
+    code, out = cli("verify", "--cache-dir", str(root))
+    assert code == 1, out
+    assert f"{snapshot}: task snapshot of {TASK} is missing" in out
+    assert f"rerun `moee extract --tasks {TASK}`" in out
+    code, out = extract_cmd(model, root)
+    assert code == 0 and "already complete" in out, out
+    assert (snapshot / "manifest.json").is_file()
+    code, out = cli("verify", "--cache-dir", str(root))
+    assert code == 0 and "1 task snapshots checked: no problems" in out, out
+
+
+def test_files_that_do_not_belong_in_the_cache_are_reported_and_moved_aside(
+    cache: tuple[Path, Path, Path],
+) -> None:
+    model, root, folder = cache
+    features = root / layout.FEATURES
+    strays = [
+        features / "model=x" / "scores.csv",  # `moee score --output cache/features/model=x`
+        features / "model=x" / "mteb",
+        features / "notes.txt",
+        folder / "notes.txt",
+        folder.parent / "README.md",
+        root / layout.SNAPSHOTS / "copy.csv",
+        root / layout.SNAPSHOTS / TASK / "data" / "extra.parquet",
+    ]
+    for path in strays:
+        if path.suffix:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x\n")
+        else:
+            (path / "MoeeToySTS.json").parent.mkdir(parents=True)
+            (path / "MoeeToySTS.json").write_text("{}")
+    report = verify.verify_cache(root)
+    assert sorted(p.path for p in report.problems) == sorted(strays)
+    assert all("does not belong" in p.what for p in report.problems)
+    code, out = cli("verify", "--cache-dir", str(root), "--repair")
+    assert code == 1 and all(f"moved {p} -> " in out for p in strays), out
+    assert not any(p.exists() for p in strays)
+    assert cli("verify", "--cache-dir", str(root))[0] == 0
+    assert len(read(model, root).text_ids) > 0  # the entry itself was never touched

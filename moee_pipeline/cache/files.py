@@ -36,6 +36,18 @@ REPLACE_EVENT = "moee_pipeline.replace"
 _CHUNK = 1 << 20
 
 
+def not_a_file(path: Path) -> str | None:
+    """What stands at `path` where the cache keeps a file, if it is not one: "a folder",
+    "a broken link", "not a regular file"; None when it is a file or nothing is there."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "a folder"
+    if path.is_symlink():
+        return "a broken link"
+    return "not a regular file" if path.exists() else None
+
+
 def temp_sibling(path: Path) -> Path:
     """The temp name a writer of `path` uses: hidden, owned by this process, recognisable."""
     return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")

@@ -1,11 +1,13 @@
 """`moee ls`: what the feature cache holds, how big it is and how far each extraction got.
 
-A task folder is complete when `_manifest.json` exists. Otherwise it is either sharded (some
-`_manifest.<i>of<n>.json` exist: those shards finished) or partial (an interrupted run: parts but no
-manifest). Progress counts the rows in the part files (from Parquet footers, no data read) against
-the number of texts the task has, which manifests record as `texts_in_task`; an interrupted run
-has no manifest of its own, so the count is borrowed from any other entry of the same task (the
-task's texts do not depend on the model or the prompt).
+A task folder is complete when `_manifest.json` exists and its parts hold every text its task
+records (else it is incomplete, as `moee verify` and a rerun of `moee extract` find it too).
+Otherwise it is either sharded (some `_manifest.<i>of<n>.json` exist: those shards finished) or
+partial (an interrupted run: parts but no manifest). Progress counts the rows in the part files
+(from Parquet footers, no data read) against the number of texts the task has, which manifests
+record as `texts_in_task`; an interrupted run has no manifest of its own, so the count is
+borrowed from any other entry of the same task (the task's texts do not depend on the model or
+the prompt).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import layout, parts, store
+from moee_pipeline.cache import completeness, layout, parts, store
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
@@ -95,7 +97,9 @@ def _iso_mtime(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime).astimezone().isoformat(timespec="seconds")
 
 
-def _entry_row(entry: store.CacheEntry, texts_by_task: dict[str, int]) -> InventoryRow:
+def _entry_row(
+    entry: store.CacheEntry, texts_by_task: dict[str, int], cache_dir: Path
+) -> InventoryRow:
     directory = entry.path
     found = parts.part_files(directory)
     rows, broken = _rows_in_parts(found)
@@ -112,6 +116,16 @@ def _entry_row(entry: store.CacheEntry, texts_by_task: dict[str, int]) -> Invent
         status = "complete"
         if entry.manifest and entry.manifest.get("rows") != rows:
             status = f"inconsistent: manifest says {entry.manifest.get('rows')} rows"
+        elif entry.manifest:
+            lacking = completeness.missing_from(
+                directory, entry.manifest, cache_dir=cache_dir, stored=rows
+            )
+            if lacking is not None:
+                meta["texts_in_task"] = lacking[1]
+                status = (
+                    f"incomplete: {lacking[0]} of {lacking[1]} texts missing; "
+                    "rerun `moee extract` for it"
+                )
     elif entry.problem:
         status = f"damaged: {entry.problem}"
     else:
@@ -150,7 +164,7 @@ def inventory(*, cache_dir: Path, model: str | None = None) -> list[InventoryRow
             manifest = _readable_manifest(directory, path.name) or {}
             if manifest.get("texts_in_task"):
                 texts_by_task.setdefault(key.task, manifest["texts_in_task"])
-    return [_entry_row(entry, texts_by_task) for entry in entries]
+    return [_entry_row(entry, texts_by_task, Path(cache_dir)) for entry in entries]
 
 
 def _state(row: InventoryRow) -> str:
@@ -158,6 +172,8 @@ def _state(row: InventoryRow) -> str:
     total = row.texts_in_task if row.texts_in_task else "?"
     if row.status == "complete":
         return "complete"
+    if row.status.startswith("incomplete"):
+        return f"{row.status} ({row.rows}/{total}, {progress})"
     if row.status == "sharded":
         return (
             f"sharded: {row.shards_done}/{row.shards} shards done, {row.rows}/{total} ({progress})"

@@ -91,6 +91,11 @@ def part_metadata(path: Path) -> dict[str, Any]:
     return schema_metadata(pq.read_schema(path))
 
 
+def part_prefix(shard: tuple[int, int]) -> str:
+    """How the parts of shard (I, N) are named: `part-NNNNN`, or `part-IofN-NNNNN` when N > 1."""
+    return "part" if shard[1] == 1 else f"part-{shard[0]}of{shard[1]}"
+
+
 def part_files(directory: Path) -> list[Path]:
     """Complete part files of an entry's folder, in name order."""
     return sorted(directory.glob(PART_GLOB)) if directory.is_dir() else []
@@ -136,15 +141,19 @@ def read_part(
 ) -> pa.Table:
     """One part, refused unless it is what its manifest recorded and holds usable features.
 
-    In order, each check only once the one before passed: size and (unless `check_hash` is
-    False) SHA-256 against `record`; decoding; the columns asked for (None: all, of which
-    `text_id` and every vector column must be there); rows against `record`; each vector
-    column's type and width against `meta` (the manifest; None: the part's own metadata).
+    In order, each check only once the one before passed: a file (not a folder named like
+    one); size and (unless `check_hash` is False) SHA-256 against `record`; decoding; the
+    columns asked for (None: all, of which `text_id` and every vector column must be there);
+    rows against `record`; each vector column's type and width against `meta` (the manifest;
+    None: the part's own metadata).
     Without a record (a manifest from before records) only decoding, columns and widths count.
 
     Raises:
         FileProblem: the first check that failed, naming the part and what to run.
     """
+    kind = files.not_a_file(path)
+    if kind is not None:
+        raise FileProblem(path, f"is {kind}, not a part file")
     source: Any = path
     if record is not None:
         size = path.stat().st_size

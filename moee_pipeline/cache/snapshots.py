@@ -13,6 +13,7 @@ finds a task's recorded texts starts its first forward without importing either.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import json
@@ -142,11 +143,19 @@ def _read_node(node: dict[str, Any], folder: Path) -> Any:
     return json.loads((folder / node["file"]).read_text(encoding="utf-8"))
 
 
-def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -> Path:
+def write_snapshot(
+    task: AbsTask,
+    *,
+    cache_dir: Path,
+    overwrite: bool = False,
+    source: dict[str, Any] | None = None,
+) -> Path:
     """Freeze the task's loaded evaluation data under `<cache_dir>/tasks/<name>/`.
 
     A complete snapshot of the same task is kept as is (a no-op) unless `overwrite`; concurrent
     writers (e.g. two extraction shards) are safe because the folder appears by one rename.
+    `source` says what the data was loaded from (`{"data_dir_files": ...}` for a data dir), so
+    a later run given the same files knows them without loading them.
     """
     name = task.metadata.name
     if not task.data_loaded or task.dataset is None:
@@ -169,6 +178,7 @@ def write_snapshot(task: AbsTask, *, cache_dir: Path, overwrite: bool = False) -
             "hf_subsets": list(task.hf_subsets) if task.hf_subsets else None,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "tree": tree,
+            **({"source": source} if source else {}),
         }
         files.write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=1))
         files.before_replace(final, tmp)
@@ -196,6 +206,19 @@ def _move_into_place(tmp: Path, final: Path, *, overwrite: bool) -> None:
         if read_snapshot_manifest(final) is None:
             raise
         # lost a race to a concurrent writer whose snapshot is complete: keep theirs
+
+
+def remove_snapshot(name: str, *, cache_dir: Path) -> None:
+    """Take back a snapshot this run just made of data it then refused (moved aside as a
+    temp, then removed, so no reader sees half of it)."""
+    final = layout.snapshot_dir(cache_dir, name)
+    trash = final.with_name(
+        f".{final.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}{files.TEMP_SUFFIX}"
+    )
+    with contextlib.suppress(FileNotFoundError):
+        final.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        logger.info("removed the snapshot %s of refused data", final)
 
 
 def read_snapshot(name: str, *, cache_dir: Path) -> Any | None:
@@ -289,3 +312,6 @@ def recorded_task_texts(name: str, *, cache_dir: Path) -> dict[str, list[str]] |
             return None
         out[split] = texts
     return out
+
+
+# END

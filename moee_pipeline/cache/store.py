@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 
 from moee_pipeline.cache.errors import CacheError as CacheError  # what every reader raises
 from moee_pipeline.cache.errors import FileProblem
+from moee_pipeline.cache.files import not_a_file
 from moee_pipeline.cache.files import write_json_atomic as write_json_atomic  # one writer
-from moee_pipeline.cache.layout import iter_entries, model_slug, task_dir
+from moee_pipeline.cache.layout import iter_entries, model_name, model_slug, names_model, task_dir
 from moee_pipeline.cache.parts import (
     SCHEMA_VERSION,
     VECTOR_COLUMNS,
@@ -64,10 +65,13 @@ def read_manifest(directory: Path, name: str = MANIFEST) -> dict[str, Any] | Non
     """The manifest of a task folder, or None while the task is incomplete.
 
     Raises:
-        FileProblem: the manifest is not a JSON object (repairable), or a newer version of
-            this package wrote it (not: upgrade).
+        FileProblem: the manifest is not a JSON object or not a file at all (a folder: both
+            repairable), or a newer version of this package wrote it (not: upgrade).
     """
     path = directory / name
+    kind = not_a_file(path)
+    if kind is not None:
+        raise FileProblem(path, f"is {kind}, not a manifest file")
     if not path.is_file():
         return None
     try:
@@ -87,11 +91,52 @@ def read_manifest(directory: Path, name: str = MANIFEST) -> dict[str, Any] | Non
     return manifest
 
 
+def combine_shards(
+    directory: Path,
+    count: int,
+    last: Mapping[str, Any],
+    *,
+    pending: Mapping[str, Mapping[str, Any]] | None = None,
+) -> bool:
+    """When every shard of an entry has finished, write its whole manifest; whether it did.
+
+    `last` is the manifest the whole one is based on (the shard that finished last);
+    `pending` holds shard manifests by file name that are not in the folder yet (an overwrite
+    moving its shard in: the whole manifest is written before that shard's own one).
+    """
+    pending = pending or {}
+    names = [manifest_name((i, count)) for i in range(count)]
+    manifests = [pending[n] if n in pending else read_manifest(directory, n) for n in names]
+    done = [m for m in manifests if m is not None]
+    if len(done) < count:
+        return False
+    rows = int(np.sum([m["rows"] for m in done]))
+    seconds = float(np.sum([m["seconds"] for m in done]))
+    records = {name: r for m in done for name, r in m.get("parts", {}).items()}
+    write_json_atomic(
+        directory / MANIFEST,
+        {**last, "rows": rows, "seconds": seconds, "shard": [0, 1], "shards": count}
+        | {"parts": records},
+    )
+    return True
+
+
 def existing_text_ids(directory: Path) -> set[str]:
-    """Text ids already stored in complete parts, so a rerun extracts only what is missing."""
+    """Text ids already stored in complete parts, so a rerun extracts only what is missing.
+
+    Raises:
+        FileProblem: a part that is not a file (a folder named like one) or cannot be read.
+    """
     ids: set[str] = set()
     for part in part_files(directory):
-        ids.update(pq.read_table(part, columns=["text_id"]).column(0).to_pylist())
+        kind = not_a_file(part)
+        if kind is not None:
+            raise FileProblem(part, f"is {kind}, not a part file")
+        try:
+            ids.update(pq.read_table(part, columns=["text_id"]).column(0).to_pylist())
+        except (pa.ArrowException, OSError) as error:
+            logger.info("reading %s: %s", part, error)
+            raise FileProblem(part, "cannot be read (damaged)") from None
     return ids
 
 
@@ -216,22 +261,33 @@ def features_fingerprint(manifest: Mapping[str, Any]) -> str:
 def check_identity(
     manifest: Mapping[str, Any], *, directory: Path, model: str, prompt_id: str, task: str
 ) -> None:
-    """Refuse an entry whose manifest names another model, prompt or task than its folder.
+    """Refuse an entry whose manifest names another model, prompt or task than its folder, or
+    another model than the one the user named.
 
-    A task folder moved or copied under another model's folder must not be scored as that model.
+    A task folder moved or copied under another model's folder must not be scored as that
+    model; nor may a name read another model's features where two names meet in one folder
+    (`layout.names_model`: a Hub id and a local folder called `org--name`, say).
     """
+    recorded = str(manifest["model"]) if manifest.get("model") else None
     found = {
-        "model": model_slug(str(manifest["model"])) if manifest.get("model") else None,
+        "model": model_slug(recorded) if recorded else None,
         "prompt": manifest.get("prompt_id"),
         "task": manifest.get("task"),
     }
-    wanted = {"model": model_slug(model), "prompt": prompt_id, "task": task}
+    wanted = {"model": directory.parent.parent.name.removeprefix("model="), "prompt": prompt_id}
+    wanted["task"] = task
     wrong = {k: v for k, v in found.items() if v is not None and v != wanted[k]}
     if wrong:
         what = ", ".join(f"{k}={v}" for k, v in wrong.items())
         raise CacheError(
             f"{directory} holds features of {what}, not of its folder: move it back or "
             "re-extract it with --overwrite"
+        )
+    if recorded and not names_model(model, recorded):
+        raise CacheError(
+            f"the cache's model={wanted['model']} holds features of model "
+            f"{model_name(recorded)!r}, not of {model!r}: name the model as it was extracted, "
+            "or extract this one into another --cache-dir"
         )
 
 

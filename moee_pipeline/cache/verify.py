@@ -3,11 +3,14 @@
 Each part is read by the one checked read scoring uses (`parts.read_part`: bytes first, since a
 damaged Parquet file can crash the reader, then rows, columns and widths), so verify and
 `read_features` refuse a damaged part with the same words; the audit adds what scoring does not
-check on every read (finite values, text ids stored twice, manifests that do not add up). Task
-snapshots are checked by their bytes too. `--repair` never deletes: it moves what is broken (and
-the manifest of an entry it touches, which marks the entry incomplete) under
-`<cache>/quarantine/<time>/`, so the next `moee extract` recomputes exactly the texts that were
-moved aside.
+check on every read (finite values, text ids stored twice, manifests that do not add up, a
+complete entry that lacks texts its task records). Task snapshots are checked by their bytes
+too, and every entry must have its task's snapshot. Files that do not belong in `features/` or
+`tasks/` (cache/strays.py) and what a killed `--overwrite` left (cache/staging.py) are
+problems too. `--repair` never deletes: it moves what is broken (and the manifest of an entry
+it touches, which marks the entry incomplete) under `<cache>/quarantine/<time>/`, so the next
+`moee extract` recomputes exactly the texts that were moved aside, and finishes (or moves
+aside) a killed overwrite's build.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moee_pipeline.cache import files, layout, parts, store
+from moee_pipeline.cache import completeness, files, layout, parts, staging, store, strays
 from moee_pipeline.cache.errors import FileProblem
 from moee_pipeline.cache.snapshots import MANIFEST as SNAPSHOT_MANIFEST
 from moee_pipeline.cache.snapshots import read_snapshot_manifest
@@ -82,12 +85,14 @@ def _manifests(directory: Path) -> tuple[dict[str, dict[str, Any]], list[Problem
     return found, problems
 
 
-def verify_entry(directory: Path) -> tuple[int, list[Problem]]:
+def verify_entry(directory: Path, *, cache_dir: Path | None = None) -> tuple[int, list[Problem]]:
     """Check one task folder; the number of parts looked at and the problems found.
 
     Each part is read exactly as `read_features` reads it (`parts.read_part`), then audited
-    for what scoring does not check on every read: finite values, text ids stored twice.
+    for what scoring does not check on every read: finite values, text ids stored twice, and
+    (once all else is sound) the texts of its task that a complete entry lacks.
     """
+    cache_dir = directory.parents[3] if cache_dir is None else Path(cache_dir)
     problems = [
         Problem(p, "temp file left by a killed run", entry=directory)
         for p in files.stale_temps(directory)
@@ -131,6 +136,14 @@ def verify_entry(directory: Path) -> tuple[int, list[Problem]]:
     if main is not None and not problems:
         wrong = store.rows_problem(directory, main, rows)
         problems += [] if wrong is None else [Problem.of(wrong, entry=directory)]
+    if main is not None and not problems:
+        lacking = completeness.missing_from(directory, main, cache_dir=cache_dir, stored=seen)
+        if lacking is not None:
+            what = (
+                f"says complete, but its parts lack {lacking[0]} of the task's {lacking[1]} "
+                f"texts: run `{completeness.extract_command(main, directory)}`"
+            )
+            problems.append(Problem(directory / store.MANIFEST, what, movable=False))
     return len(parts.part_files(directory)), problems
 
 
@@ -178,16 +191,40 @@ def verify_cache(
     """Check the selected entries of a cache and the snapshots of their tasks."""
     cache_dir = Path(cache_dir)
     wanted_model = layout.model_slug(model) if model else None
+
+    def selected(key: layout.EntryKey) -> bool:
+        if wanted_model and key.model_slug != wanted_model:
+            return False
+        return not (prompts and key.prompt_id not in prompts) and not (
+            tasks and key.task not in tasks
+        )
+
     entries = parts = 0
     problems: list[Problem] = []
+    needed: dict[str, layout.EntryKey] = {}  # tasks with a complete entry: their snapshots
     for key, directory in layout.iter_entries(cache_dir):
-        if wanted_model and key.model_slug != wanted_model:
+        if not selected(key):
             continue
-        if (prompts and key.prompt_id not in prompts) or (tasks and key.task not in tasks):
-            continue
-        count, found = verify_entry(directory)
+        count, found = verify_entry(directory, cache_dir=cache_dir)
         entries, parts = entries + 1, parts + count
         problems += found
+        if (directory / store.MANIFEST).is_file():
+            needed.setdefault(key.task, key)
+    problems += [
+        Problem(left.path, left.line(), entry=None)
+        for left in staging.leftovers(cache_dir)
+        if selected(left.key)
+    ]
+    for task in sorted(needed):
+        folder = layout.snapshot_dir(cache_dir, task)
+        if not folder.exists():
+            what = (
+                f"task snapshot of {task} is missing (scoring reads it): rerun `moee extract "
+                f"--tasks {task}` (with --data-dir if its data is not on the Hub) to write it"
+            )
+            problems.append(Problem(folder, what, movable=False))
+    if not (model or prompts or tasks):  # strays belong to no selection
+        problems += [Problem(path, what) for path, what in strays.stray_problems(cache_dir)]
     snapshots = layout.snapshots_root(cache_dir)
     problems += [Problem(p, "temp left by a killed run") for p in files.stale_temps(snapshots)]
     folders = [] if not snapshots.is_dir() else sorted(snapshots.iterdir())
@@ -203,27 +240,43 @@ def repair(cache_dir: Path, problems: Iterable[Problem]) -> list[tuple[Path, Pat
     """Move broken files aside (never delete), with the manifests of the entries they touch.
 
     Without its manifest an entry is incomplete again, so `moee extract` recomputes only the
-    texts whose parts were moved. Returns (from, to) per moved path.
+    texts whose parts were moved. A killed overwrite's complete build is swapped in, an
+    unfinished one moved aside. Returns (from, to) per moved path.
     """
     cache_dir = Path(cache_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    problems = list(problems)
+    moved: list[tuple[Path, Path]] = []
+    reported = {problem.path for problem in problems}
+    left = {left.path: left.key for left in staging.leftovers(cache_dir) if left.path in reported}
+
+    def aside(path: Path) -> Path:
+        return _quarantine(cache_dir, stamp, path)
+
+    for key in dict.fromkeys(left.values()):
+        done = staging.recover(cache_dir, key, aside=aside)
+        moved += [(source, target) for source, target in done if target is not None]
+    problems = [problem for problem in problems if problem.path not in left]
     paths: list[Path] = []
     for problem in problems:
         if problem.movable:
             paths.append(problem.path)
         if problem.entry is not None:
             paths += sorted(problem.entry.glob(store.MANIFEST_GLOB))
-    moved = []
     for path in dict.fromkeys(paths):
-        if not path.exists():
-            continue
-        try:
-            relative = path.resolve().relative_to(cache_dir.resolve())
-        except ValueError:
-            relative = Path(path.name)
-        target = layout.quarantine_dir(cache_dir, stamp) / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(target)
-        moved.append((path, target))
-        logger.info("moved %s to %s", path, target)
+        if path.exists():
+            moved.append((path, _quarantine(cache_dir, stamp, path)))
     return moved
+
+
+def _quarantine(cache_dir: Path, stamp: str, path: Path) -> Path:
+    """Move one path under this repair's quarantine folder, keeping its place in the cache."""
+    try:
+        relative = path.resolve().relative_to(cache_dir.resolve())
+    except ValueError:
+        relative = Path(path.name)
+    target = layout.quarantine_dir(cache_dir, stamp) / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path.rename(target)
+    logger.info("moved %s to %s", path, target)
+    return target

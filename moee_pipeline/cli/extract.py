@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,6 +27,9 @@ from moee_pipeline.extract.engine import RayOptions
 from moee_pipeline.extract.settings import option_defaults
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.vocabulary import Engine
+
+if TYPE_CHECKING:
+    from moee_pipeline.prompts import Prompt
 
 #: Each option's default, stated once in the library (ExtractOptions, RayOptions).
 DEFAULTS = option_defaults()
@@ -150,7 +154,6 @@ def extract(
     from moee_pipeline.extract.settings import ExtractOptions
     from moee_pipeline.models.placement import Placement, check_placement, parse_max_memory
     from moee_pipeline.models.spec import ModelSpec
-    from moee_pipeline.prompts import resolve_prompt
     from moee_pipeline.tasks.registry import select_tasks
 
     try:
@@ -172,7 +175,7 @@ def extract(
         request = ExtractRequest(
             spec,
             tasks=select_tasks(tasks=split_csv(tasks), task_types=split_csv(task_types)),
-            prompts=[resolve_prompt(p) for p in prompts],
+            prompts=[_prompt(p, cache_root(cache_dir)) for p in prompts],
             options=ExtractOptions(
                 cache_dir=cache_root(cache_dir),
                 batch_size=batch_size,
@@ -198,6 +201,21 @@ def extract(
         raise
     except USER_ERRORS as error:
         raise one_line(error) from error
+
+
+def _prompt(spec: str, cache_dir: Path) -> Prompt:
+    """A prompt as `resolve_prompt` reads it, or a custom prompt's cache id (`custom-1a2b3c4d`,
+    the name extract prints and scoring's hints use) whose template the cache records."""
+    from moee_pipeline.cache.completeness import cached_template
+    from moee_pipeline.prompts import PromptError, resolve_prompt
+
+    try:
+        return resolve_prompt(spec)
+    except PromptError:
+        template = cached_template(cache_dir, spec) if spec.startswith("custom-") else None
+        if template is None or resolve_prompt(template).id != spec:
+            raise
+        return resolve_prompt(template)
 
 
 def _echo_weight_memory(entry: Path) -> bool:

@@ -7,12 +7,13 @@ prompt or rerun) is read from its snapshot without mteb or datasets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from moee_pipeline.cache import layout, snapshots, store
+from moee_pipeline.cache import completeness, layout, snapshots, sources, staging, store
 from moee_pipeline.extract.engine import ExtractRequest
 from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.reuse import check_same_settings, expected_settings
@@ -42,36 +43,68 @@ def _known(texts: list[str]) -> Future[list[str]]:
 
 
 def recorded(
-    tasks: Sequence[str], *, options: ExtractOptions, splits: Sequence[str] | None = None
+    tasks: Sequence[str],
+    *,
+    options: ExtractOptions,
+    splits: Sequence[str] | None = None,
+    data_dir: Path | None = None,
 ) -> dict[str, dict[str, list[str]] | None]:
     """Each task's recorded texts by split, read once; None where the recorder must run.
 
     Chosen splits (`splits`) are always recorded: the snapshot's lists cover its own splits.
+    A task whose data the data dir holds in other files than its snapshot was made from goes
+    through the recorder too, which loads them and refuses other data than the snapshot's.
     """
     if splits is not None:
         return dict.fromkeys(tasks)
-    return {n: snapshots.recorded_task_texts(n, cache_dir=options.cache_dir) for n in tasks}
+    cache_dir = options.cache_dir
+    return {
+        n: None
+        if data_dir is not None and not _data_dir_known(n, data_dir, cache_dir)
+        else snapshots.recorded_task_texts(n, cache_dir=cache_dir)
+        for n in tasks
+    }
+
+
+def _data_dir_known(name: str, data_dir: Path, cache_dir: Path) -> bool:
+    """Whether the data dir names nothing for the task, or exactly its snapshot's files."""
+    if not data_dir.is_dir():
+        return False  # the recorder says what is wrong with it
+    if not (data_dir / name).is_dir():
+        return True
+    return sources.same_source(name, data_dir, cache_dir=cache_dir)
 
 
 def _already_done(
-    spec: ModelSpec, *, options: ExtractOptions, task: str, prompts: Sequence[Prompt]
+    spec: ModelSpec,
+    *,
+    options: ExtractOptions,
+    task: str,
+    prompts: Sequence[Prompt],
+    texts: Callable[[], list[str]],
 ) -> list[TaskSummary] | None:
     """Summaries when every prompt of a task is complete with these settings, else None.
 
-    Checked before anything is loaded; settings that need the model (revision) are checked
+    Complete means a manifest made with these settings and every one of the task's `texts`
+    (asked for only once every manifest is found) in its parts: an entry that lost a part with
+    its manifest record is extracted again, not reported complete. What a killed overwrite
+    left is finished or removed first. Settings that need the model (revision) are checked
     again by `extract_task`.
     """
     summaries = []
     for prompt in prompts:
-        folder = layout.task_dir(
-            options.cache_dir, model=spec.model, prompt_id=prompt.id, task=task
-        )
+        key = layout.EntryKey.of(model=spec.model, prompt_id=prompt.id, task=task)
+        folder = key.path(options.cache_dir)
+        staging.recover(options.cache_dir, key)
         manifest = store.read_manifest(folder)
         if manifest is None:
             return None
         expected = expected_settings(spec, options=options, prompt=prompt)
         check_same_settings(manifest, expected, where=folder)
         summaries.append(TaskSummary(task, prompt.id, manifest["rows"], 0, 0.0, folder, True))
+    wanted = texts()
+    if any(completeness.lacking(s.path, wanted) for s in summaries):
+        return None
     return summaries
 
 
@@ -86,7 +119,9 @@ class TaskCollection:
     def __init__(self, request: ExtractRequest) -> None:
         self.request = request
         options = request.options
-        self.known = recorded(request.tasks, options=options, splits=request.splits)
+        self.known = recorded(
+            request.tasks, options=options, splits=request.splits, data_dir=request.data_dir
+        )
         names = [name for name, texts in self.known.items() if texts is None]
         self.recorder = TaskRecorder(
             names, cache_dir=options.cache_dir, data_dir=request.data_dir, splits=request.splits
@@ -99,23 +134,51 @@ class TaskCollection:
         self.recorder.__exit__(*exc)
 
     def split(self) -> tuple[list[TaskSummary], list[TaskTexts]]:
-        """(summaries of the (task, prompt) pairs already complete, the tasks to extract)."""
+        """(summaries of the (task, prompt) pairs already complete, the tasks to extract).
+
+        A complete task whose texts are not recorded (its snapshot was removed) waits for the
+        recorder, which writes the snapshot and its lists again: scoring needs them.
+        """
         request, options = self.request, self.request.options
         done: list[TaskSummary] = []
         todo: list[TaskTexts] = []
         for name in request.tasks:
+            item = _LazyTask(name, self.known[name], self.recorder)
             complete = None
             if request.splits is None and not options.overwrite:
                 complete = _already_done(
-                    request.spec, options=options, task=name, prompts=request.prompts
+                    request.spec,
+                    options=options,
+                    task=name,
+                    prompts=request.prompts,
+                    texts=item.texts,
                 )
             if complete is not None:
                 done.extend(complete)
-                continue
-            per_split = self.known[name]
-            if per_split is not None:
-                merged = snapshots.merge_split_texts(per_split.values())
-                todo.append(TaskTexts(name, list(per_split), _known(merged)))
             else:  # its data loaded by the recorder (fails here for a bad task), texts pending
-                todo.append(TaskTexts(name, self.recorder.splits(name), self.recorder.texts(name)))
+                todo.append(item.get())
         return done, todo
+
+
+class _LazyTask:
+    """A task's splits and texts, made when first asked for: a task the recorder loads has its
+    splits once its data is loaded, its texts once recorded."""
+
+    def __init__(
+        self, name: str, known: dict[str, list[str]] | None, recorder: TaskRecorder
+    ) -> None:
+        self.name, self.known, self.recorder = name, known, recorder
+        self._made: TaskTexts | None = None
+
+    def get(self) -> TaskTexts:
+        if self._made is None:
+            if self.known is not None:
+                merged = snapshots.merge_split_texts(self.known.values())
+                self._made = TaskTexts(self.name, list(self.known), _known(merged))
+            else:
+                splits = self.recorder.splits(self.name)
+                self._made = TaskTexts(self.name, splits, self.recorder.texts(self.name))
+        return self._made
+
+    def texts(self) -> list[str]:
+        return self.get().texts

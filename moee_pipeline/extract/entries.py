@@ -2,9 +2,15 @@
 manifest.
 
 An entry is one (model, prompt, task) folder. `plan_task` finds the texts not yet in a complete
-part (a rerun, or another shard's share) and tokenizes them; `open_writer` gives the part
-writer; `finish_task` writes the manifest last, which marks the entry complete. Sharded runs
-(`--shard I/N`) each own their parts and manifest; the last to finish combines them.
+part (a rerun, another shard's share, or texts of the task an entry lacks although its manifest
+says complete) and tokenizes them; `open_writer` gives the part writer; `finish_task` writes
+the manifest last, which marks the entry complete. Sharded runs (`--shard I/N`) each own their
+parts and manifest; the last to finish combines them. `--overwrite` builds the new entry (or
+shard) under staging/ and swaps it in at the end (cache/staging.py): the old one stays
+readable until then, whatever stops the run.
+
+Nothing is created before a run is known to go ahead (every refusal comes first), and a run
+that stored nothing leaves neither folder nor lock behind.
 """
 
 from __future__ import annotations
@@ -12,22 +18,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from filelock import FileLock, Timeout
 from transformers import PreTrainedTokenizerBase
 
-from moee_pipeline.cache import files, layout, parts, store
+from moee_pipeline.cache import files, layout, parts, staging, store
 from moee_pipeline.extract.batching import Encoded, encode_texts
 from moee_pipeline.extract.reuse import check_same_settings
 from moee_pipeline.extract.runinfo import shard_of
-from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary
+from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary, check_texts
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
 
@@ -39,56 +43,63 @@ def _select_shard(texts: Sequence[str], shard: tuple[int, int]) -> list[str]:
     return [t for t in texts if shard_of(parts.text_id(t), count) == index]
 
 
-def _part_prefix(shard: tuple[int, int]) -> str:
-    return "part" if shard[1] == 1 else f"part-{shard[0]}of{shard[1]}"
-
-
-def _check_same_run(directory: Path, metadata: dict[str, Any]) -> None:
-    """Refuse to mix parts made with other settings into one task."""
-    found = parts.part_files(directory)
+def _check_same_run(
+    directory: Path, metadata: dict[str, Any], *, besides: tuple[int, int] | None = None
+) -> None:
+    """Refuse to mix parts made with other settings into one task (`besides`: the shard whose
+    parts an overwrite replaces, which need not match)."""
+    skip = parts.part_prefix(besides) + "-" if besides is not None else None
+    found = [p for p in parts.part_files(directory) if skip is None or not p.name.startswith(skip)]
     if found:
         check_same_settings(parts.part_metadata(found[0]), metadata, where=directory)
 
 
-def _remove_own_work(directory: Path, shard: tuple[int, int]) -> None:
-    """--overwrite: drop this shard's parts and manifests, never another running shard's."""
-    if shard[1] == 1:
-        logger.info("--overwrite: removing %s", directory)
-        shutil.rmtree(directory)
-        return
-    prefix = _part_prefix(shard)
-    temps = directory.glob(f".{prefix}-*{files.TEMP_SUFFIX}")
-    for path in [*directory.glob(f"{prefix}-*.parquet"), *temps]:
-        path.unlink()
-    for name in (store.manifest_name(shard), store.MANIFEST):
-        (directory / name).unlink(missing_ok=True)
-
-
-def _part_records(
-    directory: Path, prefix: str, written: Mapping[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """Records of every part of this shard: those just written, and those a killed run left.
+def _part_records_of(directory: Path, prefix: str) -> list[str]:
+    """The names of this shard's parts in a folder.
 
     An unsharded run owns every part of its folder (also those of an earlier sharded run).
     """
     ours = re.compile(rf"^{re.escape(prefix)}-" + (r".*" if prefix == "part" else r"\d+\.parquet$"))
+    return [p.name for p in parts.part_files(directory) if ours.match(p.name)]
+
+
+def _part_records(
+    directory: Path, prefix: str, known: Mapping[str, dict[str, Any] | None]
+) -> dict[str, dict[str, Any]]:
+    """Records of every part of this shard: those just written or taken along (`known`), and
+    those a killed run left (hashed from disk)."""
     return {
-        p.name: written.get(p.name) or parts.part_record(p)
-        for p in parts.part_files(directory)
-        if ours.match(p.name)
+        name: known.get(name) or parts.part_record(directory / name)
+        for name in _part_records_of(directory, prefix)
     }
 
 
+def _next_part(directories: Sequence[Path], prefix: str) -> int:
+    """The first part number after every `prefix-NNNNN` part in `directories`."""
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)\.parquet$")
+    numbers = [
+        int(m.group(1))
+        for d in directories
+        for p in parts.part_files(d)
+        if (m := pattern.match(p.name))
+    ]
+    return max(numbers, default=-1) + 1
+
+
 def entry_lock_path(directory: Path, *, shard: tuple[int, int]) -> Path:
-    """The lock file of one shard of an entry: beside its folder, which --overwrite removes."""
-    return directory.parent / f".{directory.name}.{shard[0]}of{shard[1]}.lock"
+    """The lock file of one shard of an entry: beside its folder, which --overwrite swaps."""
+    return layout.entry_lock_path(directory, shard=shard)
 
 
 @contextlib.contextmanager
 def entry_lock(directory: Path, *, shard: tuple[int, int]) -> Iterator[None]:
-    """Hold the lock of one cache entry (one shard of it); refuse at once if another holds it."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(entry_lock_path(directory, shard=shard), timeout=0)
+    """Hold the lock of one cache entry (one shard of it); refuse at once if another holds it.
+
+    A run that leaves the entry without a file (refused, or stopped before its first part)
+    removes the folder, the lock and the empty folders above them on its way out.
+    """
+    path = entry_lock_path(directory, shard=shard)
+    lock = FileLock(path, timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -100,16 +111,25 @@ def entry_lock(directory: Path, *, shard: tuple[int, int]) -> Iterator[None]:
     try:
         yield
     finally:
-        lock.release()
+        try:
+            staging.drop_if_empty(directory, path)
+        finally:
+            lock.release()
 
 
 @dataclass(frozen=True)
 class TaskPlan:
-    """One (task, prompt) ready to extract: its folder and the texts still missing, tokenized."""
+    """One (task, prompt) ready to extract: its folder and the texts still missing, tokenized.
+
+    `directory` is where the parts go: the entry's folder (`final`), or the staged build that
+    replaces it at the end: with --overwrite, or when a complete entry is extended (more
+    splits, missing texts), which then starts from links to the entry's parts (`seeded`).
+    """
 
     task: str
     prompt: Prompt
     directory: Path
+    final: Path
     manifest_name: str
     texts: list[str]  # every text of the task, deduplicated
     mine: list[str]  # this shard's texts
@@ -117,6 +137,14 @@ class TaskPlan:
     encoded: list[Encoded]  # `todo`, prompted and tokenized, in the same order
     splits: list[str]
     start: float
+    first_part: int = 0  # the number of the first part this run writes
+    #: Parts of the complete entry a staged extension took along, with their manifest records.
+    seeded: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    @property
+    def staged(self) -> bool:
+        """Whether the run builds a replacement beside the entry (--overwrite, an extension)."""
+        return self.directory != self.final
 
 
 def plan_task(
@@ -134,34 +162,48 @@ def plan_task(
 
     `settings` holds the run's settings (all of `run_metadata`, or the subset known before the
     model loads); a cache entry made with others is refused. Returns a skipped summary when the
-    task is already complete for `splits`.
+    task is already complete for `splits` and holds every one of `texts`. Called under the
+    entry's lock; every refusal comes before anything is written or removed.
     """
     start = time.perf_counter()
-    directory = layout.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
-    manifest_name = store.manifest_name(options.shard)
-    if not texts:
-        raise ExtractionError(f"{task} has no texts to extract; check its data")
-    if not any(t.strip() for t in texts):
-        raise ExtractionError(
-            f"all {len(texts)} texts of {task} are empty or whitespace: its scores would be "
-            "meaningless; check its data"
-        )
-    if options.overwrite and directory.exists():
-        _remove_own_work(directory, options.shard)
-    done = store.read_manifest(directory, manifest_name) or store.read_manifest(directory)
-    if done is not None:
-        check_same_settings(done, settings, where=directory)
-        if set(splits) <= set(done.get("splits") or splits):
-            return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, directory, skipped=True)
-        for name in {manifest_name, store.MANIFEST}:  # grows to more splits: incomplete again
-            (directory / name).unlink(missing_ok=True)
-    directory.mkdir(parents=True, exist_ok=True)
-    files.remove_stale_temps(directory)
-    _check_same_run(directory, settings)
-
+    key = layout.EntryKey.of(model=model_id, prompt_id=prompt.id, task=task)
+    final = key.path(options.cache_dir)
+    shard = options.shard
+    manifest_name = store.manifest_name(shard)
+    check_texts(task, texts)
+    staging.recover(options.cache_dir, key, held=shard)  # what a killed overwrite left
     texts = list(dict.fromkeys(texts))
-    mine = _select_shard(texts, options.shard)
-    have = store.existing_text_ids(directory)
+    mine = _select_shard(texts, shard)
+    prefix = parts.part_prefix(shard)
+    staged = options.overwrite  # build beside the entry and swap it in at the end
+    seed: dict[str, Any] = {}  # parts of a complete entry a staged extension starts from
+    have: set[str] = set()
+    if options.overwrite:
+        if shard[1] > 1:  # the other shards' parts stay: they must be of these settings
+            _check_same_run(final, settings, besides=shard)
+    else:
+        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
+        _check_same_run(final, settings)
+        have = store.existing_text_ids(final)
+        if done is not None:
+            check_same_settings(done, settings, where=final)
+            lacking = sum(parts.text_id(t) not in have for t in mine)
+            if set(splits) <= set(done.get("splits") or splits) and not lacking:
+                if shard[1] > 1 and store.read_manifest(final) is None:
+                    store.combine_shards(final, shard[1], done)  # a swap stopped before it
+                return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, final, skipped=True)
+            if lacking:
+                logger.warning("%s lacks %d of its texts: extracting them", final, lacking)
+            # more splits or missing texts: extended beside, so it stays readable meanwhile
+            staged, records = True, done.get("parts") or {}
+            ours = _part_records_of(final, prefix)
+            seed = {name: records.get(name) for name in ours}
+        gone = have - {parts.text_id(t) for t in texts}
+        if gone:
+            raise ExtractionError(
+                f"{final} holds {len(gone)} text(s) that {task} no longer has (its data "
+                "changed): rerun with --overwrite"
+            )
     todo = [t for t in mine if parts.text_id(t) not in have]
     encoded = encode_texts(tokenizer, prompt, todo, max_length=options.max_length)
     empty = [todo[e.index] for e in encoded if not e.input_ids]
@@ -170,18 +212,49 @@ def plan_task(
             f"{task}: {len(empty)} prompted text(s) have no tokens, e.g. {empty[0][:60]!r}; "
             "use a tokenizer that adds a BOS token, or a prompt template"
         )
+    # the run goes ahead: only now is anything created
+    directory = staging.staged_dir(options.cache_dir, key, shard) if staged else final
+    directory.mkdir(parents=True, exist_ok=True)
+    files.remove_stale_temps(directory)
+    staging.link_parts(final, directory, list(seed))
+    first = _next_part([final, directory], prefix) if staged else 0
     return TaskPlan(
-        task, prompt, directory, manifest_name, texts, mine, todo, encoded, list(splits), start
+        task,
+        prompt,
+        directory,
+        final,
+        manifest_name,
+        texts,
+        mine,
+        todo,
+        encoded,
+        list(splits),
+        start,
+        first_part=first,
+        seeded=seed,
     )
+
+
+def abandon(plan: TaskPlan) -> None:
+    """A run that stops before its manifest: a staged build is thrown away (the entry it would
+    replace is untouched); parts written in place stay, for the next run to resume from."""
+    if plan.staged:
+        staging.discard(plan.directory)
 
 
 def open_writer(plan: TaskPlan, metadata: dict[str, Any], *, options: ExtractOptions) -> PartWriter:
     """The part writer of a planned task; `metadata` (from the loaded model) goes in every part."""
+    if plan.staged:  # the other shards' parts, which stay beside the new ones
+        _check_same_run(plan.final, metadata, besides=options.shard)
     _check_same_run(plan.directory, metadata)
     metadata = {**metadata, "texts_in_task": len(plan.texts)}  # `moee ls` progress of a first run
     schema = parts.feature_schema(metadata)
     return PartWriter(
-        plan.directory, schema, prefix=_part_prefix(options.shard), rows=options.rows_per_shard
+        plan.directory,
+        schema,
+        prefix=parts.part_prefix(options.shard),
+        rows=options.rows_per_shard,
+        first=plan.first_part,
     )
 
 
@@ -196,7 +269,8 @@ def finish_task(
     records: Mapping[str, dict[str, Any]] | None = None,
     timing: Mapping[str, Any] | None = None,
 ) -> TaskSummary:
-    """Write the manifest (last: it marks the task complete) once every part is on disk.
+    """Write the manifest (last: it marks the task complete) once every part is on disk, and
+    swap a staged build into the entry's place.
 
     `run` records how the run was made (engine, workers); `records` the parts just written
     (size, rows, SHA-256); parts without one are hashed from disk; `timing` where the time
@@ -216,30 +290,16 @@ def finish_task(
         "texts_in_task": len(plan.texts),
         "splits": plan.splits,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "parts": _part_records(plan.directory, _part_prefix(options.shard), records or {}),
+        "parts": _part_records(
+            plan.directory, parts.part_prefix(options.shard), {**plan.seeded, **(records or {})}
+        ),
         **({"timing": dict(timing)} if timing else {}),
     }
-    store.write_json_atomic(plan.directory / plan.manifest_name, manifest)
-    if options.shard[1] > 1:
-        _combine_shard_manifests(plan.directory, options.shard[1], manifest)
+    store.write_json_atomic(plan.directory / plan.manifest_name, manifest)  # the commit point
+    if plan.staged:
+        staging.swap_in(plan.directory, plan.final, shard=options.shard)
+    elif options.shard[1] > 1:
+        store.combine_shards(plan.directory, options.shard[1], manifest)
     return TaskSummary(
-        plan.task, plan.prompt.id, rows, new_rows, seconds, plan.directory, tokens=tokens
-    )
-
-
-def _combine_shard_manifests(directory: Path, count: int, last: dict[str, Any]) -> None:
-    """When every shard of a task is done, mark the whole task complete."""
-    manifests = [
-        store.read_manifest(directory, store.manifest_name((i, count))) for i in range(count)
-    ]
-    done = [m for m in manifests if m is not None]
-    if len(done) < count:
-        return
-    rows = int(np.sum([m["rows"] for m in done]))
-    seconds = float(np.sum([m["seconds"] for m in done]))
-    records = {name: r for m in done for name, r in m.get("parts", {}).items()}
-    store.write_json_atomic(
-        directory / store.MANIFEST,
-        {**last, "rows": rows, "seconds": seconds, "shard": [0, 1], "shards": count}
-        | {"parts": records},
+        plan.task, plan.prompt.id, rows, new_rows, seconds, plan.final, tokens=tokens
     )

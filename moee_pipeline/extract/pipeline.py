@@ -20,6 +20,7 @@ from moee_pipeline.cache import layout
 from moee_pipeline.extract.batching import Batch, make_batches
 from moee_pipeline.extract.entries import (
     TaskPlan,
+    abandon,
     entry_lock,
     finish_task,
     open_writer,
@@ -67,8 +68,10 @@ def extract_task(
     """Extract (or finish extracting) one task's features under one prompt.
 
     `splits` names the evaluation splits `texts` cover; a complete entry made for fewer splits
-    is completed with the missing texts, not skipped. One process at a time works on an entry
-    (or on one shard of it): a second is refused at once rather than doing the work twice.
+    (or lacking some of `texts`) is completed with the missing texts, not skipped. One process
+    at a time works on an entry (or on one shard of it): a second is refused at once rather
+    than doing the work twice. With --overwrite, whatever stops the run leaves the old entry
+    as it was.
     """
     directory = layout.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
     with entry_lock(directory, shard=options.shard):
@@ -87,23 +90,27 @@ def extract_task(
         )
         if isinstance(plan, TaskSummary):
             return plan
-        writer = open_writer(plan, metadata, options=options)
         try:
-            tokens, timing = _forward_all(
-                loaded, plan, writer, options=options, label=f"{task} [{prompt.id}]"
+            writer = open_writer(plan, metadata, options=options)
+            try:
+                tokens, timing = _forward_all(
+                    loaded, plan, writer, options=options, label=f"{task} [{prompt.id}]"
+                )
+            finally:
+                writer.close()
+            summary = finish_task(
+                plan,
+                metadata,
+                options=options,
+                new_rows=writer.written,
+                tokens=tokens,
+                run={"engine": "local", "workers": 1},
+                records=writer.records,
+                timing=timing,
             )
-        finally:
-            writer.close()
-        summary = finish_task(
-            plan,
-            metadata,
-            options=options,
-            new_rows=writer.written,
-            tokens=tokens,
-            run={"engine": "local", "workers": 1},
-            records=writer.records,
-            timing=timing,
-        )
+        except BaseException:  # Ctrl-C, any signal Python turns into an exception, any error
+            abandon(plan)
+            raise
     return dataclasses.replace(summary, extra={**summary.extra, **timing})
 
 

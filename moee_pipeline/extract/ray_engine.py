@@ -32,13 +32,20 @@ from moee_pipeline.cache import layout, parts
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.collect import TaskCollection, TaskTexts
 from moee_pipeline.extract.engine import ExtractRequest, RayOptions
-from moee_pipeline.extract.entries import TaskPlan, entry_lock, finish_task, open_writer, plan_task
+from moee_pipeline.extract.entries import (
+    TaskPlan,
+    abandon,
+    entry_lock,
+    finish_task,
+    open_writer,
+    plan_task,
+)
 from moee_pipeline.extract.hooks import PooledBatch, check_finite
 from moee_pipeline.extract.ray_actor import FeatureExtractor, blocks
 from moee_pipeline.extract.reuse import expected_settings
-from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
+from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, check_max_length
 from moee_pipeline.extract.writer import PartWriter
-from moee_pipeline.models.loading import load_tokenizer
+from moee_pipeline.models.loading import load_config, load_tokenizer
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
 from moee_pipeline.ray_cluster import (
@@ -137,30 +144,36 @@ def _run(
     gpus: float,
     extractor: type[FeatureExtractor],
 ) -> Iterator[TaskSummary]:
+    check_max_length(options.max_length, load_config(spec), model=spec.model)
     tokenizer = load_tokenizer(spec)
     pairs: list[tuple[str, Prompt]] = []
     pending: dict[int, _Pending] = {}
     tables: list[pa.Table] = []
     block_rows = ray_options.block_rows or 4 * options.batch_size
-    for item in todo:
-        for prompt in prompts:
-            plan = plan_task(
-                tokenizer,
-                task=item.name,
-                texts=item.texts,
-                prompt=prompt,
-                options=options,
-                settings=expected_settings(spec, options=options, prompt=prompt),
-                model_id=spec.model,
-                splits=item.splits,
-            )
-            if isinstance(plan, TaskSummary):
-                yield plan
-                continue
-            key = len(pairs)
-            pairs.append((item.name, prompt))
-            pending[key] = _Pending(plan)
-            tables.extend(blocks(key, plan, block_rows))
+    try:
+        for item in todo:
+            for prompt in prompts:
+                plan = plan_task(
+                    tokenizer,
+                    task=item.name,
+                    texts=item.texts,
+                    prompt=prompt,
+                    options=options,
+                    settings=expected_settings(spec, options=options, prompt=prompt),
+                    model_id=spec.model,
+                    splits=item.splits,
+                )
+                if isinstance(plan, TaskSummary):
+                    yield plan
+                    continue
+                key = len(pairs)
+                pairs.append((item.name, prompt))
+                pending[key] = _Pending(plan)
+                tables.extend(blocks(key, plan, block_rows))
+    except BaseException:  # a later pair refused: no staged overwrite of an earlier one stays
+        for planned in pending.values():
+            abandon(planned.plan)
+        raise
     run = {"engine": "ray", "workers": ray_options.workers, "gpus_per_worker": gpus}
     for key in [k for k, p in pending.items() if not p.plan.todo]:  # killed after its last part
         yield _finish_from_parts(pending.pop(key), options=options, run=run)
@@ -213,9 +226,10 @@ def _run(
     finally:
         bar.close()
         context.enable_progress_bars = bars
-        for state in pending.values():  # a failed run keeps every complete row
+        for state in pending.values():  # a failed run keeps every complete row written in place
             if state.writer is not None:
                 state.writer.close()
+            abandon(state.plan)  # and no staged overwrite: the entries it would replace stay
     if pending:
         missing = {pairs[k][0]: p.remaining() for k, p in pending.items()}
         raise MoeeError(

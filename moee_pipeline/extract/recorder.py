@@ -33,8 +33,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from moee_pipeline.cache.snapshots import SnapshotError
+from moee_pipeline.cache.layout import snapshot_dir
+from moee_pipeline.cache.snapshots import SnapshotError, read_snapshot_manifest, remove_snapshot
+from moee_pipeline.cache.sources import source_of
 from moee_pipeline.errors import MoeeError, first_line
+from moee_pipeline.extract.settings import ExtractionError, check_texts
 from moee_pipeline.tasks.registry import TaskError
 
 logger = logging.getLogger(__name__)
@@ -45,7 +48,9 @@ class RecordingError(MoeeError, RuntimeError):
 
 
 #: Errors raised again as themselves to the caller; any other user error as RecordingError.
-_ERRORS: dict[str, type[MoeeError]] = {e.__name__: e for e in (TaskError, SnapshotError)}
+_ERRORS: dict[str, type[MoeeError]] = {
+    e.__name__: e for e in (TaskError, SnapshotError, ExtractionError)
+}
 
 #: Once all are imported, a child has nothing to overlap and a thread meets none half imported.
 _HEAVY_IMPORTS = ("mteb", "datasets", "torch", "transformers")
@@ -57,7 +62,10 @@ _STOPPED = "the recording of task texts stopped before every task was recorded"
 def record(request: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> None:
     """Load, snapshot and record the requested tasks, telling `send` as each is known.
 
-    Every task is loaded before any is recorded, so a bad one fails before the slow part.
+    Every task is loaded (and snapshotted: a full disk fails here, before the model loads)
+    before any is recorded, so a bad one fails before the slow part. A snapshot this run made
+    of a task then refused for its data (mteb cannot evaluate it, its texts are all empty) is
+    removed again: a refusal leaves no snapshot that a corrected data dir would have to match.
     """
     from moee_pipeline.tasks import eval_splits, load_task, task_texts, write_snapshot
 
@@ -66,12 +74,20 @@ def record(request: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> N
     loaded = []
     for name in request["tasks"]:
         task = load_task(name, cache_dir=cache_dir, data_dir=data_dir)
-        write_snapshot(task, cache_dir=cache_dir)
+        made = read_snapshot_manifest(snapshot_dir(cache_dir, name)) is None
+        write_snapshot(task, cache_dir=cache_dir, source=source_of(name, data_dir))
         chosen = eval_splits(task, request["splits"])
         send({"task": name, "splits": chosen})
-        loaded.append((name, task, chosen))
-    for name, task, chosen in loaded:
-        send({"task": name, "texts": task_texts(task, splits=chosen, cache_dir=cache_dir)})
+        loaded.append((name, task, chosen, made))
+    for name, task, chosen, made in loaded:
+        try:
+            texts = task_texts(task, splits=chosen, cache_dir=cache_dir)
+            check_texts(name, texts)
+        except MoeeError:
+            if made:
+                remove_snapshot(name, cache_dir=cache_dir)
+            raise
+        send({"task": name, "texts": texts})
 
 
 class TaskRecorder:

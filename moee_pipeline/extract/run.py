@@ -14,7 +14,7 @@ from pathlib import Path
 
 from moee_pipeline.extract.collect import TaskCollection
 from moee_pipeline.extract.engine import ExtractRequest
-from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
+from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, check_max_length
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
 
@@ -27,18 +27,21 @@ class LocalEngine:
         """Extract every (task, prompt), loading the model once; yields a summary per pair.
 
         Every task's data is loaded (by the recorder) before the model loads; a task's texts
-        are waited for only when its turn comes.
+        are waited for only when its turn comes. A --max-length beyond the model's positions
+        is refused from its config, before the model loads.
         """
         with TaskCollection(request) as collection:
             # imported here, while the recorder starts: these imports take seconds
             from moee_pipeline.extract.pipeline import extract_task
-            from moee_pipeline.models.loading import load_model
+            from moee_pipeline.models.loading import load_config, load_model
 
             done, todo = collection.split()
             yield from done
             if not todo:
                 return
-            loaded = load_model(request.spec)
+            spec = request.spec
+            check_max_length(request.options.max_length, load_config(spec), model=spec.model)
+            loaded = load_model(spec)
             for item in todo:
                 for prompt in request.prompts:
                     yield extract_task(

@@ -7,6 +7,7 @@ texts are recorded in another process).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,26 @@ class TaskSummary:
 def option_defaults() -> dict[str, Any]:
     """Each option's default by field name (the CLI's defaults: stated once, here)."""
     return {f.name: f.default for f in fields(ExtractOptions) if f.name != "cache_dir"}
+
+
+def check_texts(task: str, texts: Sequence[str]) -> None:
+    """Refuse a task whose texts cannot give meaningful features (before anything is stored:
+    the recorder asks before it writes the task's snapshot, the engines before an entry)."""
+    if not texts:
+        raise ExtractionError(f"{task} has no texts to extract; check its data")
+    if not any(t.strip() for t in texts):
+        raise ExtractionError(
+            f"all {len(texts)} texts of {task} are empty or whitespace: its scores would be "
+            "meaningless; check its data"
+        )
+
+
+def check_max_length(max_length: int, config: Any, *, model: str) -> None:
+    """Refuse a --max-length the model has no positions for (its config's
+    `max_position_embeddings`): longer texts would run past what it was trained on."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ExtractionError(
+            f"--max-length {max_length} is more than the {positions} positions of {model}: "
+            f"use --max-length {positions} or less"
+        )

@@ -18,17 +18,20 @@ class PartWriter:
     """Buffers pooled rows and writes parts of exactly `rows` rows (the last may be shorter).
 
     Parts are written by one background thread while the model computes the next batches;
-    errors from that thread surface on the next call.
+    errors from that thread surface on the next call. Numbers continue after the parts in the
+    folder, and start at `first` at the least (a staged shard: after the parts it replaces).
     """
 
-    def __init__(self, directory: Path, schema: pa.Schema, *, prefix: str, rows: int) -> None:
+    def __init__(
+        self, directory: Path, schema: pa.Schema, *, prefix: str, rows: int, first: int = 0
+    ) -> None:
         self.directory = directory
         self.schema = schema
         self.prefix = prefix
         self.rows_per_part = rows
         pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)\.parquet$")
         numbers = [int(m.group(1)) for p in directory.iterdir() if (m := pattern.match(p.name))]
-        self._next = max(numbers, default=-1) + 1
+        self._next = max(max(numbers, default=-1) + 1, first)
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moee-writer")

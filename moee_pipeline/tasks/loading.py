@@ -28,7 +28,8 @@ from mteb.abstasks.classification import AbsTaskClassification
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 
 from moee_pipeline.cache.layout import datasets_cache, snapshot_dir
-from moee_pipeline.cache.snapshots import read_snapshot
+from moee_pipeline.cache.snapshots import arrow_table, read_snapshot
+from moee_pipeline.cache.sources import note_source, same_source, source_of
 from moee_pipeline.errors import first_line
 from moee_pipeline.tasks.columns import check_text_columns
 from moee_pipeline.tasks.registry import TaskError, get_task, is_registered
@@ -38,11 +39,26 @@ logger = logging.getLogger(__name__)
 
 def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None = None) -> AbsTask:
     """The task with its data loaded: from a cache snapshot, a local data dir or its own loader
-    (see the module doc for what a data dir means to a registered task)."""
+    (see the module doc for what a data dir means to a registered task).
+
+    Data a data dir holds for the task is never replaced by a snapshot in silence: a snapshot
+    made from other data is refused (`check_data_dir`). Wherever the data came from, the
+    columns its evaluation encodes must hold text (`check_text_columns`).
+    """
     task = get_task(name)
+    registered = is_registered(name)
+    if data_dir is not None:
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir() or not os.access(data_dir, os.R_OK | os.X_OK):
+            raise TaskError(
+                f"data dir {data_dir} does not exist or is not readable: fix --data-dir"
+            )
+    own_folder = data_dir is not None and _task_folder(data_dir / name) is not None
     if cache_dir is not None:
         tree = read_snapshot(name, cache_dir=Path(cache_dir))
         if tree is not None:
+            if data_dir is not None and own_folder:
+                check_data_dir(name, tree, data_dir=data_dir, cache_dir=Path(cache_dir))
             task.dataset = tree
             task.data_loaded = True
             folder = snapshot_dir(Path(cache_dir), name)
@@ -53,16 +69,9 @@ def load_task(name: str, *, cache_dir: Path | None = None, data_dir: Path | None
             )
             logger.info("loaded %s from snapshot in %s", name, cache_dir)
             return task
-    registered = is_registered(name)
-    if data_dir is not None:
-        data_dir = Path(data_dir)
-        if not data_dir.is_dir() or not os.access(data_dir, os.R_OK | os.X_OK):
-            raise TaskError(
-                f"data dir {data_dir} does not exist or is not readable: fix --data-dir"
-            )
-        if not registered or _task_folder(data_dir / name) is not None:
-            _load_local(task, data_dir)
-            return task
+    if data_dir is not None and (not registered or own_folder):
+        _load_local(task, data_dir)
+        return task
     if registered:
         task.load_data()  # its own loader, in code or wherever its package keeps the data
         check_text_columns(
@@ -112,6 +121,57 @@ def _task_folder(path: Path) -> Path | None:
     if not path.is_dir():
         raise TaskError(f"{path} is a file: the task's data is a folder of <split>.parquet files")
     return path
+
+
+def check_data_dir(name: str, snapshot: Any, *, data_dir: Path, cache_dir: Path) -> None:
+    """Refuse a data dir whose data for task `name` is not the data its snapshot holds.
+
+    The snapshot is what the task's cache entries were extracted from and what scoring reads,
+    so other data named with --data-dir would silently lose to it. Files seen before (their
+    bytes are the ones the snapshot records) pass at once; others are loaded and compared.
+    """
+    if same_source(name, data_dir, cache_dir=cache_dir):
+        return
+    fresh = get_task(name)
+    _load_local(fresh, data_dir)
+    difference = _difference(fresh.dataset, snapshot, where="")
+    if difference is not None:
+        logger.info("the snapshot of %s is %s", name, snapshot_dir(cache_dir, name))
+        raise TaskError(
+            f"--data-dir holds other {name} data than the cache's snapshot tasks/{name} "
+            f"({difference}): move that snapshot away and extract again with --overwrite, or "
+            "drop --data-dir"
+        )
+    source = source_of(name, data_dir)
+    if source is not None:
+        note_source(name, source, cache_dir=cache_dir)
+
+
+def _difference(new: Any, old: Any, *, where: str) -> str | None:
+    """Where two loaded dataset trees first differ (`split: 183 rows, the snapshot 55`), or
+    None when they hold the same data in the same order."""
+    label = where or "the data"
+    if isinstance(new, Dataset) or isinstance(old, Dataset):
+        if not (isinstance(new, Dataset) and isinstance(old, Dataset)):
+            return f"{label}: another kind of data"
+        if new.num_rows != old.num_rows:
+            return f"{label}: {new.num_rows} rows, the snapshot {old.num_rows}"
+        a, b = arrow_table(new), arrow_table(old)
+        if a.column_names != b.column_names:
+            return f"{label}: columns {a.column_names}, the snapshot {b.column_names}"
+        for column in a.column_names:
+            if a.column(column).to_pylist() != b.column(column).to_pylist():
+                return f"{label}: other values in column {column!r}"
+        return None
+    if isinstance(new, dict) and isinstance(old, dict):
+        if set(new) != set(old):
+            return f"{label}: splits {sorted(new)}, the snapshot {sorted(old)}"
+        for key in new:
+            found = _difference(new[key], old[key], where=f"{where}/{key}".strip("/"))
+            if found is not None:
+                return found
+        return None
+    return None if new == old else f"{label}: other values"
 
 
 def _read_split_folder(folder: Path, name: str) -> DatasetDict:
