@@ -42,22 +42,17 @@ def test_bad_input_is_one_clear_line(args: list[str], message: str, tmp_path: Pa
 
 def test_missing_model_offline_is_one_clear_line(tmp_path: Path) -> None:
     code, out = cli(
-        "extract",
-        "--model",
-        "nobody/no-such-model",
-        "--tasks",
-        "MoeeToySTS",
-        "--cache-dir",
-        str(tmp_path),
-    )
+        "extract", "--model", "nobody/no-such-model", "--tasks", "MoeeToySTS",
+        "--cache-dir", str(tmp_path),
+    )  # fmt: skip
     assert code != 0
     assert "cannot load model 'nobody/no-such-model'" in out
     assert len(out.strip().splitlines()) == 1
 
 
 def test_unreadable_data_dir_is_one_clear_line(tmp_path: Path) -> None:
-    code, out = cli("extract",
-        "--model", "x", "--tasks", "STS12", "--data-dir", str(tmp_path / "nope"),
+    code, out = cli(
+        "extract", "--model", "x", "--tasks", "STS12", "--data-dir", str(tmp_path / "nope"),
         "--cache-dir", str(tmp_path),
     )  # fmt: skip
     assert code != 0

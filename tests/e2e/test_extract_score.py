@@ -49,7 +49,7 @@ def test_copied_cache_scores_real_sts_offline_without_data_dir(
     model = str(tiny_model("olmoe"))
     first = tmp_path / "gpu-box"
     cli_ok("extract", "--model", model, "--tasks", "BIOSSES", "--data-dir", str(mteb_data),
-         "--cache-dir", str(first), "--prompt", "prompteol")  # fmt: skip
+           "--cache-dir", str(first), "--prompt", "prompteol")  # fmt: skip
     laptop = tmp_path / "laptop-cache"
     shutil.copytree(first, laptop)
     shutil.rmtree(first)
@@ -58,7 +58,7 @@ def test_copied_cache_scores_real_sts_offline_without_data_dir(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     out = tmp_path / "results"
     cli_ok("score", "--model", model, "--prompt", "prompteol", "--cache-dir", str(laptop),
-         "--output", str(out), "--method", "HS", "--method", "RW")  # fmt: skip
+           "--output", str(out), "--method", "HS", "--method", "RW")  # fmt: skip
     got = {r["method"]: float(r["main_score"]) for r in read_scores(out / "scores.csv")}
     assert set(got) == {"HS", "RW"}
 

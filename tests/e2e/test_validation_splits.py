@@ -32,7 +32,7 @@ def test_weight_picked_on_validation_without_test_labels(
     assert "BIOSSES [none]" in out and "already complete" in out.split("BIOSSES [none]")[1]
 
     cli_ok("score", *common, "--split", "test", "--split", "validation",
-         "--weight", "0.5", "--weight", "2", "--output", str(results))  # fmt: skip
+           "--weight", "0.5", "--weight", "2", "--output", str(results))  # fmt: skip
     rows = read_scores(results / "scores.csv")
     splits = {(r["task"], r["split"]) for r in rows}
     assert splits == {("STSBenchmark", "test"), ("STSBenchmark", "validation"), ("BIOSSES", "test")}
