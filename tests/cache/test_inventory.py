@@ -7,7 +7,7 @@ only shard 0 of 2 ran. Expected numbers are read back from the files with pyarro
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from moee_pipeline.extract.pipeline import extract_task
 from moee_pipeline.extract.settings import ExtractOptions
 from moee_pipeline.models.loading import ModelSpec, load_model
 from moee_pipeline.prompts import Prompt, resolve_prompt
+from tests.support.trees import unchanged
 
 TEXTS = [f"Sentence number {i} is about {w}." for i, w in enumerate(["cats", "dogs", "rain"] * 4)]
 
@@ -63,7 +64,10 @@ def test_hand_made_cache_without_a_model(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def cache(tiny_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache(
+    tiny_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """The cache the module's tests list (read only: copy before changing)."""
     root = tmp_path_factory.mktemp("cache")
     model_dir = tiny_model("olmoe")
     loaded = load_model(ModelSpec(str(model_dir), device="cpu"))
@@ -85,7 +89,8 @@ def cache(tiny_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFa
     for part in sorted(half.glob("part-*.parquet"))[1:]:
         part.unlink()
     run("Split", TEXTS, shard=(0, 2))
-    return root
+    with unchanged(root, "the module's cache"):
+        yield root
 
 
 def parquet_rows(directory: Path) -> int:

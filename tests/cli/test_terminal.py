@@ -218,6 +218,7 @@ def test_tiny_model_build_writes_nothing(
     assert capfd.readouterr() == ("", "")
 
 
+@pytest.mark.slow
 def test_extract_prints_the_weight_memory_report_once_from_the_manifest(
     tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.loading import ModelSpec
 from moee_pipeline.prompts import resolve_prompt
 from tests.support.cli import cli
+from tests.support.trees import unchanged
 
 pytest.importorskip("ray")
 
@@ -61,15 +62,16 @@ def model(tiny_model: Callable[[str], Path]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_cache(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reference: the local engine's cache of the same task."""
+def local_cache(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The reference: the local engine's cache of the same task (read only)."""
     cache = tmp_path_factory.mktemp("local")
     list(
         run_extract(
             ModelSpec(model=str(model)), tasks=[TASK], prompts=[PROMPT], options=_options(cache)
         )
     )
-    return cache
+    with unchanged(cache, "the local engine's reference cache"):
+        yield cache
 
 
 def _assert_same_as_local(cache: Path, local_cache: Path, model: Path) -> None:
@@ -227,6 +229,7 @@ def test_engine_options_without_ray_engine_are_refused(
     assert "Traceback" not in out
 
 
+@pytest.mark.slow
 def test_scoring_and_the_local_engine_never_import_ray() -> None:
     code = (
         "import sys, moee_pipeline.score.run, moee_pipeline.score.parallel, "

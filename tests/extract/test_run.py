@@ -136,6 +136,7 @@ def test_a_process_with_the_heavy_libraries_imported_records_on_a_thread(
         assert rec.texts("MoeeToySTS").result(timeout=120) == task_texts(load_task("MoeeToySTS"))
 
 
+@pytest.mark.slow
 def test_a_process_still_importing_transformers_records_in_a_child() -> None:
     # the CLI with toy tasks: the task registry has imported mteb and datasets, not the rest
     script = textwrap.dedent(

@@ -10,6 +10,7 @@ checkpoint in DeepSeek's own key layout and shares no code with transformers.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 
 from moee_pipeline.models import deepseek
 from moee_pipeline.models.loading import ModelSpec, load_model, native_mapping
+from tests.support.trees import unchanged
 
 TINY = {
     "hidden_size": 64,
@@ -111,7 +113,7 @@ def reference_forward(
 
 
 @pytest.fixture(scope="module")
-def deepseek_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
+def deepseek_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Iterator[Path]:
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
@@ -120,7 +122,8 @@ def deepseek_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) 
         folder, deepseek.deepseek_config(vocab_size=len(tokenizer), **TINY), seed=3
     )
     tokenizer.save_pretrained(folder)
-    return folder
+    with unchanged(folder, "the tiny DeepSeekMoE checkpoint"):
+        yield folder
 
 
 def _state(folder: Path) -> dict[str, torch.Tensor]:

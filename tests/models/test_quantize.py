@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from moee_pipeline.models import memory, quantize
 from moee_pipeline.models.loading import LoadedModel, ModelSpec, load_model
 from moee_pipeline.models.names import Quantization
 from moee_pipeline.models.routers import find_routers
+from tests.support.trees import unchanged
 
 TEXTS = [
     "The cat sat on the mat.",
@@ -24,14 +25,16 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def expert_heavy(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
-    """A tiny OLMoE whose weights are mostly experts, as in the real models."""
+def expert_heavy(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Iterator[Path]:
+    """A tiny OLMoE whose weights are mostly experts, as in the real models (read only)."""
     from moee_pipeline.testing.tiny import build_tiny_model
 
     folder = tmp_path_factory.mktemp("olmoe-heavy")
-    return build_tiny_model(
+    path = build_tiny_model(
         "olmoe", folder, tokenizer_dir=tokenizer_dir, num_experts=16, intermediate_size=128
     )
+    with unchanged(path, "the expert-heavy model"):
+        yield path
 
 
 def _load(path: Path, quantization: Quantization, dtype: str = "float32") -> LoadedModel:

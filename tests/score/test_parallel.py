@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,18 +11,23 @@ from click.testing import CliRunner
 from moee_pipeline.cli import main
 from tests.support.cli import cli_ok
 from tests.support.scores import read_scores
+from tests.support.trees import unchanged
 
 TASKS = "MoeeToySTS,MoeeToyClassification"
 PROMPTS = ("none", "prompteol")
 
 
 @pytest.fixture(scope="module")
-def cache(tiny_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache(
+    tiny_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """Two toy tasks extracted under two prompts, shared by the module's tests (read only)."""
     folder = tmp_path_factory.mktemp("cache")
     prompts = [arg for p in PROMPTS for arg in ("--prompt", p)]
     model = str(tiny_model("olmoe"))
     cli_ok("extract", "--model", model, "--tasks", TASKS, *prompts, "--cache-dir", str(folder))
-    return folder
+    with unchanged(folder, "the module's extracted cache"):
+        yield folder
 
 
 def _score(cache: Path, model: str, out: Path, *extra: str) -> list[dict[str, str]]:

@@ -4,6 +4,7 @@ process == Ray rows, the extracted-check before any unit, and the weight's one t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from moee_pipeline.score.run import run_score, write_scores
 from moee_pipeline.score.runner import RUNNERS, Runner, SerialRunner, runner_for
 from moee_pipeline.vocabulary import ENGINES, MAX_WEIGHT, SUM, format_weight
 from tests.support.synthetic import MODEL, record_split_texts, write_synthetic_task
+from tests.support.trees import unchanged
 
 TASKS = ("MoeeToySTS", "MoeeToyClassification")
 PROMPTS = ("none", "prompteol")
@@ -44,8 +46,9 @@ class Spy:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Synthetic features of two toy tasks under two prompts (read only: copy before changing)."""
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Synthetic features of two toy tasks under two prompts (read only: copy before changing;
+    checked unchanged after the module's tests)."""
     from moee_pipeline.tasks import load_task, task_texts
 
     root = tmp_path_factory.mktemp("runners") / "cache"
@@ -54,7 +57,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for prompt in PROMPTS:
             write_synthetic_task(root, name, texts, prompt=prompt)
         record_split_texts(root, name)
-    return root
+    with unchanged(root, "the runners' synthetic cache"):
+        yield root
 
 
 def _config(cache: Path, out: Path, **kw: Any) -> ScoreConfig:
