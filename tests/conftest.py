@@ -23,6 +23,11 @@ from tests.support.trees import unchanged
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One compute thread per process (torch, OpenBLAS, scikit-learn; set before any of them loads,
+# inherited by every process a test starts): the tiny models gain nothing from more, and on a
+# shared 2-core machine threads that spin-wait for each other made the end-to-end tests up to
+# ten times slower (demo, extract -> score). Set it yourself to test with more.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
