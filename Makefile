@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install the package with tested versions
 
-lint: install ## ruff lint + format check, mypy, import contracts (stage boundaries)
+lint: install ## ruff lint + format check, mypy (package, tests, benchmarks), import contracts
 	$(VENV)/bin/ruff check moee_pipeline tests benchmarks
 	$(VENV)/bin/ruff format --check moee_pipeline tests benchmarks
 	$(VENV)/bin/mypy
@@ -32,8 +32,8 @@ format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix moee_pipeline tests benchmarks
 	$(VENV)/bin/ruff format moee_pipeline tests benchmarks
 
-test: lint ## Lint, then run the whole test suite (offline, CPU)
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
+test: lint ## Lint, then run the whole test suite (offline, CPU), naming the slowest tests
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q --durations=15
 
 demo: install ## Run the whole pipeline offline on a tiny bundled model and task
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m moee_pipeline.demo

@@ -18,9 +18,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,12 +56,12 @@ def _batch_zscore(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean(dim=0)) / (x.std(dim=0) + 1e-8)
 
 
-def _features(output: object, method: str) -> torch.Tensor:
+def _features(output: Any, method: str) -> torch.Tensor:
     """HS / RW / MoEE of one batch, from the full model's outputs at the last position."""
-    hs = output.hidden_states[-1][:, -1].float()  # type: ignore[attr-defined]
+    hs = output.hidden_states[-1][:, -1].float()
     batch = hs.shape[0]
     rw = torch.cat(
-        [layer.reshape(batch, -1, layer.shape[-1])[:, -1] for layer in output.router_logits],  # type: ignore[attr-defined]
+        [layer.reshape(batch, -1, layer.shape[-1])[:, -1] for layer in output.router_logits],
         dim=1,
     ).float()
     if method == "HS":
@@ -79,7 +80,7 @@ def _features(output: object, method: str) -> torch.Tensor:
 @torch.inference_mode()
 def reference_pass(
     model: torch.nn.Module,
-    tokenizer: object,
+    tokenizer: Callable[..., Any],
     tasks: dict[str, list[str]],
     *,
     method: str,
@@ -95,7 +96,7 @@ def reference_pass(
             chunks: list[np.ndarray] = []
             for start in range(0, len(texts), BATCH_SIZE):
                 batch = [prompt.render(t) for t in texts[start : start + BATCH_SIZE]]
-                enc = tokenizer(batch, padding=True, return_tensors="pt")  # type: ignore[operator]
+                enc = tokenizer(batch, padding=True, return_tensors="pt")
                 enc = enc.to(device)
                 first_forward_at = first_forward_at or time.time()
                 output = model(
@@ -113,7 +114,7 @@ def reference_pass(
 
 def load_reference_model(
     model_dir: Path, *, device: str = "cpu", dtype: str = "float32", quantization: str = "none"
-) -> tuple[torch.nn.Module, object]:
+) -> tuple[torch.nn.Module, Callable[..., Any]]:
     """The full causal LM (with its LM head) and a left-padding tokenizer.
 
     `quantization="nf4"` is the reference code's always-on setting: bitsandbytes nf4 with double

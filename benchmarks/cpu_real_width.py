@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -118,14 +119,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "models": {}}
+    models: dict[str, Any] = {}
+    results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "models": models}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tokenizer_dir = root / "tokenizer"
         train_tokenizer(tokenizer_dir)
         for alias in args.models.split(","):
-            results["models"][alias] = run_one(alias, root, tokenizer_dir)
-            print(json.dumps(results["models"][alias]["comparison"], indent=2))
+            models[alias] = run_one(alias, root, tokenizer_dir)
+            print(json.dumps(models[alias]["comparison"], indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
     print(f"-> {args.output}")

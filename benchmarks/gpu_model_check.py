@@ -20,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ WORDS = [w for line in _WORD_LINES for w in line.split()]
 
 def make_texts(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    texts = set()
+    texts: set[str] = set()
     while len(texts) < n:
         words = rng.choices(WORDS, k=rng.randint(6, 60))
         texts.add(" ".join(words).capitalize() + rng.choice([".", "?", "!"]))
@@ -63,7 +64,7 @@ def read_rw_last(directory: Path) -> dict[str, np.ndarray]:
 class _NoCuda:
     """Stand-in for torch.cuda's memory statistics in a CPU dry run."""
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Callable[..., int]:
         return lambda *a, **k: 0
 
 

@@ -36,9 +36,10 @@ def build_entry(cache: Path, rows: int) -> Path:
     """One complete entry written like an extraction writes it: parts, then the manifest."""
     from moee_pipeline.cache import layout, parts, store
 
-    meta = {"model": "bench/olmoe-widths", "prompt_id": "none", "task": "Bench",
+    model = "bench/olmoe-widths"
+    meta = {"model": model, "prompt_id": "none", "task": "Bench",
             "n_moe_layers": LAYERS, "n_experts": EXPERTS, "hidden_size": HIDDEN}  # fmt: skip
-    folder = layout.task_dir(cache, model=meta["model"], prompt_id="none", task="Bench")
+    folder = layout.task_dir(cache, model=model, prompt_id="none", task="Bench")
     folder.mkdir(parents=True)
     schema = parts.feature_schema(meta)
     rng = np.random.default_rng(0)

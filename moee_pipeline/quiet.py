@@ -5,7 +5,7 @@ run shows; with `moee -v` their bars and warnings are left alone (`moee_pipeline
 - datasets' progress bars ("Map:", ...): its public switch, `datasets.disable_progress_bars()`;
 - mteb's evaluators draw their bars only when `show_progress_bar` asks for them (we pass
   False), except the Summarization evaluator's "Scoring" bar, which has no switch: while
-  quiet, that module's `tqdm` is one that is disabled (tests/test_terminal.py checks the name
+  quiet, that module's `tqdm` is one that is disabled (tests/cli/test_terminal.py checks the name
   against the pinned mteb);
 - Python warnings of the libraries (scikit-learn's ConvergenceWarning from mteb's few-shot
   classifier, ten per evaluation; mteb's "task is superseded"): not shown;
@@ -84,7 +84,7 @@ def _summarization_bar_off() -> Undo:
     from mteb._evaluators.text import summarization_evaluator as module
 
     original: Any = getattr(module, "tqdm", None)
-    if original is None:  # mteb changed: tests/test_terminal.py says so; nothing to swap here
+    if original is None:  # mteb changed: tests/cli/test_terminal.py says so; nothing to swap here
         return lambda: None
     setattr(module, "tqdm", functools.partial(original, disable=True))  # noqa: B010
     return lambda: setattr(module, "tqdm", original)

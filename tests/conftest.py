@@ -1,56 +1,75 @@
-"""Shared fixtures: a tokenizer and tiny random MoE models, built once per session, offline."""
+"""Shared fixtures: a tokenizer, tiny random MoE models and a toy cache, built once, offline.
+
+What is built once per session is shared by every test that asks for it, so it is read only:
+each such fixture checks when the session ends that no test changed it (`support/trees.py`). A
+test that writes gets its own copy: `toy_cache` is a fresh copy of the session's toy cache for
+every test; a tiny model or the shared MTEB data is copied by the test that damages it.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests import fault_hook
+from tests.support import fault_hook
+from tests.support.paths import SHARED
+from tests.support.trees import unchanged
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# One compute thread per process (torch, OpenBLAS, scikit-learn; set before any of them loads,
+# inherited by every process a test starts): the tiny models gain nothing from more, and on a
+# shared 2-core machine threads that spin-wait for each other made the end-to-end tests up to
+# ten times slower (demo, extract -> score). Set it yourself to test with more.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
-def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The folder of a small trained tokenizer (read only)."""
     from moee_pipeline.testing.tiny import train_tokenizer
 
     path = tmp_path_factory.mktemp("tokenizer")
     train_tokenizer(path)
-    return path
+    with unchanged(path, "the session's tokenizer"):
+        yield path
 
 
 @pytest.fixture(scope="session")
 def tiny_model(
     tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path
-) -> Callable[[str], Path]:
-    """A factory: tiny_model("olmoe") -> folder of a saved tiny random model (built once)."""
+) -> Iterator[Callable[[str], Path]]:
+    """A factory: tiny_model("olmoe") -> folder of a saved tiny random model, built on first use
+    and read only (a test that damages a model copies it first)."""
     from moee_pipeline.testing.tiny import build_tiny_model
 
     built: dict[str, Path] = {}
+    with ExitStack() as guards:
 
-    def make(kind: str) -> Path:
-        if kind not in built:
-            folder = tmp_path_factory.mktemp(f"model-{kind}")
-            built[kind] = build_tiny_model(kind, folder, tokenizer_dir=tokenizer_dir)
-        return built[kind]
+        def make(kind: str) -> Path:
+            if kind not in built:
+                folder = tmp_path_factory.mktemp(f"model-{kind}")
+                path = build_tiny_model(kind, folder, tokenizer_dir=tokenizer_dir)
+                built[kind] = guards.enter_context(unchanged(path, f"the tiny {kind} model"))
+            return built[kind]
 
-    return make
+        yield make
 
 
 @pytest.fixture(scope="session")
-def mteb_data() -> Path:
-    """../shared/mteb-data, or skip where it is absent."""
+def mteb_data() -> Iterator[Path]:
+    """../shared/mteb-data (read only), or skip where it is absent."""
     path = SHARED / "mteb-data"
     if not path.is_dir():
         pytest.skip("../shared/mteb-data is not present")
-    return path
+    with unchanged(path, "../shared/mteb-data"):
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +85,11 @@ def ray_local() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def toy_cache(
+def toy_cache_built(
     tmp_path_factory: pytest.TempPathFactory, tiny_model: Callable[[str], Path]
-) -> tuple[Path, Path]:
-    """(model folder, cache) with MoeeToySTS extracted in parts of 20 rows: copy before changing."""
+) -> Iterator[tuple[Path, Path]]:
+    """(model folder, cache) with MoeeToySTS extracted in parts of 20 rows, built once for the
+    session and read only: tests take `toy_cache`, their own copy of it."""
     from click.testing import CliRunner
 
     from moee_pipeline.cli import main
@@ -79,7 +99,17 @@ def toy_cache(
     args = ["extract", "--model", str(model), "--tasks", "MoeeToySTS", "--cache-dir", str(cache)]
     result = CliRunner().invoke(main, [*args, "--rows-per-shard", "20"])
     assert result.exit_code == 0, result.output
-    return model, cache
+    with unchanged(cache, "the session's toy cache"):
+        yield model, cache
+
+
+@pytest.fixture
+def toy_cache(toy_cache_built: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """(model folder, this test's own copy of the toy cache): change it as the test likes."""
+    model, built = toy_cache_built
+    copy = tmp_path / "toy"
+    shutil.copytree(built, copy)
+    return model, copy
 
 
 @pytest.fixture

@@ -75,6 +75,7 @@ def test_truncation_cuts_the_text_never_the_template(tokenizer: PreTrainedTokeni
     assert out.truncated
     assert len(out.input_ids) <= 64
     decoded = tokenizer.decode(out.input_ids, skip_special_tokens=True)
+    assert isinstance(decoded, str)  # one sequence in, one text out
     assert decoded.startswith('This sentence : "word0 word1')
     assert decoded.endswith('" means in one word:"')
     # as much text as fits is kept: a few more tokens would not fit

@@ -49,6 +49,6 @@ def eager_labels(task: AbsTaskClassification) -> None:
         labels = np.asarray(y_test[:] if isinstance(y_test, Column) else y_test)
         return metrics(task, labels, y_pred)
 
-    # private mteb hooks, replaced on a private copy; tests/test_mteb_internals.py checks them
+    # private mteb hooks, replaced on a private copy; tests/tasks/test_mteb_internals.py checks them
     task._undersample_data = undersample_data  # type: ignore[method-assign]
     task._calculate_scores = calculate_scores  # type: ignore[method-assign]
