@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from moee_pipeline.cache import completeness, layout, snapshots, sources, staging, store
-from moee_pipeline.extract.engine import ExtractRequest
 from moee_pipeline.extract.recorder import TaskRecorder
+from moee_pipeline.extract.request import ExtractRequest
 from moee_pipeline.extract.reuse import check_same_settings, expected_settings
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.spec import ModelSpec

@@ -7,6 +7,7 @@ The entry's resume logic, writer and manifest (entries.py) are shared with ray_e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -14,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from moee_pipeline.cache import layout
 from moee_pipeline.extract.batching import Batch, make_batches
@@ -27,6 +27,7 @@ from moee_pipeline.extract.entries import (
     plan_task,
 )
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite, forward_pooled
+from moee_pipeline.extract.progress import RunBar
 from moee_pipeline.extract.runinfo import run_metadata
 from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary
 from moee_pipeline.extract.writer import PartWriter
@@ -64,6 +65,7 @@ def extract_task(
     options: ExtractOptions,
     model_id: str,
     splits: Sequence[str] = (),
+    bar: RunBar | None = None,
 ) -> TaskSummary:
     """Extract (or finish extracting) one task's features under one prompt.
 
@@ -71,7 +73,8 @@ def extract_task(
     (or lacking some of `texts`) is completed with the missing texts, not skipped. One process
     at a time works on an entry (or on one shard of it): a second is refused at once rather
     than doing the work twice. With --overwrite, whatever stops the run leaves the old entry
-    as it was.
+    as it was. `bar` is the run's progress bar (a run of several pairs shares one); without
+    one, the pair draws its own.
     """
     directory = layout.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
     with entry_lock(directory, shard=options.shard):
@@ -92,10 +95,11 @@ def extract_task(
             return plan
         try:
             writer = open_writer(plan, metadata, options=options)
+            own = RunBar(enabled=options.progress) if bar is None else contextlib.nullcontext(bar)
             try:
-                tokens, timing = _forward_all(
-                    loaded, plan, writer, options=options, label=f"{task} [{prompt.id}]"
-                )
+                with own as run:
+                    run.begin(f"{task} [{prompt.id}]", len(plan.todo))
+                    tokens, timing = _forward_all(loaded, plan, writer, options=options, bar=run)
             finally:
                 writer.close()
             summary = finish_task(
@@ -115,37 +119,31 @@ def extract_task(
 
 
 def _forward_all(
-    loaded: LoadedModel, plan: TaskPlan, writer: PartWriter, *, options: ExtractOptions, label: str
+    loaded: LoadedModel, plan: TaskPlan, writer: PartWriter, *, options: ExtractOptions, bar: RunBar
 ) -> tuple[int, dict[str, Any]]:
     """Every text still to do through the model into `writer`: (real tokens, loop timing)."""
     todo = plan.todo
     tokens = padded = 0
     loop_start = time.perf_counter()
     first_forward: float | None = None
-    bar = tqdm(total=len(todo), desc=label, unit="text", disable=not options.progress)
-    try:
-        with RouterCapture(loaded.routers) as capture:
-            batches = make_batches(
-                plan.encoded,
-                pad_id=int(loaded.tokenizer.pad_token_id),
-                batch_size=options.batch_size,
-                max_batch_tokens=options.max_batch_tokens,
-            )
-            for batch in batches:
-                if first_forward is None:
-                    first_forward = time.time()
-                for part, pooled in forward_resilient(loaded, capture, batch):
-                    part_texts = [todo[i] for i in part.indices]
-                    check_finite(pooled, part_texts)
-                    lengths = part.attention_mask.sum(dim=1).tolist()
-                    writer.add(part_texts, lengths, part.truncated, pooled)
-                    tokens += part.real_tokens
-                    padded += int(part.attention_mask.numel())
-                    bar.update(len(part.indices))
-                    elapsed = max(bar.format_dict["elapsed"], 1e-9)
-                    bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}", refresh=False)
-    finally:
-        bar.close()
+    with RouterCapture(loaded.routers) as capture:
+        batches = make_batches(
+            plan.encoded,
+            pad_id=int(loaded.tokenizer.pad_token_id),
+            batch_size=options.batch_size,
+            max_batch_tokens=options.max_batch_tokens,
+        )
+        for batch in batches:
+            if first_forward is None:
+                first_forward = time.time()
+            for part, pooled in forward_resilient(loaded, capture, batch):
+                part_texts = [todo[i] for i in part.indices]
+                check_finite(pooled, part_texts)
+                lengths = part.attention_mask.sum(dim=1).tolist()
+                writer.add(part_texts, lengths, part.truncated, pooled)
+                tokens += part.real_tokens
+                padded += int(part.attention_mask.numel())
+                bar.advance(len(part.indices), part.real_tokens)
     timing = {
         "first_forward_at": first_forward,
         "batch_loop_seconds": round(time.perf_counter() - loop_start, 3),

@@ -26,12 +26,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from moee_pipeline.cache import layout, parts
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.collect import TaskCollection, TaskTexts
-from moee_pipeline.extract.engine import ExtractRequest, RayOptions
 from moee_pipeline.extract.entries import (
     TaskPlan,
     abandon,
@@ -41,7 +39,9 @@ from moee_pipeline.extract.entries import (
     plan_task,
 )
 from moee_pipeline.extract.hooks import PooledBatch, check_finite
+from moee_pipeline.extract.progress import RunBar
 from moee_pipeline.extract.ray_actor import FeatureExtractor, blocks
+from moee_pipeline.extract.request import ExtractRequest, RayOptions
 from moee_pipeline.extract.reuse import expected_settings
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, check_max_length
 from moee_pipeline.extract.writer import PartWriter
@@ -202,8 +202,8 @@ def _run(
         num_cpus=ray_options.cpus_per_worker,
     )
     total = sum(p.remaining() for p in pending.values())
-    bar = tqdm(total=total, desc="extract [ray]", unit="text", disable=not options.progress)
-    tokens = 0
+    bar = RunBar(enabled=options.progress, desc="extract [ray]")
+    bar.begin(f"{len(pending)} task x prompt pair(s)", total)
     try:
         for out in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for key in np.unique(out["key"]).tolist():
@@ -212,10 +212,8 @@ def _run(
                     continue
                 rows = np.flatnonzero(out["key"] == key)
                 added = _write_rows(state, out, rows, options=options)
-                tokens += added[1]
-                bar.update(added[0])
-                elapsed = max(bar.format_dict["elapsed"], 1e-9)
-                bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}", refresh=False)
+                task, prompt = pairs[key]
+                bar.advance(*added, label=f"{task} [{prompt.id}]")
                 if state.remaining() == 0:
                     yield _finish(pending.pop(key), options=options, run=run)
     except Exception as error:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moee_pipeline.extract.collect import TaskCollection
-from moee_pipeline.extract.engine import ExtractRequest
+from moee_pipeline.extract.progress import RunBar
+from moee_pipeline.extract.request import ExtractRequest
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, check_max_length
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
@@ -42,17 +43,19 @@ class LocalEngine:
             spec = request.spec
             check_max_length(request.options.max_length, load_config(spec), model=spec.model)
             loaded = load_model(spec)
-            for item in todo:
-                for prompt in request.prompts:
-                    yield extract_task(
-                        loaded,
-                        task=item.name,
-                        texts=item.texts,
-                        prompt=prompt,
-                        options=request.options,
-                        model_id=request.spec.model,
-                        splits=item.splits,
-                    )
+            with RunBar(enabled=request.options.progress) as bar:  # the run's one bar
+                for item in todo:
+                    for prompt in request.prompts:
+                        yield extract_task(
+                            loaded,
+                            task=item.name,
+                            texts=item.texts,
+                            prompt=prompt,
+                            options=request.options,
+                            model_id=request.spec.model,
+                            splits=item.splits,
+                            bar=bar,
+                        )
 
 
 def run_extract(

@@ -219,7 +219,7 @@ def test_tiny_model_build_writes_nothing(
 
 
 @pytest.mark.slow
-def test_extract_prints_the_weight_memory_report_once_from_the_manifest(
+def test_extract_prints_the_weight_memory_report_once_and_one_progress_bar(
     tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
     from moee_pipeline.cache import layout, store
@@ -238,6 +238,11 @@ def test_extract_prints_the_weight_memory_report_once_from_the_manifest(
     assert first.stdout.count(expected) == 1  # one load, one report, before the task lines
     assert first.stdout.index(expected) < first.stdout.index("MoeeToySTS [none]")
     assert "by storage" not in first.stderr
+    bar = first.stderr.replace("\r", "\n").splitlines()
+    assert first.stderr.count("\n") == 1, first.stderr  # one bar for the run's two pairs
+    assert {line.split(":")[0] for line in bar if line.strip()} == {"extract"}
+    assert any("MoeeToySTS [none]" in line for line in bar)
+    assert any("MoeeToySTS [tone]" in line for line in bar)
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "already complete" in again.stdout
     assert "by storage" not in again.stdout  # no model was loaded
