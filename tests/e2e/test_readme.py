@@ -108,3 +108,32 @@ def test_readme_claim_scoring_imports_no_torch() -> None:
     code = "import sys, moee_pipeline.score.run; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _layout_block() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Layout") :]
+    return section[section.index("```\n") + 4 : section.index("\n```", section.index("```\n") + 4)]
+
+
+def test_readme_layout_names_every_module_of_the_tree() -> None:
+    """The Layout section is the tree: each module is named under its folder's entry."""
+    package = README.parent / "moee_pipeline"
+    block = _layout_block()
+    folders = re.split(r"\n  (?=\w+/ )", block.split("\ntests/")[0])
+    described = {chunk.split("/")[0].strip(): chunk for chunk in folders[1:]}
+    top = folders[0]
+    missing = []
+    for module in sorted(package.rglob("*.py")):
+        if module.name == "__init__.py":
+            continue
+        folder = module.parent.relative_to(package).as_posix()
+        where = top if folder == "." else described.get(folder, "")
+        name = module.name if folder == "." else module.stem
+        if not re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", where):
+            missing.append(module.relative_to(package).as_posix())
+    assert not missing, f"README Layout does not name: {missing}"
+    folders_in_tree = {
+        d.name for d in package.iterdir() if d.is_dir() and (d / "__init__.py").exists()
+    }
+    assert folders_in_tree == set(described), "README Layout folders differ from the package's"
