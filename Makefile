@@ -32,8 +32,10 @@ format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix moee_pipeline tests benchmarks
 	$(VENV)/bin/ruff format moee_pipeline tests benchmarks
 
-test: lint ## Lint, then run the whole test suite (offline, CPU), naming the slowest tests
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q --durations=15
+TEST_WORKERS ?= auto
+
+test: lint ## Lint, then run the whole test suite (offline, CPU, one worker per core), naming the slowest tests
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 demo: install ## Run the whole pipeline offline on a tiny bundled model and task
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m moee_pipeline.demo
