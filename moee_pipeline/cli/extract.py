@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -196,7 +197,7 @@ def extract(
             what = (
                 "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"
             )
-            click.echo(f"{s.task} [{s.prompt_id}]: {s.rows} rows, {what} -> {s.path}")
+            _above_bar(f"{s.task} [{s.prompt_id}]: {s.rows} rows, {what} -> {s.path}")
     except click.ClickException:
         raise
     except USER_ERRORS as error:
@@ -218,6 +219,14 @@ def _prompt(spec: str, cache_dir: Path) -> Prompt:
         return resolve_prompt(template)
 
 
+def _above_bar(text: str) -> None:
+    """Print a result line while the run's progress bar lives: above it, never inside its line
+    (tqdm clears the bar, writes, and draws it again)."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stdout)
+
+
 def _echo_weight_memory(entry: Path) -> bool:
     """Print the weight-memory report of the model that extracted `entry`, as its manifest
     records it (whichever engine, process or Ray actor, loaded the model); whether there was one.
@@ -230,7 +239,7 @@ def _echo_weight_memory(entry: Path) -> bool:
         manifest = store.read_manifest(entry, path.name) or {}
         if manifest.get("weight_memory"):
             title = f"{manifest.get('model')} [{manifest.get('quantization')}]"
-            click.echo(format_report(manifest["weight_memory"], title=title))
+            _above_bar(format_report(manifest["weight_memory"], title=title))
             return True
     return False
 
