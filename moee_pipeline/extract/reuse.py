@@ -74,8 +74,7 @@ def extends_hs(
     if not options.extend:
         raise ExtractionError(
             f"{where} holds the last layer's hidden states only: rerun with --extend to add "
-            "every layer's (the model runs over its texts again, stored values are kept) "
-            "or with --overwrite"
+            "every layer's, or with --overwrite"
         )
     if options.shard[1] > 1:
         raise ExtractionError(f"{where}: --extend works on whole entries; run it without --shard")

@@ -132,6 +132,16 @@ def test_last_is_todays_cache(olmoe: tuple[Path, LoadedModel], tmp_path: Path) -
     assert manifest is not None and manifest["hs_columns"] == ["hs_last", "hs_mean"]
     with pytest.raises(store.CacheError, match="--hs-layers all --extend"):
         _read(tmp_path, model_dir)
+    # beside an entry of every layer, the README's pandas reads still work
+    every = extract_task(
+        loaded, task="U", texts=TEXTS[:2], prompt=resolve_prompt("none"),
+        options=_options(tmp_path, hs_layers="all"), model_id=str(model_dir),
+    )  # fmt: skip
+    common = ["text_id", "rw_last", "hs_last", "task"]
+    both = pd.read_parquet(tmp_path / "features", columns=common)
+    assert sorted(both["task"].value_counts().to_dict().items()) == [("T", 5), ("U", 2)]
+    one = pd.read_parquet(every.path)
+    assert set(parts.HS_LAYER_COLUMNS) <= set(one.columns) and len(one) == 2
 
 
 def test_mismatch_is_one_line_and_extend_keeps_every_row(
