@@ -239,7 +239,8 @@ def plan_task(
     directory.mkdir(parents=True, exist_ok=True)
     files.remove_stale_temps(directory)
     staging.link_parts(final, directory, list(seed))
-    first = _next_part([final, directory], prefix) if staged else 0
+    # a staged build continues the entry's numbering; an extension replaces every part
+    first = _next_part([final, directory], prefix) if staged and kept is None else 0
     return TaskPlan(
         task,
         prompt,

@@ -154,6 +154,9 @@ def _comparison(comparison: pd.DataFrame, notes: list[str]) -> Table:
     return Table("Comparison with the paper (x100, diff = ours - paper)", shown, tuple(notes))
 
 
+_HS_LAYER_NAMES = {"last": "last layer", "all": "all layers"}
+
+
 def _layer_pooling(rows: pd.DataFrame, *, compare_paper: bool) -> Table | None:
     """The paper's Table 5 (`report.layer_table`): shown when a layer or pooling comparison was
     scored (HS of other layers, or mean pooling), and with --compare-paper whenever it can be."""
@@ -184,7 +187,7 @@ def _layer_pooling(rows: pd.DataFrame, *, compare_paper: bool) -> Table | None:
             ],
             "pooling": data["pooling"].map(layer_table.POOLING_NAMES),
             "layers": [
-                "" if f == RW else f"{lay} layer" if lay in ("last", "all") else f"layers {lay}"
+                "" if f == RW else _HS_LAYER_NAMES.get(lay, f"layers {lay}")
                 for f, lay in zip(data["feature"], data["layers"], strict=True)
             ],
             "score": [
@@ -200,7 +203,7 @@ def _layer_pooling(rows: pd.DataFrame, *, compare_paper: bool) -> Table | None:
         "(see the tasks each row covers below)",
         f"{layer_table.BEST_MOEE} ({report.ORACLE}): the MoEE-concat or MoEE-sum configuration "
         "with the highest mean on the test scores themselves; it has seen the test labels",
-        "HS 'all layer': every decoder layer's hidden state, each layer scaled to unit RMS, "
+        "HS 'all layers': every decoder layer's hidden state, each layer scaled to unit RMS, "
         "concatenated (`moee score --hs-layers all`)",
         *sorted({f"tasks covered: {t}" for t in data["tasks"]}),
     ]

@@ -99,9 +99,9 @@ def test_table5_rows_are_the_sts12_16_means_and_best_moee_is_the_oracle(tmp_path
     cells = _table(text)
     got = {(r[2], r[3], r[4]): r[5] for r in cells}
     assert got[("HS", "last token", "last layer")] == _expected(0.10)
-    assert got[("HS", "last token", "all layer")] == _expected(0.05)
+    assert got[("HS", "last token", "all layers")] == _expected(0.05)
     assert got[("HS", "mean", "last layer")] == _expected(-0.20)
-    assert got[("HS", "mean", "all layer")] == _expected(0.08)
+    assert got[("HS", "mean", "all layers")] == _expected(0.08)
     assert got[("RW", "last token", "")] == _expected(0.12)
     assert got[("RW", "mean", "")] == _expected(0.0)
     best = [r for r in cells if r[2] == "MoEE (best) (oracle)"]
@@ -130,7 +130,7 @@ def test_compare_paper_puts_table5_beside_and_marks_other_settings(tmp_path: Pat
     hs_all = ours[
         (ours["feature"] == "HS")
         & (ours["pooling"] == "last token")
-        & (ours["layers"] == "all layer")
+        & (ours["layers"] == "all layers")
     ]
     assert hs_all["paper"].item() == f"{paper[('HS', 'last', 'all')]:.2f}"
     want = float(_expected(0.05)) - paper[("HS", "last", "all")]
