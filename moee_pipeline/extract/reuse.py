@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from moee_pipeline.cache import parts, store
+from moee_pipeline.extract.runinfo import hs_columns_of
 from moee_pipeline.extract.settings import ExtractionError, ExtractOptions
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
@@ -63,8 +64,7 @@ def extends_hs(
     hs_mean are there), but texts added to it must have every column: that needs `all`.
     """
     held = parts.hs_columns(old)
-    wanted = ("hs_last", "hs_mean", *(parts.HS_LAYER_COLUMNS if options.hs_layers == "all" else ()))
-    if set(wanted) <= set(held):
+    if set(hs_columns_of(options.hs_layers)) <= set(held):
         return False
     if not complete:
         raise ExtractionError(

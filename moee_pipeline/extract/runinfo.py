@@ -39,7 +39,7 @@ def shard_of(text_id: str, count: int) -> int:
     return int(text_id[:12], 16) % count
 
 
-def hs_columns(hs_layers: HsStore) -> list[str]:
+def hs_columns_of(hs_layers: HsStore) -> list[str]:
     """The hidden-state columns a run with `--hs-layers hs_layers` stores."""
     layers = list(parts.HS_LAYER_COLUMNS) if hs_layers == "all" else []
     return ["hs_last", "hs_mean", *layers]
@@ -75,7 +75,7 @@ def run_metadata(
         "hidden_size": loaded.hidden_size,
         "moe_layers": loaded.moe_layers,
         "n_layers": int(loaded.model.config.num_hidden_layers),
-        "hs_columns": hs_columns(hs_layers),
+        "hs_columns": hs_columns_of(hs_layers),
         "versions": package_versions(),
         **{k: v for k, v in loaded.info.items() if k != "revision"},
     }

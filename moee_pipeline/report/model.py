@@ -103,11 +103,11 @@ def _chosen_weights(rows: pd.DataFrame) -> pd.DataFrame | None:
     ]
     if picked.empty:
         return None
+    label = ["model", "prompt", "layers", "weight_label"]
+    if picked["hs_layers"].nunique() > 1:  # else configurations would share a column
+        label.insert(3, "hs_layers")
     picked = picked.assign(
-        config=[
-            report.row_label(r, ["model", "prompt", "layers", "weight_label"])
-            for r in picked.to_dict("records")
-        ],
+        config=[report.row_label(r, label) for r in picked.to_dict("records")],
         chosen=[
             f"{format_weight(w)} ({b})"
             for w, b in zip(picked["weight"], picked["basis"], strict=True)

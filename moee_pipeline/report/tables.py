@@ -206,6 +206,6 @@ def varying_columns(frame: pd.DataFrame) -> list[str]:
 
 def constant_settings(frame: pd.DataFrame) -> str:
     """The settings every row shares, for a note under the table."""
-    keys = ("rw", "zscore", "pooling", "layers", *PROVENANCE_COLUMNS)
+    keys = ("rw", "zscore", "pooling", "layers", "hs_layers", *PROVENANCE_COLUMNS)
     same = [k for k in keys if frame[k].nunique() == 1]
     return ", ".join(f"{k}={frame[k].iloc[0] or '?'}" for k in same)

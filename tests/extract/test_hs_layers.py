@@ -210,3 +210,26 @@ def test_a_failed_extension_leaves_the_entry_as_it_was(
         assert np.array_equal(kept.arrays[name], before.arrays[name])
     _extract(loaded, model_dir, tmp_path, hs_layers="all", extend=True)
     assert sorted(_read(tmp_path, model_dir).text_ids) == sorted(before.text_ids)
+
+
+def test_which_hs_mismatches_extend_and_which_are_refused(tmp_path: Path) -> None:
+    from moee_pipeline.extract.reuse import check_hs_room, extends_hs
+
+    last = {"hs_columns": ["hs_last", "hs_mean"]}
+    every = {"hs_columns": ["hs_last", "hs_mean", *parts.HS_LAYER_COLUMNS]}
+    before: dict[str, Any] = {}  # a manifest from before HS columns were recorded
+    run_all, run_last = _options(tmp_path, hs_layers="all"), _options(tmp_path)
+    extend = _options(tmp_path, hs_layers="all", extend=True)
+    assert not extends_hs(every, run_last, where=tmp_path, complete=True)
+    assert not extends_hs(last, run_last, where=tmp_path, complete=True)
+    assert extends_hs(before, extend, where=tmp_path, complete=True)
+    with pytest.raises(ExtractionError, match="rerun with --extend"):
+        extends_hs(last, run_all, where=tmp_path, complete=True)
+    with pytest.raises(ExtractionError, match="partly extracted with --hs-layers last"):
+        extends_hs(last, extend, where=tmp_path, complete=False)
+    sharded = _options(tmp_path, hs_layers="all", extend=True, shard=(0, 2))
+    with pytest.raises(ExtractionError, match="without --shard"):
+        extends_hs(last, sharded, where=tmp_path, complete=True)
+    check_hs_room(every, run_all, where=tmp_path)
+    with pytest.raises(ExtractionError, match="add texts to it with --hs-layers all"):
+        check_hs_room(every, run_last, where=tmp_path)
