@@ -28,6 +28,11 @@ RW_MODES: tuple[RwMode, ...] = get_args(RwMode)
 Pooling = Literal["last", "mean"]
 POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
 
+#: Which hidden states an extraction stores: the last layer's (hs_last, hs_mean), or also every
+#: decoder layer's (hs_layers_last, hs_layers_mean); `moee score --hs-layers` picks among them.
+HsStore = Literal["last", "all"]
+HS_STORES: tuple[HsStore, ...] = get_args(HsStore)
+
 #: Which parts are z-scored: RW and the MoEE parts (auto), HS too (all), nothing (none).
 ZscoreMode = Literal["auto", "all", "none"]
 ZSCORE_MODES: tuple[ZscoreMode, ...] = get_args(ZscoreMode)

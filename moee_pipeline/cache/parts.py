@@ -31,7 +31,13 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 #: The schema metadata key holding the run's settings and shapes in every part.
 METADATA_KEY = b"moee"
+#: The vectors every part holds.
 VECTOR_COLUMNS = ("rw_last", "rw_mean", "hs_last", "hs_mean")
+#: The vectors a part extracted with `--hs-layers all` holds besides: every decoder layer's
+#: hidden state (layer-major, n_layers x hidden_size), last token and mean-pooled.
+HS_LAYER_COLUMNS = ("hs_layers_last", "hs_layers_mean")
+#: Every vector column a part may hold.
+ALL_VECTOR_COLUMNS = (*VECTOR_COLUMNS, *HS_LAYER_COLUMNS)
 #: What every part holds besides its vectors; `text_id` is the key scoring looks texts up by.
 ROW_COLUMNS = ("text_id", "text", "n_tokens", "truncated")
 PART_GLOB = "part-*.parquet"
@@ -42,14 +48,30 @@ def text_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def hs_columns(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The hidden-state columns an entry holds, as its manifest (or a part) records them; an
+    entry made before they were recorded holds the last layer's only."""
+    recorded = meta.get("hs_columns")
+    return tuple(recorded) if recorded else ("hs_last", "hs_mean")
+
+
+def vector_columns(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The vector columns of an entry's parts: RW, and the HS columns it records."""
+    held = set(hs_columns(meta))
+    return tuple(c for c in ALL_VECTOR_COLUMNS if c.startswith("rw") or c in held)
+
+
 def vector_widths(meta: Mapping[str, Any]) -> dict[str, int]:
     """Each vector column's width from a run's shapes (0 where they are not recorded).
 
-    RW is layer-major router logits (n_moe_layers x n_experts), HS the hidden state.
+    RW is layer-major router logits (n_moe_layers x n_experts), HS the hidden state, the
+    per-layer HS every decoder layer's, layer-major (n_layers x hidden_size).
     """
     rw = int(meta.get("n_moe_layers") or 0) * int(meta.get("n_experts") or 0)
     hs = int(meta.get("hidden_size") or 0)
-    return {name: rw if name.startswith("rw") else hs for name in VECTOR_COLUMNS}
+    layers = int(meta.get("n_layers") or 0) * hs
+    widths = {name: rw if name.startswith("rw") else hs for name in VECTOR_COLUMNS}
+    return {**widths, **dict.fromkeys(HS_LAYER_COLUMNS, layers)}
 
 
 def vector_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -75,7 +97,7 @@ def feature_schema(metadata: Mapping[str, Any]) -> pa.Schema:
         pa.field("n_tokens", pa.int32(), nullable=False),
         pa.field("truncated", pa.bool_(), nullable=False),
     ]
-    for name in VECTOR_COLUMNS:
+    for name in vector_columns(metadata):
         fields.append(pa.field(name, pa.list_(pa.float32(), widths[name]), nullable=False))
     return pa.schema(fields, metadata={METADATA_KEY: json.dumps(dict(metadata), sort_keys=True)})
 
@@ -108,7 +130,7 @@ def write_part(table: pa.Table, path: Path) -> dict[str, Any]:
     written), so later damage to the file is caught without decoding it.
     """
     sink = pa.BufferOutputStream()
-    floats = [f"{name}.list.element" for name in VECTOR_COLUMNS if name in table.column_names]
+    floats = [f"{name}.list.element" for name in ALL_VECTOR_COLUMNS if name in table.column_names]
     pq.write_table(
         table,
         sink,
@@ -167,7 +189,8 @@ def read_part(
     try:
         with pq.ParquetFile(source) as handle:
             schema = handle.schema_arrow
-            needed = list(columns) if columns is not None else ["text_id", *VECTOR_COLUMNS]
+            held = vector_columns(meta if meta is not None else schema_metadata(schema))
+            needed = list(columns) if columns is not None else ["text_id", *held]
             missing = [name for name in needed if name not in schema.names]
             if missing:
                 what = f"cannot be read as features (it lacks column(s) {', '.join(missing)})"
@@ -180,7 +203,7 @@ def read_part(
         what = f"holds {table.num_rows} rows, the manifest says {record.get('rows')}"
         raise FileProblem(path, what)
     widths = vector_widths(meta if meta is not None else schema_metadata(schema))
-    for name in (c for c in VECTOR_COLUMNS if c in table.column_names):
+    for name in (c for c in ALL_VECTOR_COLUMNS if c in table.column_names):
         kind = table.schema.field(name).type
         if not pa.types.is_fixed_size_list(kind) or kind.value_type != pa.float32():
             raise FileProblem(path, f"has {name} of type {kind}, not a float32 vector")
@@ -195,6 +218,6 @@ def audit_part(table: pa.Table) -> list[str]:
     holding NaN or inf (the extraction refuses them, so one here was written by something else)."""
     return [
         f"{name} holds NaN or inf values"
-        for name in VECTOR_COLUMNS
+        for name in ALL_VECTOR_COLUMNS
         if name in table.column_names and not np.isfinite(column_matrix(table[name])).all()
     ]

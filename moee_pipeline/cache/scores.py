@@ -34,22 +34,26 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 SCORE_COLUMNS: tuple[str, ...] = (
     "model", "prompt", "method", "weight", "weight_rule", "rw", "zscore", "pooling", "layers",
-    "task", "task_type", "split", "main_metric", "main_score", *PROVENANCE_COLUMNS,
+    "hs_layers", "task", "task_type", "split", "main_metric", "main_score", *PROVENANCE_COLUMNS,
 )  # fmt: skip
 #: What identifies a row: a rerun of the same configuration, task, split and provenance
 #: replaces it; rows of other provenance (an nf4 and a bf16 run) stay side by side.
-KEY_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS[:10], "split", *PROVENANCE_COLUMNS)
+KEY_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS[:11], "split", *PROVENANCE_COLUMNS)
+#: What an empty cell means in a column older files lack or leave empty (and files before
+#: `hs_layers` existed scored the last layer's hidden state).
+DEFAULTS: dict[str, str] = {"hs_layers": "last"}
 
 
 def row_key(row: Mapping[str, str | None]) -> tuple[str, ...]:
-    """What identifies a row; HS ignores the RW options it records, so they are not part of it.
-
-    An auto-weight row is identified by its rule, not by the alpha it chose.
+    """What identifies a row; HS ignores the RW options it records, RW the HS layers, so they
+    are not part of it. An auto-weight row is identified by its rule, not by the alpha it chose.
     """
     ignored = {"rw", "layers"} if row["method"] == "HS" else set()
+    if row["method"] == "RW":
+        ignored.add("hs_layers")
     if row.get("weight_rule") == "auto":
         ignored.add("weight")
-    return tuple("*" if k in ignored else (row.get(k) or "") for k in KEY_COLUMNS)
+    return tuple("*" if k in ignored else (row.get(k) or DEFAULTS.get(k, "")) for k in KEY_COLUMNS)
 
 
 #: Columns every scores.csv has had; a file without them is not ours (newer columns may be absent).

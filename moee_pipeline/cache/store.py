@@ -28,11 +28,13 @@ from moee_pipeline.cache.files import not_a_file
 from moee_pipeline.cache.files import write_json_atomic as write_json_atomic  # one writer
 from moee_pipeline.cache.layout import iter_entries, model_name, model_slug, names_model, task_dir
 from moee_pipeline.cache.parts import (
+    ALL_VECTOR_COLUMNS,
     SCHEMA_VERSION,
-    VECTOR_COLUMNS,
     column_matrix,
+    hs_columns,
     part_files,
     read_part,
+    vector_columns,
 )
 
 logger = logging.getLogger(__name__)
@@ -223,10 +225,18 @@ def read_features(
         state = f"incomplete ({len(part_files(directory))} parts, no manifest)"
         what = state if directory.is_dir() else "not extracted"
         raise CacheError(f"{task} [{prompt_id}] is {what}: {hint}")
-    unknown = [c for c in columns if c not in VECTOR_COLUMNS]
+    unknown = [c for c in columns if c not in ALL_VECTOR_COLUMNS]
     if unknown:
-        raise CacheError(f"unknown feature columns {unknown}; choose from {list(VECTOR_COLUMNS)}")
+        choices = list(ALL_VECTOR_COLUMNS)
+        raise CacheError(f"unknown feature columns {unknown}; choose from {choices}")
     check_identity(manifest, directory=directory, model=model, prompt_id=prompt_id, task=task)
+    absent = [c for c in columns if c not in vector_columns(manifest)]
+    if absent:
+        raise CacheError(
+            f"{task} [{prompt_id}] holds {'/'.join(hs_columns(manifest))} only, not "
+            f"{'/'.join(absent)}: run `moee extract --model {model} --prompt {prompt_id} "
+            f"--tasks {task} --hs-layers all --extend`"
+        )
     records = manifest.get("parts")
     listed, problems = listed_parts(directory, records, complete=records is not None)
     if problems:

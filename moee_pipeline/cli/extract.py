@@ -27,7 +27,7 @@ from moee_pipeline.cli.options import (
 from moee_pipeline.extract.engine import RayOptions
 from moee_pipeline.extract.settings import option_defaults
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
-from moee_pipeline.vocabulary import Engine
+from moee_pipeline.vocabulary import HS_STORES, Engine, HsStore
 
 if TYPE_CHECKING:
     from moee_pipeline.prompts import Prompt
@@ -95,6 +95,20 @@ RAY_DEFAULTS = RayOptions()
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model's own Hub code.")
 @click.option("--overwrite", is_flag=True, help="Re-extract tasks that are already complete.")
+@click.option(
+    "--hs-layers",
+    type=click.Choice(HS_STORES),
+    default=DEFAULTS["hs_layers"],
+    show_default=True,
+    help="Hidden states to store: the last layer's, or also every decoder layer's "
+    "(hs_layers_last, hs_layers_mean) for `moee score --hs-layers`.",
+)
+@click.option(
+    "--extend",
+    is_flag=True,
+    help="With --hs-layers all: add every layer's hidden states to entries extracted with "
+    "last (the model runs again; every stored value is kept).",
+)
 @engine_option(local_help="this process")
 @click.option(
     "--workers",
@@ -141,6 +155,8 @@ def extract(
     splits: str | None,
     trust_remote_code: bool,
     overwrite: bool,
+    hs_layers: HsStore,
+    extend: bool,
     engine: Engine,
     workers: int,
     gpus_per_worker: float | None,
@@ -185,6 +201,8 @@ def extract(
                 rows_per_shard=rows_per_shard,
                 shard=parse_shard(shard),
                 overwrite=overwrite,
+                hs_layers=hs_layers,
+                extend=extend,
             ),
             data_dir=data_dir,
             splits=split_csv(splits),

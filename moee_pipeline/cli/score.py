@@ -121,6 +121,15 @@ def split_weights(values: tuple[float | WeightRule, ...]) -> tuple[tuple[float, 
     help="MoE-layer POSITIONS 0..n_moe_layers-1, e.g. 0-7 or 0,4,8; repeatable.",
 )
 @click.option(
+    "--hs-layers",
+    multiple=True,
+    default=default("hs_layers"),
+    show_default=True,
+    help="Hidden states of: last (the last layer), all, or decoder-layer POSITIONS "
+    "0..n_layers-1 (concatenated in layer order; needs `moee extract --hs-layers all`); "
+    "repeatable.",
+)
+@click.option(
     "--zscore",
     multiple=True,
     type=click.Choice(ZSCORE_MODES),
@@ -174,6 +183,7 @@ def score(
     rw: tuple[RwMode, ...],
     pooling: tuple[Pooling, ...],
     layers: tuple[str, ...],
+    hs_layers: tuple[str, ...],
     zscore: tuple[ZscoreMode, ...],
     splits: tuple[str, ...],
     zscore_fit: ZscoreFit,
@@ -203,6 +213,7 @@ def score(
             rw=rw,
             pooling=pooling,
             layers=layers,
+            hs_layers=hs_layers,
             zscore=zscore,
             splits=splits,
             zscore_fit=zscore_fit,

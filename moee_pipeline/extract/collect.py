@@ -16,7 +16,7 @@ from typing import Any
 from moee_pipeline.cache import completeness, layout, snapshots, sources, staging, store
 from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.request import ExtractRequest
-from moee_pipeline.extract.reuse import check_same_settings, expected_settings
+from moee_pipeline.extract.reuse import check_same_settings, expected_settings, extends_hs
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
@@ -101,6 +101,8 @@ def _already_done(
             return None
         expected = expected_settings(spec, options=options, prompt=prompt)
         check_same_settings(manifest, expected, where=folder)
+        if extends_hs(manifest, options, where=folder, complete=True):
+            return None
         summaries.append(TaskSummary(task, prompt.id, manifest["rows"], 0, 0.0, folder, True))
     wanted = texts()
     if any(completeness.lacking(s.path, wanted) for s in summaries):

@@ -16,6 +16,7 @@ that stored nothing leaves neither folder nor lock behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -24,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from filelock import FileLock, Timeout
 from transformers import PreTrainedTokenizerBase
 
 from moee_pipeline.cache import files, layout, parts, staging, store
 from moee_pipeline.extract.batching import Encoded, encode_texts
-from moee_pipeline.extract.reuse import check_same_settings
+from moee_pipeline.extract.hooks import PooledBatch
+from moee_pipeline.extract.reuse import check_hs_room, check_same_settings, extends_hs
 from moee_pipeline.extract.runinfo import shard_of
 from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary, check_texts
 from moee_pipeline.extract.writer import PartWriter
@@ -140,6 +143,9 @@ class TaskPlan:
     first_part: int = 0  # the number of the first part this run writes
     #: Parts of the complete entry a staged extension took along, with their manifest records.
     seeded: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    #: What an entry extended to every layer's HS stored (`--extend`): its rows keep these.
+    kept: store.Features | None = None
+    kept_rows: Mapping[str, int] = field(default_factory=dict)  # text id -> row of `kept`
 
     @property
     def staged(self) -> bool:
@@ -178,32 +184,48 @@ def plan_task(
     staged = options.overwrite  # build beside the entry and swap it in at the end
     seed: dict[str, Any] = {}  # parts of a complete entry a staged extension starts from
     have: set[str] = set()
-    if options.overwrite:
-        if shard[1] > 1:  # the other shards' parts stay: they must be of these settings
-            _check_same_run(final, settings, besides=shard)
-    else:
+    if options.overwrite and shard[1] > 1:  # the other shards' parts stay: of these settings
+        _check_same_run(final, settings, besides=shard)
+    kept: store.Features | None = None
+    kept_rows: dict[str, int] = {}
+    if not options.overwrite:
         done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
         _check_same_run(final, settings)
         have = store.existing_text_ids(final)
+        found = parts.part_files(final)
+        if done is None and found:  # resuming: the parts' HS columns must be the run's
+            started = parts.part_metadata(found[0])
+            extends_hs(started, options, where=final, complete=False)
+            check_hs_room(started, options, where=final)
+        extend = False
         if done is not None:
             check_same_settings(done, settings, where=final)
+            extend = extends_hs(done, options, where=final, complete=True)
             lacking = sum(parts.text_id(t) not in have for t in mine)
-            if set(splits) <= set(done.get("splits") or splits) and not lacking:
+            if set(splits) <= set(done.get("splits") or splits) and not lacking and not extend:
                 if shard[1] > 1 and store.read_manifest(final) is None:
                     store.combine_shards(final, shard[1], done)  # a swap stopped before it
                 return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, final, skipped=True)
+            check_hs_room(done, options, where=final)
             if lacking:
                 logger.warning("%s lacks %d of its texts: extracting them", final, lacking)
-            # more splits or missing texts: extended beside, so it stays readable meanwhile
+            # more splits, missing texts, more HS: extended beside, readable meanwhile
             staged, records = True, done.get("parts") or {}
             ours = _part_records_of(final, prefix)
-            seed = {name: records.get(name) for name in ours}
+            seed = {} if extend else {name: records.get(name) for name in ours}
         gone = have - {parts.text_id(t) for t in texts}
         if gone:
             raise ExtractionError(
                 f"{final} holds {len(gone)} text(s) that {task} no longer has (its data "
                 "changed): rerun with --overwrite"
             )
+        if extend:  # every text runs again for the new columns; the stored values stay
+            columns = parts.vector_columns(done or {})
+            kept = store.read_features(
+                options.cache_dir, model=model_id, prompt_id=prompt.id, task=task, columns=columns
+            )
+            kept_rows = {tid: row for row, tid in enumerate(kept.text_ids)}
+            have = set()
     todo = [t for t in mine if parts.text_id(t) not in have]
     encoded = encode_texts(tokenizer, prompt, todo, max_length=options.max_length)
     empty = [todo[e.index] for e in encoded if not e.input_ids]
@@ -217,7 +239,8 @@ def plan_task(
     directory.mkdir(parents=True, exist_ok=True)
     files.remove_stale_temps(directory)
     staging.link_parts(final, directory, list(seed))
-    first = _next_part([final, directory], prefix) if staged else 0
+    # a staged build continues the entry's numbering; an extension replaces every part
+    first = _next_part([final, directory], prefix) if staged and kept is None else 0
     return TaskPlan(
         task,
         prompt,
@@ -232,7 +255,26 @@ def plan_task(
         start,
         first_part=first,
         seeded=seed,
+        kept=kept,
+        kept_rows=kept_rows,
     )
+
+
+def keep_stored(plan: TaskPlan, texts: Sequence[str], pooled: PooledBatch) -> PooledBatch:
+    """A batch whose texts an extended entry stored keeps their stored values (bit for bit):
+    only the columns the entry lacked come from this run's forward pass."""
+    if plan.kept is None:
+        return pooled
+    rows = np.asarray([plan.kept_rows.get(parts.text_id(t), -1) for t in texts], dtype=np.int64)
+    stored = rows >= 0
+    if not stored.any():
+        return pooled
+    arrays = pooled.arrays()
+    for name, values in plan.kept.arrays.items():
+        merged = arrays[name].copy()
+        merged[stored] = values[rows[stored]]
+        arrays[name] = merged
+    return dataclasses.replace(pooled, **arrays)
 
 
 def abandon(plan: TaskPlan) -> None:

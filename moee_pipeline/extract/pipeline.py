@@ -23,6 +23,7 @@ from moee_pipeline.extract.entries import (
     abandon,
     entry_lock,
     finish_task,
+    keep_stored,
     open_writer,
     plan_task,
 )
@@ -35,6 +36,12 @@ from moee_pipeline.models.loading import LoadedModel
 from moee_pipeline.prompts import Prompt
 
 logger = logging.getLogger(__name__)
+
+
+def layer_capture(loaded: LoadedModel, options: ExtractOptions) -> RouterCapture:
+    """The hooks a run needs: every router's, and with `--hs-layers all` every decoder layer's."""
+    layers = loaded.decoder_layers if options.hs_layers == "all" else ()
+    return RouterCapture(loaded.routers, layers)
 
 
 def forward_resilient(
@@ -79,7 +86,12 @@ def extract_task(
     directory = layout.task_dir(options.cache_dir, model=model_id, prompt_id=prompt.id, task=task)
     with entry_lock(directory, shard=options.shard):
         metadata = run_metadata(
-            loaded, prompt=prompt, task=task, max_length=options.max_length, model_id=model_id
+            loaded,
+            prompt=prompt,
+            task=task,
+            max_length=options.max_length,
+            model_id=model_id,
+            hs_layers=options.hs_layers,
         )
         plan = plan_task(
             loaded.tokenizer,
@@ -126,7 +138,7 @@ def _forward_all(
     tokens = padded = 0
     loop_start = time.perf_counter()
     first_forward: float | None = None
-    with RouterCapture(loaded.routers) as capture:
+    with layer_capture(loaded, options) as capture:
         batches = make_batches(
             plan.encoded,
             pad_id=int(loaded.tokenizer.pad_token_id),
@@ -138,6 +150,7 @@ def _forward_all(
                 first_forward = time.time()
             for part, pooled in forward_resilient(loaded, capture, batch):
                 part_texts = [todo[i] for i in part.indices]
+                pooled = keep_stored(plan, part_texts, pooled)
                 check_finite(pooled, part_texts)
                 lengths = part.attention_mask.sum(dim=1).tolist()
                 writer.add(part_texts, lengths, part.truncated, pooled)

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from moee_pipeline.cache import parts
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.extract.batching import Encoded, make_batches
 from moee_pipeline.extract.entries import TaskPlan
@@ -25,6 +24,7 @@ from moee_pipeline.extract.runinfo import run_metadata
 from moee_pipeline.models.loading import load_model
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
+from moee_pipeline.vocabulary import HsStore
 
 
 class FeatureExtractor:
@@ -43,10 +43,13 @@ class FeatureExtractor:
         max_length: int,
         batch_size: int,
         max_batch_tokens: int,
+        hs_layers: HsStore = "last",
     ) -> None:
         self.loaded = load_model(spec)
+        layers = self.loaded.decoder_layers if hs_layers == "all" else ()
         # hooks stay on for the actor's life: it runs nothing but feature extraction
-        self.capture = RouterCapture(self.loaded.routers).__enter__()
+        self.capture = RouterCapture(self.loaded.routers, layers).__enter__()
+        self.hs_layers: HsStore = hs_layers
         self.pairs = pairs
         self.model_id = model_id
         self.max_length = max_length
@@ -64,6 +67,7 @@ class FeatureExtractor:
                 task=task,
                 max_length=self.max_length,
                 model_id=self.model_id,
+                hs_layers=self.hs_layers,
             )
             self._metadata[key] = json.dumps(meta, sort_keys=True)
         return self._metadata[key]
@@ -103,8 +107,8 @@ class FeatureExtractor:
             # the run's metadata travels once per block (the driver needs it for the schema)
             "metadata": np.asarray([self.metadata(int(keys[0]))] + [""] * (len(rows) - 1)),
         }
-        for name in parts.VECTOR_COLUMNS:
-            out[name] = np.concatenate([getattr(p, name) for p in pooled])
+        for name in pooled[0].arrays():
+            out[name] = np.concatenate([p.arrays()[name] for p in pooled])
         return out
 
 

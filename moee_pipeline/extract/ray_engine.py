@@ -35,6 +35,7 @@ from moee_pipeline.extract.entries import (
     abandon,
     entry_lock,
     finish_task,
+    keep_stored,
     open_writer,
     plan_task,
 )
@@ -194,6 +195,7 @@ def _run(
             "max_length": options.max_length,
             "batch_size": options.batch_size,
             "max_batch_tokens": options.max_batch_tokens,
+            "hs_layers": options.hs_layers,
         },
         batch_size=None,  # one block = one pair's length-sorted texts
         batch_format="numpy",
@@ -250,7 +252,9 @@ def _write_rows(
         return 0, 0
     indices = [int(out["index"][r]) for r in fresh]
     texts = [state.plan.todo[i] for i in indices]
-    pooled = PooledBatch(*(np.asarray(out[name][fresh]) for name in parts.VECTOR_COLUMNS))
+    columns = [name for name in parts.ALL_VECTOR_COLUMNS if name in out]
+    pooled = PooledBatch(**{name: np.asarray(out[name][fresh]) for name in columns})
+    pooled = keep_stored(state.plan, texts, pooled)
     check_finite(pooled, texts)
     lengths = [int(n) for n in out["n_tokens"][fresh]]
     state.writer.add(texts, lengths, [bool(t) for t in out["truncated"][fresh]], pooled)

@@ -11,7 +11,8 @@ import reprlib
 from pathlib import Path
 from typing import Any
 
-from moee_pipeline.cache import store
+from moee_pipeline.cache import parts, store
+from moee_pipeline.extract.runinfo import hs_columns_of
 from moee_pipeline.extract.settings import ExtractionError, ExtractOptions
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
@@ -51,3 +52,38 @@ def expected_settings(
         "quantization": spec.resolved_quantization(),
         "dtype": spec.resolved_dtype(),
     }
+
+
+def extends_hs(
+    old: dict[str, Any], options: ExtractOptions, *, where: Path, complete: bool
+) -> bool:
+    """Whether a run adds every layer's hidden states to an entry that holds the last layer's
+    only (`--hs-layers all --extend`); any other mismatch of HS columns is refused in one line.
+
+    An entry holding every layer's is complete for `--hs-layers last` as well (its hs_last and
+    hs_mean are there), but texts added to it must have every column: that needs `all`.
+    """
+    held = parts.hs_columns(old)
+    if set(hs_columns_of(options.hs_layers)) <= set(held):
+        return False
+    if not complete:
+        raise ExtractionError(
+            f"{where} is partly extracted with --hs-layers last: finish it with that, then "
+            "extend it with --hs-layers all --extend, or rerun with --overwrite"
+        )
+    if not options.extend:
+        raise ExtractionError(
+            f"{where} holds the last layer's hidden states only: rerun with --extend to add "
+            "every layer's, or with --overwrite"
+        )
+    if options.shard[1] > 1:
+        raise ExtractionError(f"{where}: --extend works on whole entries; run it without --shard")
+    return True
+
+
+def check_hs_room(old: dict[str, Any], options: ExtractOptions, *, where: Path) -> None:
+    """Refuse to add texts with fewer HS columns than the entry's parts hold."""
+    if set(parts.hs_columns(old)) - {"hs_last", "hs_mean"} and options.hs_layers != "all":
+        raise ExtractionError(
+            f"{where} holds every layer's hidden states: add texts to it with --hs-layers all"
+        )

@@ -6,6 +6,7 @@ import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from moee_pipeline.cache import layout, parts
+from moee_pipeline.vocabulary import HsStore
 
 if TYPE_CHECKING:
     from moee_pipeline.models.loading import LoadedModel
@@ -38,10 +39,23 @@ def shard_of(text_id: str, count: int) -> int:
     return int(text_id[:12], 16) % count
 
 
+def hs_columns_of(hs_layers: HsStore) -> list[str]:
+    """The hidden-state columns a run with `--hs-layers hs_layers` stores."""
+    layers = list(parts.HS_LAYER_COLUMNS) if hs_layers == "all" else []
+    return ["hs_last", "hs_mean", *layers]
+
+
 def run_metadata(
-    loaded: LoadedModel, *, prompt: Prompt, task: str, max_length: int, model_id: str
+    loaded: LoadedModel,
+    *,
+    prompt: Prompt,
+    task: str,
+    max_length: int,
+    model_id: str,
+    hs_layers: HsStore = "last",
 ) -> dict[str, Any]:
-    """Settings and shapes stored in every part's schema and in the manifest."""
+    """Settings and shapes stored in every part's schema and in the manifest (with the HS
+    columns the entry holds, and the number of decoder layers they cover)."""
     return {
         "schema_version": parts.SCHEMA_VERSION,
         "model": model_id,
@@ -60,6 +74,8 @@ def run_metadata(
         "n_experts": loaded.n_experts,
         "hidden_size": loaded.hidden_size,
         "moe_layers": loaded.moe_layers,
+        "n_layers": int(loaded.model.config.num_hidden_layers),
+        "hs_columns": hs_columns_of(hs_layers),
         "versions": package_versions(),
         **{k: v for k, v in loaded.info.items() if k != "revision"},
     }

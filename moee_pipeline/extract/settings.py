@@ -14,6 +14,7 @@ from typing import Any
 
 from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.vocabulary import HS_STORES, HsStore
 
 
 class ExtractionError(MoeeError, RuntimeError):
@@ -34,7 +35,19 @@ class ExtractOptions:
     rows_per_shard: int = 4096
     shard: tuple[int, int] = (0, 1)
     overwrite: bool = False
+    #: Which hidden states to store: the last layer's (hs_last, hs_mean), or also every decoder
+    #: layer's (hs_layers_last, hs_layers_mean).
+    hs_layers: HsStore = "last"
+    #: Extend a complete entry extracted with `hs_layers="last"` to "all": the model runs over
+    #: its texts again for the new columns, every stored value is kept as it is.
+    extend: bool = False
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.hs_layers not in HS_STORES:
+            raise ExtractionError(f"unknown --hs-layers {self.hs_layers!r}: use last or all")
+        if self.extend and self.hs_layers != "all":
+            raise ExtractionError("--extend adds every layer's hidden states: add --hs-layers all")
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,12 @@ class PartWriter:
             pa.array(list(texts), pa.string()),
             pa.array(list(tokens), pa.int32()),
             pa.array(list(truncated), pa.bool_()),
-            *(parts.vector_array(getattr(pooled, name)) for name in parts.VECTOR_COLUMNS),
         ]
+        arrays = pooled.arrays()
+        names = [n for n in self.schema.names if n in parts.ALL_VECTOR_COLUMNS]
+        if set(arrays) != set(names):  # the model's hooks and the entry's columns disagree
+            raise ValueError(f"a batch holds {sorted(arrays)}, the parts {sorted(names)}")
+        columns += [parts.vector_array(arrays[name]) for name in names]
         self._buffer.append(pa.record_batch(columns, schema=self.schema))
         self._buffered += len(texts)
         if self._buffered >= self.rows_per_part:

@@ -28,6 +28,7 @@ from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 from moee_pipeline.errors import first_line
 from moee_pipeline.models import checkpoint, memory, placement, quantize
 from moee_pipeline.models.config import NativeMapping, load_config, native_mapping
+from moee_pipeline.models.layers import find_decoder_layers
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.models.quiet import quiet_transformers
 from moee_pipeline.models.routers import Router, find_routers
@@ -64,6 +65,11 @@ class LoadedModel:
     @property
     def moe_layers(self) -> list[int]:
         return [r.layer for r in self.routers]
+
+    @property
+    def decoder_layers(self) -> list[torch.nn.Module]:
+        """Every decoder layer, in order (dense ones too): where `--hs-layers all` hooks."""
+        return find_decoder_layers(self.model, self.routers)
 
 
 #: GPU memory needed beyond the weights: CUDA context, a batch's activations, allocator slack.

@@ -13,11 +13,11 @@ from typing import SupportsFloat
 
 import pandas as pd
 
+from moee_pipeline.report import layer_table, weight_rules
 from moee_pipeline.report import tables as report
-from moee_pipeline.report import weight_rules
 from moee_pipeline.report.options import ReportError, ReportOptions
 from moee_pipeline.report.paper import AVERAGE, compare_with_paper, load_paper
-from moee_pipeline.vocabulary import AUTO, SUM, format_weight
+from moee_pipeline.vocabulary import AUTO, HS, RW, SUM, format_weight
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,11 @@ def _chosen_weights(rows: pd.DataFrame) -> pd.DataFrame | None:
     ]
     if picked.empty:
         return None
+    label = ["model", "prompt", "layers", "weight_label"]
+    if picked["hs_layers"].nunique() > 1:  # else configurations would share a column
+        label.insert(3, "hs_layers")
     picked = picked.assign(
-        config=[
-            report.row_label(r, ["model", "prompt", "layers", "weight_label"])
-            for r in picked.to_dict("records")
-        ],
+        config=[report.row_label(r, label) for r in picked.to_dict("records")],
         chosen=[
             f"{format_weight(w)} ({b})"
             for w, b in zip(picked["weight"], picked["basis"], strict=True)
@@ -152,6 +152,70 @@ def _comparison(comparison: pd.DataFrame, notes: list[str]) -> Table:
         *notes,
     ]
     return Table("Comparison with the paper (x100, diff = ours - paper)", shown, tuple(notes))
+
+
+_HS_LAYER_NAMES = {"last": "last layer", "all": "all layers"}
+
+
+def _layer_pooling(rows: pd.DataFrame, *, compare_paper: bool) -> Table | None:
+    """The paper's Table 5 (`report.layer_table`): shown when a layer or pooling comparison was
+    scored (HS of other layers, or mean pooling), and with --compare-paper whenever it can be."""
+    data = layer_table.layer_pooling_rows(rows)
+    if data.empty:
+        return None
+    plain = {(HS, "last", "last"), (RW, "last", "all")}
+    studied = any(
+        (f, p, lay) not in plain
+        for f, p, lay in data[["feature", "pooling", "layers"]].itertuples(index=False)
+        if f != layer_table.BEST_MOEE
+    )
+    if not studied and not compare_paper:
+        return None
+    if compare_paper:
+        data = layer_table.compare_table5(data)
+    full = len(layer_table.TABLE5_TASKS)
+    cells = pd.DataFrame(
+        {
+            **{
+                k: data[k]
+                for k in ("model", "prompt", *report.PROVENANCE_COLUMNS)
+                if data[k].nunique() > 1 or k in ("model", "prompt")
+            },
+            "feature": [
+                f"{f} ({report.ORACLE})" if f == layer_table.BEST_MOEE else f
+                for f in data["feature"]
+            ],
+            "pooling": data["pooling"].map(layer_table.POOLING_NAMES),
+            "layers": [
+                "" if f == RW else _HS_LAYER_NAMES.get(lay, f"layers {lay}")
+                for f, lay in zip(data["feature"], data["layers"], strict=True)
+            ],
+            "score": [
+                number(v) + (report.DAGGER if c < full else "")
+                for v, c in zip(data["score"], data["covered"], strict=True)
+            ],
+            "configuration": data["picked"],
+        }
+    )
+    notes = [
+        "score: mean over STS12-16 (x100) in the paper's feature setting (rw=logits, "
+        f"zscore=auto, every MoE layer); {report.DAGGER}: fewer than the 5 tasks "
+        "(see the tasks each row covers below)",
+        f"{layer_table.BEST_MOEE} ({report.ORACLE}): the MoEE-concat or MoEE-sum configuration "
+        "with the highest mean on the test scores themselves; it has seen the test labels",
+        "HS 'all layers': every decoder layer's hidden state, each layer scaled to unit RMS, "
+        "concatenated (`moee score --hs-layers all`)",
+        *sorted({f"tasks covered: {t}" for t in data["tasks"]}),
+    ]
+    if compare_paper:
+        cells["paper"] = data["paper"].map(number)
+        cells["diff"] = [
+            d if not d or d.startswith("-") else f"+{d}" for d in data["diff"].map(number)
+        ]
+        cells["note"] = data["note"]
+        notes.insert(0, "paper: the published Table 5 (DeepSeekMoE-16B, PromptEOL, STS12-16)")
+    title = "Layers and pooling (the paper's Table 5, x100)"
+    return Table(title, cells.reset_index(drop=True), tuple(notes))
 
 
 def _data(rows: pd.DataFrame, table: report.TypeTable, shown: list[str]) -> pd.DataFrame:
@@ -208,6 +272,9 @@ def build(*, scores: pd.DataFrame, options: ReportOptions, compare_paper: bool) 
     side = _side_by_side(scores, options.split)
     if side is not None:
         tables.append(side)
+    layer_table = _layer_pooling(rows, compare_paper=compare_paper)
+    if layer_table is not None:
+        tables.append(layer_table)
     comparison = None
     data = _data(rows, table, shown)
     if compare_paper:

@@ -4,6 +4,10 @@
    six-type average), HS and RW of the same configuration as horizontal references.
 2. `methods_*.png`: HS, RW, MoEE-concat and MoEE-sum side by side per task type.
 3. `layers_*.png`: score against the `--layers` selection, when several were scored.
+4. `hs_layers_*.png`: HS score against the decoder layer its hidden state comes from (each
+   layer alone, `moee score --hs-layers 0 --hs-layers 1 ...`), per task type, RW as reference.
+
+Figures 1-3 show the last layer's HS (`--hs-layers last`), as the paper's figures do.
 
 One figure per (model, prompt, rw, zscore, pooling) setting; scores x100 on the test split. Task
 types averaging fewer tasks than they should are marked with a dagger, as in the tables.
@@ -32,6 +36,7 @@ from moee_pipeline.vocabulary import AUTO, FIXED, HS, METHODS, RW, SUM, TASK_TYP
 logger = logging.getLogger(__name__)
 
 FIGURE_KEY = ["model", "prompt", "rw", "zscore", "pooling"]
+HS_LAST = "last"
 _STYLE = {HS: ("tab:gray", "--"), RW: ("tab:orange", ":")}
 
 
@@ -220,6 +225,44 @@ def layer_ranges(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
+def hs_layer_curves(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Figure 4: HS score against the decoder layer it is taken from (each layer alone), one
+    line per task type and the Average, with RW's score per type as a dotted reference line."""
+    paths = []
+    types = report.type_order(rows)
+    for key, group in rows.groupby(FIGURE_KEY, sort=False):
+        single = group[(group["method"] == HS) & group["hs_layers"].str.fullmatch(r"\d+")]
+        if single["hs_layers"].nunique() < 2:
+            continue
+        single = single.assign(layer=single["hs_layers"].astype(int))
+        curves = _type_means(single, "layer", types).sort_index()
+        rw = group[(group["method"] == RW) & (group["layers"] == "all")]
+        refs = _type_means(rw, "method", types)
+        labels = _type_labels(single, list(curves.columns[:-1]))
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, column in enumerate(curves.columns):
+            bold = column == AVERAGE
+            color = "black" if bold else colors[i % len(colors)]
+            ax.plot(
+                curves.index, curves[column], marker="o", lw=2.5 if bold else 1.2, color=color,
+                label=labels[column],
+            )  # fmt: skip
+            if RW in refs.index and column in refs.columns and not np.isnan(refs.loc[RW, column]):
+                ax.axhline(refs.loc[RW, column], color=color, ls=":", lw=1.0)
+        if RW in refs.index:
+            ax.plot([], [], color="gray", ls=":", label=f"{RW} (all MoE layers), same colour")
+        ax.set_xticks(curves.index)
+        ax.set_xlabel("decoder layer of the hidden state (position, 0 = first)")
+        ax.set_ylabel("main score (x100)")
+        ax.set_title(f"{HS} score vs layer\n{_title(key)}", fontsize=11)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        paths.append(_save(fig, out_dir / f"hs_layers_{_slug(key)}.png"))
+    return paths
+
+
 def make_plots(*, scores: pd.DataFrame, options: ReportOptions, out_dir: Path) -> list[Path]:
     """Write every figure the scores allow; returns their paths.
 
@@ -231,8 +274,10 @@ def make_plots(*, scores: pd.DataFrame, options: ReportOptions, out_dir: Path) -
     out_dir.mkdir(parents=True, exist_ok=True)
     every = weight_rules.resolve_weights(scores, options=ReportOptions(split=options.split))
     single = weight_rules.resolve_weights(scores, options=options)
+    last = single["hs_layers"] == HS_LAST  # figures 1-3: the last layer's HS, as the paper's
     return [
-        *weight_sweep(every, out_dir),
-        *methods(single, out_dir),
-        *layer_ranges(single, out_dir),
+        *weight_sweep(every[every["hs_layers"] == HS_LAST], out_dir),
+        *methods(single[last], out_dir),
+        *layer_ranges(single[last], out_dir),
+        *hs_layer_curves(single, out_dir),
     ]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from moee_pipeline.cache.layout import model_slug
+from moee_pipeline.cache.scores import DEFAULTS as SCORE_DEFAULTS
 from moee_pipeline.cache.scores import PROVENANCE_COLUMNS, SCORE_COLUMNS, SCORES_FILE, read_rows
 from moee_pipeline.report.options import ReportError
 from moee_pipeline.report.paper import AVERAGE, load_paper, paper_task_order
@@ -27,13 +28,13 @@ from moee_pipeline.vocabulary import METHODS, TASK_TYPES, paper_average, task_ty
 
 logger = logging.getLogger(__name__)
 
-_CONFIG = ["model", "prompt", "method", "rw", "zscore", "pooling", "layers"]
+_CONFIG = ["model", "prompt", "method", "rw", "zscore", "pooling", "layers", "hs_layers"]
 GROUP_KEY = [*_CONFIG, *PROVENANCE_COLUMNS]
 ROW_KEY = [*_CONFIG[:3], "weight_label", *_CONFIG[3:], *PROVENANCE_COLUMNS]
 ORACLE = "oracle"
 DAGGER = "†"
 #: Columns added after the first release: files without them read as empty (unknown provenance).
-LATER_COLUMNS = ("weight_rule", *PROVENANCE_COLUMNS)
+LATER_COLUMNS = ("weight_rule", "hs_layers", *PROVENANCE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,9 @@ class TypeTable:
 
 
 def with_later_columns(scores: pd.DataFrame) -> pd.DataFrame:
-    """The frame with the columns older files lack added empty (unknown provenance)."""
-    missing = {c: "" for c in LATER_COLUMNS if c not in scores.columns}
+    """The frame with the columns older files lack added: empty (unknown provenance), or what
+    an empty cell means there (`hs_layers`: the last layer)."""
+    missing = {c: SCORE_DEFAULTS.get(c, "") for c in LATER_COLUMNS if c not in scores.columns}
     return scores.assign(**missing) if missing else scores
 
 
@@ -73,6 +75,8 @@ def load_scores(path: Path) -> pd.DataFrame:
             f"{file} lacks column(s) {', '.join(missing)}: point --results at what `moee score` "
             "wrote"
         )
+    for column, value in SCORE_DEFAULTS.items():  # an empty cell of an older file
+        scores[column] = scores[column].where(scores[column] != "", value)
     scores["model"] = scores["model"].map(model_slug)
     scores["weight"] = pd.to_numeric(scores["weight"].where(scores["weight"] != ""))
     scores["main_score"] = pd.to_numeric(scores["main_score"])
@@ -202,6 +206,6 @@ def varying_columns(frame: pd.DataFrame) -> list[str]:
 
 def constant_settings(frame: pd.DataFrame) -> str:
     """The settings every row shares, for a note under the table."""
-    keys = ("rw", "zscore", "pooling", "layers", *PROVENANCE_COLUMNS)
+    keys = ("rw", "zscore", "pooling", "layers", "hs_layers", *PROVENANCE_COLUMNS)
     same = [k for k in keys if frame[k].nunique() == 1]
     return ", ".join(f"{k}={frame[k].iloc[0] or '?'}" for k in same)

@@ -14,7 +14,9 @@ cached texts) and z(X) = (X - mean(X)) / (std(X) + 1e-8) per column, population 
 
 Layers are POSITIONS among the MoE layers (0..n_moe_layers-1, the order of the layer-major RW
 vector), not model layer indices: for DeepSeek-MoE (layer 0 dense) position 0 is model layer 1.
-The manifest's `moe_layers` maps positions to model layer indices.
+The manifest's `moe_layers` maps positions to model layer indices. HS layers (`hs_layers`) are
+positions among all decoder layers (0..n_layers-1, dense ones included); several are
+concatenated in layer order, each block scaled to unit RMS (`hs_features`).
 """
 
 from __future__ import annotations
@@ -79,8 +81,11 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0).astype(np.float32)
 
 
-def parse_layers(spec: str | None) -> tuple[int, ...] | None:
-    """Parse "0-7", "0,4,8" or "0-3,8,10-11" into sorted unique MoE-layer positions.
+def parse_layers(
+    spec: str | None, *, option: str = "--layers", what: str = "MoE-layer positions"
+) -> tuple[int, ...] | None:
+    """Parse "0-7", "0,4,8" or "0-3,8,10-11" into sorted unique MoE-layer positions (or, for
+    `--hs-layers`, decoder-layer positions: `option` and `what` name them in errors).
 
     None and "all" mean every MoE layer (returned as None); "" names none and is refused, as
     every empty selection is, rather than read as "all".
@@ -101,14 +106,67 @@ def parse_layers(spec: str | None) -> tuple[int, ...] | None:
             else:
                 positions.add(int(part))
         except ValueError:
-            raise CombineError(
-                f"bad --layers {spec!r}: use MoE-layer positions like 0-7 or 0,4,8"
-            ) from None
+            raise CombineError(f"bad {option} {spec!r}: use {what} like 0-7 or 0,4,8") from None
     if not positions:
-        raise CombineError(f"bad --layers {spec!r}: name positions like 0-7 or 0,4,8, or all")
+        raise CombineError(f"bad {option} {spec!r}: name positions like 0-7 or 0,4,8, or all")
     if min(positions) < 0:
-        raise CombineError(f"bad --layers {spec!r}: positions must be >= 0")
+        raise CombineError(f"bad {option} {spec!r}: positions must be >= 0")
     return tuple(sorted(positions))
+
+
+#: `--hs-layers last`: the last layer's hidden state, the `hs_last`/`hs_mean` columns.
+HS_LAST = "last"
+
+
+def parse_hs_layers(spec: str) -> str:
+    """The canonical text of an `--hs-layers` choice: "last", "all" or decoder-layer positions
+    ("0-3,8"), 0..n_layers-1 in the order of `output_hidden_states[1:]` (dense layers count)."""
+    text = spec.strip().lower()
+    if text == HS_LAST:
+        return HS_LAST
+    layers = parse_layers(text, option="--hs-layers", what="decoder-layer positions (or last, all)")
+    return format_layers(layers)
+
+
+def hs_features(
+    arrays: dict[str, np.ndarray],
+    *,
+    pooling: Pooling,
+    hs_layers: str,
+    n_layers: int,
+    fit_rows: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """The HS matrix of an `--hs-layers` choice: the `hs_<pooling>` column for "last", else the
+    chosen blocks of `hs_layers_<pooling>` in layer order, None where the column was not read.
+
+    Several layers are concatenated with each block scaled to unit RMS row norm over the fit
+    rows (one scalar per layer): pre-norm layer outputs grow in norm with depth and the last
+    one is normed, so a raw concatenation would be the few largest layers' geometry. A single
+    layer is left as it is (a scalar changes no cosine), so layer L alone scores like
+    `hs_last` does for the last layer.
+    """
+    if hs_layers == HS_LAST:
+        return arrays.get(f"hs_{pooling}")
+    matrix = arrays.get(f"hs_layers_{pooling}")
+    if matrix is None:
+        return None
+    if n_layers < 1 or matrix.shape[1] % n_layers:
+        raise CombineError(f"hs_layers width {matrix.shape[1]} is not n_layers {n_layers} x hidden")
+    cube = matrix.reshape(matrix.shape[0], n_layers, -1)
+    chosen = parse_layers(hs_layers, option="--hs-layers", what="decoder-layer positions")
+    positions = list(range(n_layers)) if chosen is None else list(chosen)
+    bad = [p for p in positions if p >= n_layers]
+    if bad:
+        raise CombineError(
+            f"--hs-layers {hs_layers}: positions {format_layers(tuple(bad))} out of range; this "
+            f"model has {n_layers} decoder layers (positions 0-{n_layers - 1})"
+        )
+    blocks = np.asarray(cube[:, positions, :], dtype=np.float32)
+    if len(positions) > 1:
+        fit = blocks if fit_rows is None else blocks[np.asarray(fit_rows, dtype=np.int64)]
+        rms = np.sqrt((fit.astype(np.float64) ** 2).sum(axis=2).mean(axis=0))  # per layer
+        blocks = blocks / np.where(rms > 0, rms, 1.0).astype(np.float32)[None, :, None]
+    return np.ascontiguousarray(blocks).reshape(matrix.shape[0], -1)
 
 
 def format_layers(layers: tuple[int, ...] | None) -> str:
@@ -177,9 +235,13 @@ class Combination:
     layers: tuple[int, ...] | None = None
     zscore: ZscoreMode = "auto"
     weight_rule: WeightRule = FIXED
+    #: Which layers' hidden states: "last" (hs_last/hs_mean), "all" or positions ("0-3").
+    hs_layers: str = HS_LAST
 
     def __post_init__(self) -> None:
         """Reject configurations that would silently mean something else."""
+        if parse_hs_layers(self.hs_layers) != self.hs_layers:
+            raise CombineError(f"hs_layers {self.hs_layers!r} is not canonical; parse it first")
         try:
             check_choice("method", self.method, METHODS)
             check_choice("rw", self.rw, RW_MODES)
@@ -226,21 +288,23 @@ class Combination:
     def folder(self) -> str:
         """A readable, unique, path-safe name of this configuration (auto weights as "auto")."""
         weight = f"_w{self.weight_text}" if self.method == SUM else ""
+        hs = "" if self.hs_layers == HS_LAST else f"_hs-{self.hs_layers.replace(',', '+')}"
         return (
             f"{self.method}{weight}_rw-{self.rw}_pool-{self.pooling}"
-            f"_layers-{format_layers(self.layers).replace(',', '+')}_z-{self.zscore}"
+            f"_layers-{format_layers(self.layers).replace(',', '+')}{hs}_z-{self.zscore}"
         )
 
     def effective_key(self) -> tuple[object, ...]:
         """What changes the embedding: HS ignores RW options, so equal keys score equal."""
         if self.method == HS:
-            return (HS, self.pooling, self.zscore == "all")
+            return (HS, self.pooling, self.hs_layers, self.zscore == "all")
         return (
             self.method,
             self.weight,
             self.rw,
             self.pooling,
             self.layers,
+            self.hs_layers if self.uses_hs else HS_LAST,
             self.zscore != "none",
         )
 

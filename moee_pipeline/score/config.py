@@ -58,6 +58,8 @@ class ScoreConfig:
     rw: tuple[RwMode, ...] = ("logits",)
     pooling: tuple[Pooling, ...] = ("last",)
     layers: tuple[str, ...] = ("all",)
+    #: Hidden-state layers: "last" (hs_last/hs_mean), "all" or decoder-layer positions ("0-3").
+    hs_layers: tuple[str, ...] = ("last",)
     zscore: tuple[ZscoreMode, ...] = ("auto",)
     splits: tuple[str, ...] = ("test",)
     zscore_fit: ZscoreFit = "split"
@@ -109,6 +111,7 @@ class ScoreConfig:
             ("--rw", self.rw),
             ("--pooling", self.pooling),
             ("--layers", self.layers),
+            ("--hs-layers", self.hs_layers),
             ("--zscore", self.zscore),
             ("--split", self.splits),
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moee_pipeline.cache import store
-from moee_pipeline.score.combine import Combination, format_layers
+from moee_pipeline.score.combine import HS_LAST, Combination, format_layers
 from moee_pipeline.score.encoder import TaskScore
 from moee_pipeline.vocabulary import SUM, ZscoreFit, format_weight
 
@@ -69,6 +69,7 @@ class ScoreRow:
             "zscore": c.zscore,
             "pooling": c.pooling,
             "layers": format_layers(c.layers),
+            "hs_layers": c.hs_layers,
             "task": self.score.task,
             "task_type": self.score.task_type,
             "split": self.score.split,
@@ -97,4 +98,6 @@ def experiment_kwargs(prompt: str, combo: Combination, provenance: Provenance) -
     }
     if combo.method == SUM:
         out["weight"] = combo.weight_text
+    if combo.uses_hs and combo.hs_layers != HS_LAST:  # absent: the last layer, as before
+        out["hs_layers"] = combo.hs_layers
     return out

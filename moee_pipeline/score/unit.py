@@ -21,7 +21,7 @@ import numpy as np
 from moee_pipeline.cache import layout, store
 from moee_pipeline.cache.snapshots import read_encoded_texts
 from moee_pipeline.quiet import quiet_libraries
-from moee_pipeline.score.combine import Combination, Parts, embed, prepare_parts
+from moee_pipeline.score.combine import Combination, Parts, embed, hs_features, prepare_parts
 from moee_pipeline.score.config import ScoreConfig, ScoreError
 from moee_pipeline.score.encoder import (
     CachedEncoder,
@@ -58,7 +58,7 @@ class Progress(Protocol):
 
 def _setting(combo: Combination) -> tuple[object, ...]:
     """What `prepare_parts` depends on; combos sharing it share one standardisation."""
-    return (combo.rw, combo.pooling, combo.layers, combo.zscore == "none")
+    return (combo.rw, combo.pooling, combo.layers, combo.hs_layers, combo.zscore == "none")
 
 
 @dataclass
@@ -74,8 +74,15 @@ class _SplitRun:
         if key not in self.parts:
             m = self.features.manifest
             arrays = self.features.arrays
+            hs = hs_features(
+                arrays,
+                pooling=combo.pooling,
+                hs_layers=combo.hs_layers,
+                n_layers=int(m.get("n_layers") or 0),
+                fit_rows=self.fit_rows,
+            )
             self.parts[key] = prepare_parts(
-                hs=arrays.get(f"hs_{combo.pooling}"),
+                hs=hs,
                 rw=arrays.get(f"rw_{combo.pooling}"),
                 rw_mode=combo.rw,
                 layers=combo.layers,

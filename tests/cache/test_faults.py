@@ -456,3 +456,37 @@ def test_kill_9_while_completing_an_entry_keeps_it_readable(
     assert code == 0 and "20 new rows" in out, out
     assert not staged(cache)
     assert cli("verify", "--cache-dir", str(cache))[0] == 0
+
+
+@pytest.mark.slow
+def test_kill_9_while_extending_to_every_layer_keeps_the_entry_readable(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`--hs-layers all --extend` builds beside the entry: a kill -9 midway leaves the entry
+    as it was, byte for byte; the rerun extends it with every row once and every value kept."""
+    model, reference = toy_cache
+    cache = tmp_path / "cache"
+    shutil.copytree(reference, cache)
+    folder = entry(cache, model)
+    before = entry_files(folder)
+    args = [*extract_args(model, cache), "--hs-layers", "all", "--extend"]
+    kill_at("part", args)
+    assert entry_files(folder) == before
+    old = store.read_features(
+        cache, model=str(model), prompt_id="none", task=TASK, columns=parts.VECTOR_COLUMNS
+    )
+    code, out = cli(*args)
+    assert code == 0, out
+    assert not staged(cache)
+    assert cli("verify", "--cache-dir", str(cache))[0] == 0
+    new = store.read_features(
+        cache, model=str(model), prompt_id="none", task=TASK,
+        columns=(*parts.VECTOR_COLUMNS, *parts.HS_LAYER_COLUMNS),
+    )  # fmt: skip
+    assert sorted(new.text_ids) == sorted(old.text_ids) and len(set(new.text_ids)) == len(
+        new.text_ids
+    )
+    rows = {tid: i for i, tid in enumerate(new.text_ids)}
+    order = [rows[t] for t in old.text_ids]
+    for name in parts.VECTOR_COLUMNS:
+        assert (new.arrays[name][order] == old.arrays[name]).all()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from moee_pipeline.cache.scores import (
+    PROVENANCE_COLUMNS,
     SCORE_COLUMNS,
     ScoresError,
     merge_rows,
@@ -27,7 +28,8 @@ def good_row(**changes: str) -> dict[str, str]:
     row = {
         "model": "org--m", "prompt": "none", "method": "MoEE-sum", "weight": "0.5",
         "weight_rule": "fixed", "rw": "logits", "zscore": "auto", "pooling": "last",
-        "layers": "all", "task": "STS12", "task_type": "STS", "split": "test",
+        "layers": "all", "hs_layers": "last", "task": "STS12", "task_type": "STS",
+        "split": "test",
         "main_metric": "cosine_spearman", "main_score": "0.6123456789", "quantization": "nf4",
         "dtype": "bfloat16", "revision": "abc", "max_length": "512", "features": "0123456789",
         "zscore_fit": "split",
@@ -113,7 +115,9 @@ def test_a_header_that_is_not_ours_is_refused(header: str, says: str, tmp_path: 
 
 
 def test_files_before_the_provenance_columns_still_read(tmp_path: Path) -> None:
-    old = SCORE_COLUMNS[:4] + SCORE_COLUMNS[5:14]  # no weight_rule, no provenance
+    old = tuple(  # no weight_rule, no hs_layers, no provenance
+        c for c in SCORE_COLUMNS if c not in ("weight_rule", "hs_layers", *PROVENANCE_COLUMNS)
+    )
     row = good_row(method="RW", weight="")
     path = tmp_path / "scores.csv"
     path.write_text(csv_text([row], old), newline="")
@@ -124,7 +128,7 @@ def test_merge_refuses_a_damaged_file_and_keeps_it(tmp_path: Path) -> None:
     path = tmp_path / "scores.csv"
     damaged = csv_text([good_row()])[:-30].encode()
     path.write_bytes(damaged)
-    with pytest.raises(ScoresError, match="fields, not the header's 20"):
+    with pytest.raises(ScoresError, match="fields, not the header's 21"):
         merge_rows(path, [good_row(task="STS13")])
     assert path.read_bytes() == damaged  # nothing merged, nothing lost
 

@@ -455,6 +455,24 @@ CASES: list[Case] = [
         lambda c: c.score("--layers", "0-9"),
     ),
     Case(
+        "invalid --hs-layers",
+        "bad --hs-layers 'abc'",
+        "give last, all or decoder-layer positions such as 0-3",
+        lambda c: c.score("--hs-layers", "abc"),
+    ),
+    Case(
+        "--hs-layers all on an entry extracted with last",
+        "rerun with --extend",
+        "add --extend (the texts there are kept) or --overwrite",
+        lambda c: c.extract("--tasks", TASK, "--hs-layers", "all"),
+    ),
+    Case(
+        "scoring --hs-layers all from a cache of the last layer",
+        "--hs-layers all --extend",
+        "extract every layer's hidden states first",
+        lambda c: c.score("--hs-layers", "all", "--method", "HS"),
+    ),
+    Case(
         "--shard 3/2",
         "need 0 <= I < N",
         "use I/N with 0 <= I < N",

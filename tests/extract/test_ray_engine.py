@@ -122,6 +122,33 @@ def test_two_workers_give_the_local_rows_and_features(
 
 
 @pytest.mark.slow
+def test_every_layers_hidden_states_on_ray_equal_the_local_engines(
+    ray_local: object, model: Path, tmp_path: Path
+) -> None:
+    """--hs-layers all through a Ray actor: the same columns and values as the local engine."""
+    from moee_pipeline.extract.engine import ExtractRequest, RayOptions
+    from moee_pipeline.extract.ray_engine import RayEngine
+
+    options = dataclasses.replace(_options(tmp_path / "local"), hs_layers="all")
+    spec = ModelSpec(model=str(model))
+    list(run_extract(spec, tasks=[TASK], prompts=[PROMPT], options=options))
+    ray_options = dataclasses.replace(options, cache_dir=tmp_path / "ray")
+    request = ExtractRequest(spec, tasks=[TASK], prompts=[PROMPT], options=ray_options)
+    list(RayEngine(RayOptions(workers=1, block_rows=8)).run(request))
+    columns = (*parts.VECTOR_COLUMNS, *parts.HS_LAYER_COLUMNS)
+    got, want = (
+        store.read_features(c, model=str(model), prompt_id=PROMPT.id, task=TASK, columns=columns)
+        for c in (tmp_path / "ray", tmp_path / "local")
+    )
+    assert sorted(got.text_ids) == sorted(want.text_ids)
+    assert got.manifest["hs_columns"] == want.manifest["hs_columns"] == list(columns[2:])
+    rows = {t: i for i, t in enumerate(got.text_ids)}
+    order = [rows[t] for t in want.text_ids]
+    for name in columns:
+        np.testing.assert_allclose(got.arrays[name][order], want.arrays[name], atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(
     ray_local: object, model: Path, local_cache: Path, tmp_path: Path
 ) -> None:

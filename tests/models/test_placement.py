@@ -83,9 +83,9 @@ def _pooled(spec: ModelSpec) -> tuple[torch.device, list[np.ndarray]]:
     tokens = loaded.tokenizer(["a short text", "and another, longer text here"], padding=True)
     ids = torch.tensor(tokens["input_ids"])
     mask = torch.tensor(tokens["attention_mask"])
-    with RouterCapture(loaded.routers) as capture:
+    with RouterCapture(loaded.routers, loaded.decoder_layers) as capture:  # every layer's HS too
         pooled = forward_pooled(loaded, capture, ids, mask)
-    return loaded.device, [pooled.rw_last, pooled.rw_mean, pooled.hs_last, pooled.hs_mean]
+    return loaded.device, list(pooled.arrays().values())
 
 
 @pytest.mark.parametrize("quantization", ["none", "nf4"])
@@ -102,5 +102,6 @@ def test_device_map_auto_loads_on_cpu_with_the_same_features(
     )
     (_, expected), (device, got) = _pooled(plain), _pooled(spread)
     assert device == torch.device("cpu")
+    assert len(got) == len(expected) == 6  # RW, HS and every layer's HS, last token and mean
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
