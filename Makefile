@@ -7,9 +7,10 @@ PROMPTS ?= none prompteol
 TASKS  ?=
 EXTRACT_ARGS ?=
 SCORE_ARGS ?=
+PAPER_ARGS ?=
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: help install test lint format demo extract score bench bench-gpu clean
+.PHONY: help install test lint format demo extract score paper bench bench-gpu clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,6 +46,9 @@ extract: install ## Extract features on a GPU box: make extract MODEL=... PROMPT
 
 score: install ## Score cached features on MTEB (CPU): make score MODEL=... PROMPTS="none prompteol"
 	CUDA_VISIBLE_DEVICES="" $(VENV)/bin/moee score --model $(MODEL) $(foreach p,$(PROMPTS),--prompt $(p)) $(if $(TASKS),--tasks $(TASKS)) $(SCORE_ARGS)
+
+paper: install ## The paper's Tables 3-5 for one model (GPU box): make paper MODEL=... -> results/paper-<model>/
+	$(VENV)/bin/moee paper --model $(MODEL) $(PAPER_ARGS)
 
 bench: install ## CPU speed/memory benchmarks vs the reference approach -> benchmarks/results/
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 CUDA_VISIBLE_DEVICES="" $(PY) -m benchmarks.run $(BENCH_ARGS)

@@ -1,8 +1,10 @@
 """`make demo`: the whole pipeline offline, on a tiny random MoE model and the built-in toy tasks.
 
-It runs the same commands a user runs on a GPU box and a laptop, printing each one first,
-so the output doubles as a walkthrough: our progress bars and results only, as `moee` shows
-them without -v. Everything lands in ./demo-output/.
+It runs the steps of `moee paper` (`make paper`: extract with every layer's hidden states,
+score the paper's grid, report beside the paper's numbers as markdown, HTML and figures), the
+commands a user runs on a GPU box and a laptop, printing each one first, so the output doubles
+as a walkthrough: our progress bars and results only, as `moee` shows them without -v.
+Everything lands in ./demo-output/ (the report in demo-output/paper/).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import click
 
 from moee_pipeline.cli import main as cli
+from moee_pipeline.cli.paper import PaperRun, run_paper
 from moee_pipeline.testing.tiny import build_tiny_model, train_tokenizer
 from moee_pipeline.verbosity import configure_logging
 
@@ -59,14 +62,12 @@ def run_demo(workdir: Path) -> None:
     click.secho("Building a tiny random OLMoE-style model and tokenizer (offline)...", bold=True)
     train_tokenizer(workdir / "tokenizer")
     build_tiny_model("olmoe", model, tokenizer_dir=workdir / "tokenizer")
-    common = ["--model", str(model), "--cache-dir", str(cache), "--tasks", ",".join(TOY_TASKS)]
-    _run(["extract", *common, "--prompt", "none", "--prompt", "prompteol"])
+    # the steps of `moee paper` (make paper), on the toy tasks with one fixed weight
+    run = PaperRun(
+        model=str(model), out=workdir / "paper", tasks=TOY_TASKS, weights=(1.0,), cache_dir=cache
+    )
+    run_paper(run, _run)
     _show_cache(cache)
-    results = workdir / "results"
-    weights = ["--weight", "0.5", "--weight", "1", "--weight", "2"]
-    prompts = ["--prompt", "none", "--prompt", "prompteol"]
-    _run(["score", *common, *prompts, *weights, "--output", str(results)])
-    _run(["report", "--results", str(results), "--plots", str(workdir / "plots")])
     _run(["ls", "--cache-dir", str(cache)])
     click.secho(
         f"\nDemo finished in {time.perf_counter() - start:.1f} s; files in {workdir}/", bold=True

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from moee_pipeline.cli.extract import extract, models
+from moee_pipeline.cli.paper import paper
 from moee_pipeline.cli.report import ls_command, report, verify_command
 from moee_pipeline.cli.score import score
 from moee_pipeline.verbosity import configure_logging
@@ -30,7 +31,7 @@ def main(verbose: int) -> None:
     configure_logging(verbose)
 
 
-for command in (extract, score, report, ls_command, verify_command, models):
+for command in (extract, score, report, paper, ls_command, verify_command, models):
     main.add_command(command)
 
 __all__ = ["main"]
