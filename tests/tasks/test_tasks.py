@@ -149,7 +149,7 @@ def test_get_task_unknown_and_unsupported() -> None:
     with pytest.raises(TaskError, match=r"did you mean.*STSBenchmark") as err:
         get_task("STSBenchmrk")
     assert "\n" not in str(err.value)
-    with pytest.raises(TaskError, match="supported types: .*Summarization, Retrieval"):
+    with pytest.raises(TaskError, match=r"supported types: .*Summarization, Retrieval"):
         get_task("BornholmBitextMining")
     assert get_task("SciFact").metadata.type == "Retrieval"
 
