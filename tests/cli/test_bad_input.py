@@ -62,7 +62,6 @@ class Context:
         pq.write_table(pa.table(columns), folder / "test.parquet")
         return folder.parent
 
-
     def retrieval(self, **flaws: dict[str, list[object]]) -> list[str]:
         """`moee extract` of SciFact from a data dir of two documents and two queries (one
         relevant document each), with `flaws` replacing whole parts: {part: {column: values}}."""
