@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,10 +62,10 @@ class Context:
         pq.write_table(pa.table(columns), folder / "test.parquet")
         return folder.parent
 
-    def retrieval(self, **flaws: dict[str, list[object]]) -> list[str]:
+    def retrieval(self, **flaws: Mapping[str, Sequence[object]]) -> list[str]:
         """`moee extract` of SciFact from a data dir of two documents and two queries (one
         relevant document each), with `flaws` replacing whole parts: {part: {column: values}}."""
-        good: dict[str, dict[str, list[object]]] = {
+        good: dict[str, Mapping[str, Sequence[object]]] = {
             "corpus": {"id": ["d1", "d2"], "title": ["T", ""], "text": ["one", "two"]},
             "queries": {"id": ["q1", "q2"], "text": ["first?", "second?"]},
             "qrels": {"query-id": ["q1", "q2"], "corpus-id": ["d1", "d2"], "score": [1, 1]},
@@ -74,15 +74,15 @@ class Context:
         for part, columns in {**good, **flaws}.items():
             folder = root / "SciFact" / part
             folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.table(columns), folder / "test.parquet")
+            pq.write_table(pa.table(dict(columns)), folder / "test.parquet")
         return self.extract("--tasks", "SciFact", "--data-dir", str(root))
 
 
 #: Flawed parts of a retrieval data dir (`Context.retrieval`).
 _CORPUS = {"id": ["d1", "d1"], "title": ["T", ""], "text": ["one", "two"]}
-_QRELS_NO_DOC = {"query-id": ["q1"], "corpus-id": ["d9"], "score": [1]}
-_QRELS_NO_QUERY = {"query-id": ["q7"], "corpus-id": ["d1"], "score": [1]}
-_QRELS_TEXT_SCORE = {"query-id": ["q1"], "corpus-id": ["d1"], "score": ["high"]}
+_QRELS_NO_DOC: dict[str, list[object]] = {"query-id": ["q1"], "corpus-id": ["d9"], "score": [1]}
+_QRELS_NO_QUERY: dict[str, list[object]] = {"query-id": ["q7"], "corpus-id": ["d1"], "score": [1]}
+_QRELS_TEXT_SCORE: dict[str, list[object]] = {"query-id": ["q1"], "corpus-id": ["d1"], "score": ["high"]}
 
 
 @dataclass(frozen=True)
