@@ -78,11 +78,12 @@ class Context:
         return self.extract("--tasks", "SciFact", "--data-dir", str(root))
 
 
-#: Flawed parts of a retrieval data dir (`Context.retrieval`).
+#: Flawed parts of a retrieval data dir (`Context.retrieval`): {column: values}.
+_Part = dict[str, list[object]]
 _CORPUS = {"id": ["d1", "d1"], "title": ["T", ""], "text": ["one", "two"]}
-_QRELS_NO_DOC: dict[str, list[object]] = {"query-id": ["q1"], "corpus-id": ["d9"], "score": [1]}
-_QRELS_NO_QUERY: dict[str, list[object]] = {"query-id": ["q7"], "corpus-id": ["d1"], "score": [1]}
-_QRELS_TEXT_SCORE: dict[str, list[object]] = {"query-id": ["q1"], "corpus-id": ["d1"], "score": ["high"]}
+_QRELS_NO_DOC: _Part = {"query-id": ["q1"], "corpus-id": ["d9"], "score": [1]}
+_QRELS_NO_QUERY: _Part = {"query-id": ["q7"], "corpus-id": ["d1"], "score": [1]}
+_QRELS_TEXT_SCORE: _Part = {"query-id": ["q1"], "corpus-id": ["d1"], "score": ["high"]}
 
 
 @dataclass(frozen=True)
