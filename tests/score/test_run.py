@@ -507,3 +507,17 @@ def test_an_unreadable_mteb_result_is_refused_and_kept(cache: Path, tmp_path: Pa
     with pytest.raises(ScoreError, match=r"MoeeToySTS\.json cannot be read as an mteb result"):
         run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",)))
     assert result.read_text() == '{"task_name": "MoeeToySTS", "sco'
+
+
+def test_skipped_benchmark_tasks_are_written_beside_the_scores_and_noted_in_the_report(
+    cache: Path, tmp_path: Path
+) -> None:
+    from moee_pipeline.cache.skipped import read_skipped
+
+    out = tmp_path / "results"
+    skipped = (("BUCC", "BitextMining"), ("Tatoeba", "BitextMining"))
+    run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",), skipped=skipped))
+    assert read_skipped(out) == dict(skipped)
+    report = CliRunner().invoke(main, ["report", "--results", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "not scored, of types we do not score: BUCC (BitextMining), Tatoeba" in report.output
