@@ -57,3 +57,27 @@ def test_other_qrels_than_the_snapshot_are_refused(tmp_path: Path) -> None:
     _write(data, qrels={"query-id": ["q1"], "corpus-id": ["d2"], "score": [1]})
     with pytest.raises(TaskError, match=r"relevant_docs: other qrels \(1 queries judged, the "):
         load_task("SciFact", cache_dir=cache, data_dir=data)
+
+
+def test_the_recording_keeps_each_texts_side_as_mteb_encoded_it(tmp_path: Path) -> None:
+    from moee_pipeline.cache.snapshots import read_text_sides
+    from moee_pipeline.tasks import split_texts
+    from moee_pipeline.testing.toy_retrieval import toy_corpus
+
+    cache = tmp_path / "cache"
+    for name in ("MoeeToyRetrieval", "MoeeToySTS"):
+        write_snapshot(load_task(name), cache_dir=cache)
+        split_texts(load_task(name, cache_dir=cache), cache_dir=cache)
+    sides = read_text_sides("MoeeToyRetrieval", "test", cache_dir=cache)
+    assert sides is not None and len(sides) == 31
+    corpus = toy_corpus()
+    documents = [
+        (t + " " + x).strip() for t, x in zip(corpus["title"], corpus["text"], strict=True)
+    ]
+    both = corpus["text"][0]  # doc0 has no title: its text is also the last query
+    assert sides[both] == ("query", "document")
+    assert all(sides[d] == ("document",) for d in documents if d != both)
+    queries = [t for t, s in sides.items() if s == ("query",)]
+    assert len(queries) == 7
+    sts = read_text_sides("MoeeToySTS", "test", cache_dir=cache)
+    assert sts is not None and set(sts.values()) == {()}  # no sides in a symmetric task
