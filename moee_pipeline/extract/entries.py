@@ -35,6 +35,7 @@ from moee_pipeline.extract.hooks import PooledBatch
 from moee_pipeline.extract.reuse import check_hs_room, check_same_settings, extends_hs
 from moee_pipeline.extract.runinfo import shard_of
 from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary, check_texts
+from moee_pipeline.extract.shared import copy_shared_rows, shared_sources
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
 
@@ -146,6 +147,8 @@ class TaskPlan:
     #: What an entry extended to every layer's HS stored (`--extend`): its rows keep these.
     kept: store.Features | None = None
     kept_rows: Mapping[str, int] = field(default_factory=dict)  # text id -> row of `kept`
+    #: Rows copied from other tasks' entries of the same model and prompt (extract/shared.py).
+    copied: int = 0
 
     @property
     def staged(self) -> bool:
@@ -227,6 +230,11 @@ def plan_task(
             kept_rows = {tid: row for row, tid in enumerate(kept.text_ids)}
             have = set()
     todo = [t for t in mine if parts.text_id(t) not in have]
+    # an extension keeps its stored values bit for bit: nothing is taken from other entries
+    wanted = {parts.text_id(t) for t in todo} if kept is None else set()
+    shared = shared_sources(options.cache_dir, key, settings, wanted)
+    borrowed = set().union(*(ids for _, ids in shared))
+    todo = [t for t in todo if parts.text_id(t) not in borrowed]
     encoded = encode_texts(tokenizer, prompt, todo, max_length=options.max_length)
     empty = [todo[e.index] for e in encoded if not e.input_ids]
     if empty:
@@ -241,6 +249,17 @@ def plan_task(
     staging.link_parts(final, directory, list(seed))
     # a staged build continues the entry's numbering; an extension replaces every part
     first = _next_part([final, directory], prefix) if staged and kept is None else 0
+    copied = 0
+    if shared:  # after every part this entry has: a resumed run keeps its own numbering
+        copied, first = copy_shared_rows(
+            shared,
+            directory,
+            task=task,
+            texts_in_task=len(texts),
+            prefix=prefix,
+            first=max(first, _next_part([directory], prefix)),
+            rows_per_part=options.rows_per_shard,
+        )
     return TaskPlan(
         task,
         prompt,
@@ -257,6 +276,7 @@ def plan_task(
         seeded=seed,
         kept=kept,
         kept_rows=kept_rows,
+        copied=copied,
     )
 
 
@@ -328,6 +348,7 @@ def finish_task(
         "tokens": tokens,
         "seconds": round(seconds, 3),
         "truncated": int(sum(e.truncated for e in plan.encoded)),
+        "copied_rows": plan.copied,
         "shard": list(options.shard),
         "texts_in_task": len(plan.texts),
         "splits": plan.splits,
@@ -343,5 +364,13 @@ def finish_task(
     elif options.shard[1] > 1:
         store.combine_shards(plan.directory, options.shard[1], manifest)
     return TaskSummary(
-        plan.task, plan.prompt.id, rows, new_rows, seconds, plan.final, tokens=tokens
+        plan.task,
+        plan.prompt.id,
+        rows,
+        new_rows,
+        seconds,
+        plan.final,
+        tokens=tokens,
+        truncated=manifest["truncated"],
+        copied=plan.copied,
     )

@@ -63,6 +63,10 @@ class TaskSummary:
     skipped: bool = False
     tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Rows of this run whose text was cut to --max-length (inside the template).
+    truncated: int = 0
+    #: Rows copied from another task's entry of the same model and prompt, not extracted.
+    copied: int = 0
 
 
 def option_defaults() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from mteb.results import TaskResult
 
 from moee_pipeline.cache.parts import text_id
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.score.vectors import VectorSource, as_source
 from moee_pipeline.tasks import private_copy
 from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.meta import encoder_meta
@@ -58,13 +59,15 @@ def cache_rows(
 
 
 class CachedEncoder(AbsEncoder):
-    """An mteb 2.x encoder whose vectors come from a cached matrix.
+    """An mteb 2.x encoder whose vectors come from cached rows.
 
-    mteb's `AbsEncoder` supplies the similarity functions (cosine, as the metadata says).
+    mteb's `AbsEncoder` supplies the similarity functions (cosine, as the metadata says). For a
+    retrieval task mteb wraps it in its own search wrapper, which asks for the queries and
+    then the corpus, chunk by chunk, each lookup answered by `embeddings.take`.
 
     Args:
         index: text_id -> row of `embeddings`, built once per task with `row_index`.
-        embeddings: (rows, dim) float32 matrix, one row per cached text.
+        embeddings: one vector per cached row: a (rows, dim) matrix, or any `VectorSource`.
         name: model name shown in mteb's results ("org/name" form).
         revision: model revision shown in mteb's results.
         hint: appended to the missing-text error, e.g. the extract command to run.
@@ -76,19 +79,18 @@ class CachedEncoder(AbsEncoder):
         self,
         *,
         index: Mapping[str, int],
-        embeddings: np.ndarray,
+        embeddings: np.ndarray | VectorSource,
         name: str = "moee/cached",
         revision: str = "cached",
         hint: str = "",
     ) -> None:
-        if embeddings.ndim != 2 or embeddings.shape[0] < len(set(index.values())):
-            raise ValueError(f"embeddings of shape {embeddings.shape} do not fit the index")
+        source = as_source(embeddings)
+        if source.rows < len(set(index.values())):
+            raise ValueError(f"{source.rows} embeddings of width {source.dim} do not fit the index")
         self._index = index
-        self._embeddings = np.asarray(embeddings, dtype=np.float32)
+        self._vectors = source
         self._hint = hint
-        self.mteb_model_meta = encoder_meta(
-            name=name, revision=revision, embed_dim=int(embeddings.shape[1])
-        )
+        self.mteb_model_meta = encoder_meta(name=name, revision=revision, embed_dim=source.dim)
 
     def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:
         """Row numbers of `texts` in the cache; raises MissingTextsError naming the task."""
@@ -111,7 +113,7 @@ class CachedEncoder(AbsEncoder):
                 raise MissingTextsError(f"{task_metadata.name} feeds non-text inputs")
             texts.extend(batch["text"])
         rows = self.rows_for(texts, task_name=task_metadata.name)
-        return self._embeddings[rows]
+        return self._vectors.take(rows)
 
 
 def fresh_view(task: AbsTask) -> AbsTask:

@@ -34,6 +34,7 @@ from moee_pipeline.score.plan import UnitKey
 from moee_pipeline.score.results import save_split_result
 from moee_pipeline.score.rows import Provenance, ScoreRow, experiment_kwargs
 from moee_pipeline.score.sweep import combinations, feature_columns
+from moee_pipeline.score.vectors import InMemoryVectors, VectorSource
 from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
 from moee_pipeline.tasks.meta import encoder_meta
 from moee_pipeline.vocabulary import SUM
@@ -92,6 +93,11 @@ class _SplitRun:
                 fit_rows=self.fit_rows,
             )
         return self.parts[key]
+
+    def vectors(self, combo: Combination) -> VectorSource:
+        """The embeddings of every cached row under a resolved configuration (the matrix in
+        memory; a retrieval corpus is read from it chunk by chunk by mteb's search)."""
+        return InMemoryVectors(embed(self.parts_for(combo), combo))
 
 
 @dataclass(frozen=True)
@@ -199,17 +205,17 @@ def score_unit(
                 progress.evaluating(f"{unit.name} {unit.prompt} {split} {combo.folder}")
             where = f"{unit.name}/{split}"
             resolved = _resolve(combo, run, pairs, where) if pairs is not None else combo
-            embeddings = embed(run.parts_for(resolved), resolved)
+            vectors = run.vectors(resolved)
             key = (resolved.effective_key(), resolved.weight_rule)
             if key not in done:
                 meta = encoder_meta(
                     name=f"moee/{slug}",
                     revision=revision,
-                    embed_dim=int(embeddings.shape[1]),
+                    embed_dim=vectors.dim,
                     experiment=experiment_kwargs(unit.prompt, resolved, provenance),
                 )
                 encoder = CachedEncoder(
-                    index=index, embeddings=embeddings, name=meta.name or "", hint=unit.hint
+                    index=index, embeddings=vectors, name=meta.name or "", hint=unit.hint
                 )
                 done[key], result = evaluate_split(unit.task, encoder=encoder, split=split)
                 if math.isfinite(done[key].main_score):  # NaN is its task's error (`run`)
