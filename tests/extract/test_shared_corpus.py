@@ -59,3 +59,19 @@ def test_a_shared_corpus_is_extracted_once_and_equals_its_own_extraction(
     assert {(r["task"], r["method"]) for r in read_scores(results)} == {
         (t, m) for t in (FIRST, SECOND) for m in ("HS", "RW")
     }
+
+
+def test_rows_are_copied_only_from_entries_of_the_same_hidden_state_columns(
+    tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """An entry with every layer's HS gives no rows to one with the last layer's (and back):
+    its parts would not fit the other's schema."""
+    model = tiny_model("olmoe")
+    cache = tmp_path / "cache"
+    common = ["--model", str(model), "--cache-dir", str(cache)]
+    cli_ok("extract", *common, "--tasks", FIRST, "--hs-layers", "all")
+    cli_ok("extract", *common, "--tasks", SECOND)
+    second = _manifest(cache, model, SECOND)
+    assert (second["rows"], second["new_rows"], second["copied_rows"]) == (31, 31, 0)
+    assert list(parts.hs_columns(second)) == ["hs_last", "hs_mean"]
+    cli_ok("verify", "--cache-dir", str(cache))
