@@ -26,7 +26,7 @@ from moee_pipeline.cli.options import (
 from moee_pipeline.extract.engine import RayOptions
 from moee_pipeline.extract.settings import option_defaults
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
-from moee_pipeline.vocabulary import Engine
+from moee_pipeline.vocabulary import STORE_DTYPES, Engine, StoreDtype
 
 if TYPE_CHECKING:
     from moee_pipeline.prompts import Prompt
@@ -76,6 +76,14 @@ RAY_DEFAULTS = RayOptions()
     default=DEFAULTS["rows_per_shard"],
     show_default=True,
     type=click.IntRange(min=1),
+)
+@click.option(
+    "--store-dtype",
+    type=click.Choice(STORE_DTYPES),
+    default=DEFAULTS["store_dtype"],
+    show_default=True,
+    help="Type the features are written in (read back as float32); bfloat16 is stored as "
+    "float32 values rounded to bfloat16.",
 )
 @data_dir_option
 @cache_dir_option
@@ -134,6 +142,7 @@ def extract(
     max_batch_tokens: int,
     max_length: int,
     rows_per_shard: int,
+    store_dtype: StoreDtype,
     data_dir: Path | None,
     cache_dir: str | None,
     shard: str,
@@ -184,6 +193,7 @@ def extract(
                 rows_per_shard=rows_per_shard,
                 shard=parse_shard(shard),
                 overwrite=overwrite,
+                store_dtype=store_dtype,
             ),
             data_dir=data_dir,
             splits=split_csv(splits),

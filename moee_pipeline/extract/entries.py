@@ -31,7 +31,13 @@ from moee_pipeline.cache import files, layout, parts, staging, store
 from moee_pipeline.extract.batching import Encoded, encode_texts
 from moee_pipeline.extract.reuse import check_same_settings
 from moee_pipeline.extract.runinfo import shard_of
-from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary, check_texts
+from moee_pipeline.extract.settings import (
+    ExtractionError,
+    ExtractOptions,
+    TaskSummary,
+    check_texts,
+    storage_settings,
+)
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
 
@@ -171,6 +177,7 @@ def plan_task(
     shard = options.shard
     manifest_name = store.manifest_name(shard)
     check_texts(task, texts)
+    settings = {**settings, **storage_settings(options)}
     staging.recover(options.cache_dir, key, held=shard)  # what a killed overwrite left
     texts = list(dict.fromkeys(texts))
     mine = _select_shard(texts, shard)
@@ -244,6 +251,7 @@ def abandon(plan: TaskPlan) -> None:
 
 def open_writer(plan: TaskPlan, metadata: dict[str, Any], *, options: ExtractOptions) -> PartWriter:
     """The part writer of a planned task; `metadata` (from the loaded model) goes in every part."""
+    metadata = {**metadata, **storage_settings(options)}
     if plan.staged:  # the other shards' parts, which stay beside the new ones
         _check_same_run(plan.final, metadata, besides=options.shard)
     _check_same_run(plan.directory, metadata)
@@ -280,6 +288,7 @@ def finish_task(
     rows = len(plan.mine)  # every text of this shard is now stored
     manifest = {
         **metadata,
+        **storage_settings(options),
         **run,
         "rows": rows,
         "new_rows": new_rows,

@@ -14,6 +14,7 @@ from typing import Any
 
 from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.vocabulary import StoreDtype
 
 
 class ExtractionError(MoeeError, RuntimeError):
@@ -25,6 +26,8 @@ class ExtractOptions:
     """How to batch, shard and store one run; the CLI's defaults are these.
 
     `cache_dir` defaults to the CLI's: $MOEE_CACHE_DIR, else ./cache (read when made).
+    `store_dtype` is the type the vectors are written in (read back as float32); it changes the
+    features, so an entry made with another is not reused (README, "Compact storage").
     """
 
     cache_dir: Path = field(default_factory=cache_root)
@@ -34,6 +37,7 @@ class ExtractOptions:
     rows_per_shard: int = 4096
     shard: tuple[int, int] = (0, 1)
     overwrite: bool = False
+    store_dtype: StoreDtype = "float32"
     progress: bool = True
 
 
@@ -50,6 +54,11 @@ class TaskSummary:
     skipped: bool = False
     tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def storage_settings(options: ExtractOptions) -> dict[str, Any]:
+    """What a run's options add to the settings every part and manifest record."""
+    return {"store_dtype": options.store_dtype}
 
 
 def option_defaults() -> dict[str, Any]:
