@@ -24,7 +24,7 @@ from moee_pipeline.cli.options import (
     task_options,
 )
 from moee_pipeline.extract.engine import RayOptions
-from moee_pipeline.extract.settings import option_defaults
+from moee_pipeline.extract.settings import DEFAULT_STORE_DTYPE, option_defaults
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
 from moee_pipeline.vocabulary import STORE_DTYPES, Engine, StoreDtype
 
@@ -80,10 +80,10 @@ RAY_DEFAULTS = RayOptions()
 @click.option(
     "--store-dtype",
     type=click.Choice(STORE_DTYPES),
-    default=DEFAULTS["store_dtype"],
-    show_default=True,
-    help="Type the features are written in (read back as float32); bfloat16 is stored as "
-    "float32 values rounded to bfloat16.",
+    default=None,
+    help=f"Type the features are written in, read back as float32 (default: "
+    f"{DEFAULT_STORE_DTYPE} for a new entry, an entry's own when resumed or extended); "
+    "bfloat16 is stored as float32 values rounded to bfloat16.",
 )
 @data_dir_option
 @cache_dir_option
@@ -142,7 +142,7 @@ def extract(
     max_batch_tokens: int,
     max_length: int,
     rows_per_shard: int,
-    store_dtype: StoreDtype,
+    store_dtype: StoreDtype | None,
     data_dir: Path | None,
     cache_dir: str | None,
     shard: str,

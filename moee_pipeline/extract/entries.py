@@ -32,14 +32,15 @@ from moee_pipeline.extract.batching import Encoded, encode_texts
 from moee_pipeline.extract.reuse import check_same_settings
 from moee_pipeline.extract.runinfo import shard_of
 from moee_pipeline.extract.settings import (
+    DEFAULT_STORE_DTYPE,
     ExtractionError,
     ExtractOptions,
     TaskSummary,
     check_texts,
-    storage_settings,
 )
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
+from moee_pipeline.vocabulary import StoreDtype
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,23 @@ def _check_same_run(
     found = [p for p in parts.part_files(directory) if skip is None or not p.name.startswith(skip)]
     if found:
         check_same_settings(parts.part_metadata(found[0]), metadata, where=directory)
+
+
+def _store_dtype(
+    final: Path, options: ExtractOptions, done: Mapping[str, Any] | None
+) -> StoreDtype:
+    """What a run stores its vectors as: the dtype asked for; else the entry's own where the
+    run keeps any of it (a resume, an extension, the other shards of an overwritten one), so
+    an entry made before --store-dtype existed goes on in float32; else the default."""
+    if options.store_dtype is not None:
+        return options.store_dtype
+    if done is not None:
+        return parts.store_dtype(done)
+    replaced = parts.part_prefix(options.shard) + "-" if options.overwrite else None
+    kept = [
+        p for p in parts.part_files(final) if replaced is None or not p.name.startswith(replaced)
+    ]
+    return parts.store_dtype(parts.part_metadata(kept[0])) if kept else DEFAULT_STORE_DTYPE
 
 
 def _part_records_of(directory: Path, prefix: str) -> list[str]:
@@ -146,6 +164,8 @@ class TaskPlan:
     first_part: int = 0  # the number of the first part this run writes
     #: Parts of the complete entry a staged extension took along, with their manifest records.
     seeded: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    #: What the parts store their vectors as (`_store_dtype`).
+    store_dtype: StoreDtype = DEFAULT_STORE_DTYPE
 
     @property
     def staged(self) -> bool:
@@ -177,8 +197,12 @@ def plan_task(
     shard = options.shard
     manifest_name = store.manifest_name(shard)
     check_texts(task, texts)
-    settings = {**settings, **storage_settings(options)}
     staging.recover(options.cache_dir, key, held=shard)  # what a killed overwrite left
+    done = None
+    if not options.overwrite:
+        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
+    dtype = _store_dtype(final, options, done)
+    settings = {**settings, "store_dtype": dtype}
     texts = list(dict.fromkeys(texts))
     mine = _select_shard(texts, shard)
     prefix = parts.part_prefix(shard)
@@ -189,7 +213,6 @@ def plan_task(
         if shard[1] > 1:  # the other shards' parts stay: they must be of these settings
             _check_same_run(final, settings, besides=shard)
     else:
-        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
         _check_same_run(final, settings)
         have = store.existing_text_ids(final)
         if done is not None:
@@ -239,6 +262,7 @@ def plan_task(
         start,
         first_part=first,
         seeded=seed,
+        store_dtype=dtype,
     )
 
 
@@ -251,7 +275,7 @@ def abandon(plan: TaskPlan) -> None:
 
 def open_writer(plan: TaskPlan, metadata: dict[str, Any], *, options: ExtractOptions) -> PartWriter:
     """The part writer of a planned task; `metadata` (from the loaded model) goes in every part."""
-    metadata = {**metadata, **storage_settings(options)}
+    metadata = {**metadata, "store_dtype": plan.store_dtype}
     if plan.staged:  # the other shards' parts, which stay beside the new ones
         _check_same_run(plan.final, metadata, besides=options.shard)
     _check_same_run(plan.directory, metadata)
@@ -288,7 +312,7 @@ def finish_task(
     rows = len(plan.mine)  # every text of this shard is now stored
     manifest = {
         **metadata,
-        **storage_settings(options),
+        "store_dtype": plan.store_dtype,
         **run,
         "rows": rows,
         "new_rows": new_rows,

@@ -27,7 +27,9 @@ class ExtractOptions:
 
     `cache_dir` defaults to the CLI's: $MOEE_CACHE_DIR, else ./cache (read when made).
     `store_dtype` is the type the vectors are written in (read back as float32); it changes the
-    features, so an entry made with another is not reused (README, "Compact storage").
+    features, so an entry made with another is not reused (README, "Compact storage"). None:
+    DEFAULT_STORE_DTYPE for a new entry (or one --overwrite replaces), the entry's own for one
+    a run resumes or extends, so caches made before the option go on as they were.
     """
 
     cache_dir: Path = field(default_factory=cache_root)
@@ -37,7 +39,7 @@ class ExtractOptions:
     rows_per_shard: int = 4096
     shard: tuple[int, int] = (0, 1)
     overwrite: bool = False
-    store_dtype: StoreDtype = "float32"
+    store_dtype: StoreDtype | None = None
     progress: bool = True
 
 
@@ -56,9 +58,15 @@ class TaskSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: What new entries are stored as: half of float32's bytes or less, float32's range, and score
+#: changes below those of computing in bfloat16 (README, "Compact storage").
+DEFAULT_STORE_DTYPE: StoreDtype = "bfloat16"
+
+
 def storage_settings(options: ExtractOptions) -> dict[str, Any]:
-    """What a run's options add to the settings every part and manifest record."""
-    return {"store_dtype": options.store_dtype}
+    """What a run's options ask of the settings every part and manifest record (a store dtype
+    left to the entry asks nothing: see `ExtractOptions`)."""
+    return {} if options.store_dtype is None else {"store_dtype": options.store_dtype}
 
 
 def option_defaults() -> dict[str, Any]:

@@ -155,18 +155,21 @@ def test_a_custom_prompt_is_found_again_by_its_cache_id(
 def test_store_dtype_from_extract_to_verify_and_scores(
     toy_cache: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """A bfloat16 rerun is other settings, --overwrite makes it; verify passes it and its
-    scores keep another features fingerprint than float32's, close to them."""
+    """The toy cache is stored as the default, bfloat16: a float32 rerun is other settings,
+    --overwrite makes it; verify passes both and their scores keep their own features
+    fingerprints, close to each other."""
     from tests.support.scores import read_scores
 
     args = toy_args(toy_cache, tmp_path)
-    code, out = cli("extract", *args, "--store-dtype", "bfloat16")
+    assert "already complete" in cli_ok("extract", *args)  # no option: the entry's own dtype
+    code, out = cli("extract", *args, "--store-dtype", "float32")
     assert code != 0 and "other settings" in out and "store_dtype" in out, out
     score = ["score", *args, "--method", "HS", "--method", "RW"]
-    cli_ok(*score, "--output", str(tmp_path / "float32"))
-    cli_ok("extract", *args, "--store-dtype", "bfloat16", "--overwrite")
     assert "no problems" in cli_ok("verify", "--cache-dir", str(tmp_path / "cache"))
     cli_ok(*score, "--output", str(tmp_path / "bfloat16"))
+    cli_ok("extract", *args, "--store-dtype", "float32", "--overwrite")
+    assert "no problems" in cli_ok("verify", "--cache-dir", str(tmp_path / "cache"))
+    cli_ok(*score, "--output", str(tmp_path / "float32"))
     before, after = (read_scores(tmp_path / name) for name in ("float32", "bfloat16"))
     assert len(before) == len(after) == 2
     for old, new in zip(before, after, strict=True):

@@ -3,6 +3,7 @@ refused (the formats themselves: tests/cache/test_parts.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 
 from moee_pipeline.cache import parts, store
 from moee_pipeline.extract.hooks import PooledBatch
-from moee_pipeline.extract.settings import ExtractionError
+from moee_pipeline.extract.settings import DEFAULT_STORE_DTYPE, ExtractionError
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.models.loading import LoadedModel, ModelSpec, load_model
 from tests.extract.test_pipeline import TEXTS, by_id, read, run
@@ -63,6 +64,32 @@ def test_another_store_dtype_is_other_settings_unless_overwrite(
     manifest = read(tmp_path, model_dir).manifest
     assert manifest["store_dtype"] == "bfloat16"
     assert store.features_fingerprint(manifest) != fingerprint
+
+
+def test_without_a_store_dtype_new_entries_get_the_default_and_old_ones_keep_theirs(
+    olmoe: tuple[Path, LoadedModel], tmp_path: Path
+) -> None:
+    model_dir, loaded = olmoe
+    assert run(loaded, model_dir, tmp_path / "new", store_dtype=None).rows == len(TEXTS)
+    assert read(tmp_path / "new", model_dir).manifest["store_dtype"] == DEFAULT_STORE_DTYPE
+    # an entry of another dtype, as one made before the option: float32 without the key
+    summary = run(loaded, model_dir, tmp_path / "old", texts=TEXTS[:6])
+    for part in parts.part_files(summary.path):  # rewritten without the key, as then
+        table = pq.read_table(part)
+        meta = parts.schema_metadata(table.schema)
+        del meta["store_dtype"]
+        pq.write_table(table.replace_schema_metadata({b"moee": json.dumps(meta)}), part)
+    (summary.path / store.MANIFEST).unlink()  # an interrupted run, resumed with more texts
+    resumed = run(loaded, model_dir, tmp_path / "old", store_dtype=None)
+    assert resumed.rows == len(TEXTS) and resumed.new_rows == len(TEXTS) - 6
+    features = read(tmp_path / "old", model_dir)
+    assert features.manifest["store_dtype"] == "float32"
+    assert {parts.schema_metadata(pq.read_schema(p)).get("store_dtype") for p in
+            parts.part_files(summary.path)} == {None, "float32"}  # fmt: skip
+    assert run(loaded, model_dir, tmp_path / "old", store_dtype=None).skipped
+    replaced = run(loaded, model_dir, tmp_path / "old", store_dtype=None, overwrite=True)
+    assert replaced.rows == len(TEXTS)
+    assert read(tmp_path / "old", model_dir).manifest["store_dtype"] == DEFAULT_STORE_DTYPE
 
 
 def test_a_feature_beyond_float16s_range_stops_the_run_naming_column_and_text(
