@@ -7,7 +7,9 @@ results file, rendered by one function:
 - `ray-results` (`render_ray`): the newest such file that holds a Ray bench
   (`benchmarks/ray_bench.py`);
 - `integrity-results` (`render_integrity`): `benchmarks/results/integrity.json`
-  (`python -m benchmarks.integrity`).
+  (`python -m benchmarks.integrity`);
+- `storage-results` (`render_storage`): `benchmarks/results/storage.json`
+  (`python -m benchmarks.storage`).
 
 `python -m benchmarks.readme` rewrites every block; `--check` only says whether the README
 matches, naming each stale block (the test suite runs that check).
@@ -36,8 +38,12 @@ def markers(name: str) -> tuple[str, str]:
 START, END = markers("bench-results")
 RAY_START, RAY_END = markers("ray-results")
 INTEGRITY_START, INTEGRITY_END = markers("integrity-results")
+STORAGE_START, STORAGE_END = markers("storage-results")
 RESULTS = REPO / "benchmarks" / "results"
 INTEGRITY = RESULTS / "integrity.json"
+STORAGE = RESULTS / "storage.json"
+#: OLMoE-1B-7B's vector values per text: HS last + mean (2 x 2048), RW last + mean (2 x 16 x 64).
+OLMOE_VALUES_PER_TEXT = 2 * 2048 + 2 * 16 * 64
 README = REPO / "README.md"
 _NAME = re.compile(r"\d{4}-\d{2}-\d{2}-.+\.json")
 
@@ -254,6 +260,72 @@ def render_integrity(path: Path, data: dict[str, Any]) -> str:
     return "\n".join([INTEGRITY_START, text, INTEGRITY_END])
 
 
+def _where(at: dict[str, str]) -> str:
+    """Where a score changed most: task, method (and weight), pooling."""
+    weight = f" w={at['weight']}" if at["weight"] else ""
+    return f"{at['task']}, {at['method']}{weight}, {at['pooling']}"
+
+
+def _change(run: dict[str, Any]) -> str:
+    """The largest change of a run (x100), and where, when there is one."""
+    change = run["max_score_change"] * 100
+    return f"{change:.3f}" + (f" ({_where(run['max_score_change_at'])})" if change > 0 else "")
+
+
+def render_storage(path: Path, data: dict[str, Any]) -> str:
+    """Bytes per text and the largest main-score change of each store dtype against float32."""
+    model = data["tiny_model"]
+    dtypes = data["dtypes"]
+    texts = next(iter(dtypes.values()))["rows"]
+    weights = ", ".join(f"{w:g}" for w in data["weights"])
+    types = list(next(iter(dtypes.values()))["max_score_change_by_type"])
+    lines = [
+        STORAGE_START,
+        f"Measured by `python -m benchmarks.storage` (`{path.relative_to(REPO)}`, "
+        f"{data['date'][:10]}): a tiny random OLMoE-like model (hidden {model['hidden_size']}, "
+        f"{model['num_hidden_layers']} layers x {model['num_experts']} experts, float32 on the "
+        f"CPU) extracted the {len(data['tasks'])} real tasks of `../shared/mteb-data` "
+        f"({texts:,} texts, prompt `{data['prompt']}`) once per `--store-dtype`; each cache was "
+        f"scored for HS, RW, MoEE-concat and MoEE-sum at weights {weights}, "
+        f"{' and '.join(data['poolings'])} pooling ({data['evaluations']} main scores), and "
+        "compared with float32's. Score changes are x100, as the report shows scores.",
+        "",
+        "| `--store-dtype` | cache bytes per text | vector bytes per value | size vs float32 "
+        "| at OLMoE-1B-7B's widths (extrapolated) | largest score change "
+        f"| largest change per type ({', '.join(types)}) | mean change |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dtype, run in dtypes.items():
+        olmoe = run["vector_bytes_per_value"] * OLMOE_VALUES_PER_TEXT / 1024
+        per_type = " / ".join(f"{run['max_score_change_by_type'][t] * 100:.3f}" for t in types)
+        lines.append(
+            f"| {dtype} | {run['bytes_per_text']:,.0f} | {run['vector_bytes_per_value']:.2f} "
+            f"| {run['size_vs_float32']:.2f}x | {olmoe:.1f} KiB | {_change(run)} | {per_type} "
+            f"| {run['mean_score_change'] * 100:.4f} |"
+        )
+    lines += [
+        "",
+        "Cache bytes per text count all of `features/` (the text and its id too); the vector "
+        "columns' bytes per value times OLMoE-1B-7B's "
+        f"{OLMOE_VALUES_PER_TEXT:,} values per text (HS and RW, last and mean) give the "
+        "extrapolated column (a trained model's values may compress differently). Random "
+        "weights: the changes say how far rounding moves mteb's main scores, not what a trained "
+        "model scores.",
+    ]
+    bf16 = data.get("bfloat16_compute")
+    if bf16:
+        stored, noise = bf16["dtypes"]["bfloat16"], bf16["compute_change"]
+        lines += [
+            "",
+            "Computed in bfloat16 (what `moee extract` does on a GPU by default), storing as "
+            f"bfloat16 instead of float32 moved a score by at most {_change(stored)}, mean "
+            f"{stored['mean_score_change'] * 100:.4f}; computing in bfloat16 instead of float32 "
+            f"moved one by up to {_change(noise)}, mean {noise['mean_score_change'] * 100:.4f}.",
+        ]
+    lines.append(STORAGE_END)
+    return "\n".join(lines)
+
+
 def sections(folder: Path = RESULTS) -> list[tuple[str, Path, str]]:
     """Every generated block: its name, the results file it comes from, and its text."""
     path, data = newest_results(folder)
@@ -266,6 +338,14 @@ def sections(folder: Path = RESULTS) -> list[tuple[str, Path, str]]:
             "integrity-results",
             integrity,
             render_integrity(integrity, json.loads(integrity.read_text(encoding="utf-8"))),
+        ),
+        (
+            "storage-results",
+            folder / STORAGE.name,
+            render_storage(
+                folder / STORAGE.name,
+                json.loads((folder / STORAGE.name).read_text(encoding="utf-8")),
+            ),
         ),
     ]
 

@@ -50,6 +50,10 @@ FIXED, AUTO = WEIGHT_RULES
 Engine = Literal["local", "ray"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 
+#: How `moee extract --store-dtype` writes features to disk; every reader gets float32 back.
+StoreDtype = Literal["float32", "float16", "bfloat16"]
+STORE_DTYPES: tuple[StoreDtype, ...] = get_args(StoreDtype)
+
 #: The largest MoEE-sum weight. The packed vector's RW half has norm sqrt(w), so float32 dot
 #: products of size ~w must still resolve the HS term (range 2): measured at 1e6 they miss it by
 #: up to 0.19, at 1e4 by about 0.002 (tests/test_score.py). The auto rule searches [0.01, 100].

@@ -6,6 +6,12 @@ same way for scoring (`read_features`) and auditing (`moee verify`): bytes first
 SHA-256 of the bytes in memory), because a damaged Parquet file can crash the reader, so nothing
 is decoded before its hash matches; then rows, columns and vector widths. The audit adds only
 what scoring cannot afford on every read (finiteness; duplicates across parts, in verify).
+
+Vectors are stored in the run's `store_dtype` (`moee extract --store-dtype`, recorded in every
+part's metadata and the manifest) and always read back as float32. float16 is Arrow's native
+half float; bfloat16 has no Arrow type, so it is stored as float32 values rounded to bfloat16:
+every reader (pandas, DuckDB, polars) sees plain floats, and with BYTE_STREAM_SPLIT the two
+zero low bytes of each value compress to almost nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import pyarrow.parquet as pq
 from moee_pipeline.cache import files
 from moee_pipeline.cache.errors import FileProblem
 from moee_pipeline.errors import first_line
+from moee_pipeline.vocabulary import STORE_DTYPES, StoreDtype, check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +48,20 @@ ALL_VECTOR_COLUMNS = (*VECTOR_COLUMNS, *HS_LAYER_COLUMNS)
 #: What every part holds besides its vectors; `text_id` is the key scoring looks texts up by.
 ROW_COLUMNS = ("text_id", "text", "n_tokens", "truncated")
 PART_GLOB = "part-*.parquet"
+#: The metadata key of the type vectors are stored in; parts and manifests without one: float32.
+STORE_DTYPE_KEY = "store_dtype"
+#: The Arrow value type each store dtype writes (bfloat16: float32 values rounded to bfloat16).
+VALUE_TYPES: dict[StoreDtype, pa.DataType] = {
+    "float32": pa.float32(),
+    "float16": pa.float16(),
+    "bfloat16": pa.float32(),
+}
+#: The largest finite magnitude of each store dtype (float32 values beyond it do not fit).
+DTYPE_MAX: dict[StoreDtype, float] = {
+    "float32": float(np.finfo(np.float32).max),
+    "float16": float(np.finfo(np.float16).max),
+    "bfloat16": float.fromhex("0x1.fep127"),
+}
 
 
 def text_id(text: str) -> str:
@@ -74,23 +95,81 @@ def vector_widths(meta: Mapping[str, Any]) -> dict[str, int]:
     return {**widths, **dict.fromkeys(HS_LAYER_COLUMNS, layers)}
 
 
-def vector_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
-    """A (n, d) float32 matrix as an Arrow fixed-size list column, without copying rows."""
+def store_dtype(meta: Mapping[str, Any]) -> StoreDtype:
+    """The type a run stores its vectors in, from its metadata or manifest (none: float32).
+
+    Raises:
+        ValueError: a type this package does not know (a newer one wrote it).
+    """
+    dtype = meta.get(STORE_DTYPE_KEY) or "float32"
+    for known in STORE_DTYPES:
+        if dtype == known:
+            return known
+    check_choice("store dtype", dtype, STORE_DTYPES)  # raises: a type no known one equals
+    raise AssertionError(dtype)
+
+
+def round_bfloat16(matrix: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest bfloat16 (ties to even), still as float32.
+
+    bfloat16 is the top half of a float32: add half of the dropped half (plus the tie bit) to
+    the bit pattern, then clear the low 16 bits. A finite value past bfloat16's largest rounds
+    to inf, which `overflow_rows` catches.
+    """
+    bits = np.ascontiguousarray(matrix, dtype=np.float32).view(np.uint32)
+    keep = (bits >> np.uint32(16)) & np.uint32(1)
+    rounded = (bits + np.uint32(0x7FFF) + keep) & np.uint32(0xFFFF0000)
+    finite = np.isfinite(matrix)
+    return np.where(finite, rounded.view(np.float32), matrix).astype(np.float32, copy=False)
+
+
+def stored_values(matrix: np.ndarray, dtype: StoreDtype) -> np.ndarray:
+    """A float32 matrix as `dtype` stores it (float16, or float32 rounded to bfloat16)."""
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+    if dtype == "float16":
+        with np.errstate(over="ignore"):  # overflow is refused by `overflow_rows`, not warned
+            return matrix.astype(np.float16)
+    return round_bfloat16(matrix) if dtype == "bfloat16" else matrix
+
+
+def overflow_rows(matrix: np.ndarray, dtype: StoreDtype) -> np.ndarray:
+    """Which rows hold a finite value that `dtype` cannot hold (it would become inf)."""
+    finite = np.isfinite(matrix)
+    with np.errstate(over="ignore", invalid="ignore"):
+        beyond = finite & ~np.isfinite(stored_values(matrix, dtype))
+    return np.asarray(beyond.any(axis=1) if beyond.ndim == 2 else beyond, dtype=bool)
+
+
+def vector_array(matrix: np.ndarray, dtype: StoreDtype = "float32") -> pa.FixedSizeListArray:
+    """A (n, d) float32 matrix as an Arrow fixed-size list column of `dtype`.
+
+    Raises:
+        ValueError: a finite value beyond `dtype`'s range (never stored as inf).
+    """
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    bad = overflow_rows(matrix, dtype)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} row(s) hold values beyond {dtype}'s range (+-{DTYPE_MAX[dtype]:.6g})"
+        )
+    values = stored_values(matrix, dtype)
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), matrix.shape[1])
 
 
 def column_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """An Arrow (fixed-size) list column as a (n, d) float32 matrix."""
+    """An Arrow (fixed-size) list column as a (n, d) float32 matrix, whatever type it is stored
+    in (float16 is widened exactly)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     width = column.type.list_size
-    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.astype(np.float32, copy=False).reshape(-1, width)
 
 
 def feature_schema(metadata: Mapping[str, Any]) -> pa.Schema:
     """The part schema of a run; `metadata` (settings and shapes) travels in every file."""
     widths = vector_widths(metadata)
+    value_type = VALUE_TYPES[store_dtype(metadata)]
     fields = [
         pa.field("text_id", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
@@ -98,7 +177,7 @@ def feature_schema(metadata: Mapping[str, Any]) -> pa.Schema:
         pa.field("truncated", pa.bool_(), nullable=False),
     ]
     for name in vector_columns(metadata):
-        fields.append(pa.field(name, pa.list_(pa.float32(), widths[name]), nullable=False))
+        fields.append(pa.field(name, pa.list_(value_type, widths[name]), nullable=False))
     return pa.schema(fields, metadata={METADATA_KEY: json.dumps(dict(metadata), sort_keys=True)})
 
 
@@ -166,8 +245,8 @@ def read_part(
     In order, each check only once the one before passed: a file (not a folder named like
     one); size and (unless `check_hash` is False) SHA-256 against `record`; decoding; the
     columns asked for (None: all, of which `text_id` and every vector column must be there);
-    rows against `record`; each vector column's type and width against `meta` (the manifest;
-    None: the part's own metadata).
+    rows against `record`; the part's store dtype against `meta` (the manifest; None: the
+    part's own metadata), so an entry never mixes dtypes; each vector column's type and width.
     Without a record (a manifest from before records) only decoding, columns and widths count.
 
     Raises:
@@ -202,11 +281,21 @@ def read_part(
     if record is not None and table.num_rows != record.get("rows"):
         what = f"holds {table.num_rows} rows, the manifest says {record.get('rows')}"
         raise FileProblem(path, what)
-    widths = vector_widths(meta if meta is not None else schema_metadata(schema))
+    own = schema_metadata(schema)
+    expected = meta if meta is not None else own
+    try:
+        dtype, stored = store_dtype(expected), store_dtype(own)
+    except ValueError as error:
+        raise FileProblem(path, f"cannot be read ({error})", fix="upgrade moee-pipeline") from None
+    if stored != dtype:
+        what = f"holds {stored} features, the rest of its entry {dtype} (one entry, one dtype)"
+        raise FileProblem(path, what)
+    widths = vector_widths(expected)
+    value_type = VALUE_TYPES[dtype]
     for name in (c for c in ALL_VECTOR_COLUMNS if c in table.column_names):
         kind = table.schema.field(name).type
-        if not pa.types.is_fixed_size_list(kind) or kind.value_type != pa.float32():
-            raise FileProblem(path, f"has {name} of type {kind}, not a float32 vector")
+        if not pa.types.is_fixed_size_list(kind) or kind.value_type != value_type:
+            raise FileProblem(path, f"has {name} of type {kind}, not a {dtype} vector")
         if widths[name] and kind.list_size != widths[name]:
             what = f"has {name} {kind.list_size} wide, expected {widths[name]}"
             raise FileProblem(path, what)
@@ -215,9 +304,14 @@ def read_part(
 
 def audit_part(table: pa.Table) -> list[str]:
     """What a full audit adds to `read_part` on a readable part: a problem per vector column
-    holding NaN or inf (the extraction refuses them, so one here was written by something else)."""
-    return [
-        f"{name} holds NaN or inf values"
-        for name in ALL_VECTOR_COLUMNS
-        if name in table.column_names and not np.isfinite(column_matrix(table[name])).all()
-    ]
+    holding NaN or inf (the extraction refuses them, so one here was written by something else),
+    or, in a bfloat16 part, values that are not bfloat16 (written by something else too)."""
+    bfloat16 = store_dtype(schema_metadata(table.schema)) == "bfloat16"
+    problems = []
+    for name in (c for c in ALL_VECTOR_COLUMNS if c in table.column_names):
+        matrix = column_matrix(table[name])
+        if not np.isfinite(matrix).all():
+            problems.append(f"{name} holds NaN or inf values")
+        elif bfloat16 and (matrix.view(np.uint32) & np.uint32(0xFFFF)).any():
+            problems.append(f"{name} holds values that are not bfloat16, as its metadata says")
+    return problems

@@ -30,6 +30,7 @@ from moee_pipeline.cache.layout import iter_entries, model_name, model_slug, nam
 from moee_pipeline.cache.parts import (
     ALL_VECTOR_COLUMNS,
     SCHEMA_VERSION,
+    STORE_DTYPE_KEY,
     column_matrix,
     hs_columns,
     part_files,
@@ -45,7 +46,17 @@ MANIFEST_GLOB = "_manifest*.json"
 _SHARD_MANIFEST = re.compile(r"_manifest\.(\d+)of(\d+)\.json")
 #: Settings that change the features: a cache entry made with others is never reused, and
 #: scores record a fingerprint of them so rows of different features never mix.
-FEATURE_SETTINGS = ("model", "revision", "prompt_template", "max_length", "quantization", "dtype")
+FEATURE_SETTINGS = (
+    "model",
+    "revision",
+    "prompt_template",
+    "max_length",
+    "quantization",
+    "dtype",
+    STORE_DTYPE_KEY,
+)
+#: What a manifest without a setting (one older than the setting) was made with.
+_SETTING_DEFAULTS = {STORE_DTYPE_KEY: "float32"}
 
 #: A part file and its manifest record (None where the manifest records no parts).
 Listed = tuple[Path, Mapping[str, Any] | None]
@@ -255,13 +266,25 @@ def read_features(
     return Features(table.column("text_id").to_pylist(), arrays, manifest)
 
 
+def feature_setting(manifest: Mapping[str, Any], key: str) -> Any:
+    """One of FEATURE_SETTINGS as a manifest records it; an older manifest without it was made
+    with its default (float32 vectors)."""
+    value = manifest.get(key)
+    return _SETTING_DEFAULTS.get(key) if value is None else value
+
+
 def features_fingerprint(manifest: Mapping[str, Any]) -> str:
     """A short, stable fingerprint of the settings that produced a cache entry's features.
 
     The model enters as its slug, so a cache copied to another machine (where a local model's
-    folder has another path) keeps its fingerprint.
+    folder has another path) keeps its fingerprint. A setting at its default (float32 storage)
+    is left out, so the entries made before the setting existed keep theirs.
     """
-    settings = {k: manifest.get(k) for k in FEATURE_SETTINGS if k != "model"}
+    settings = {
+        k: feature_setting(manifest, k)
+        for k in FEATURE_SETTINGS
+        if k != "model" and feature_setting(manifest, k) != _SETTING_DEFAULTS.get(k, ())
+    }
     settings["model"] = model_slug(str(manifest.get("model", "")))
     settings["schema_version"] = manifest.get("schema_version", SCHEMA_VERSION)
     blob = json.dumps(settings, sort_keys=True, default=str)

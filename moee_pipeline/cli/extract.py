@@ -26,9 +26,9 @@ from moee_pipeline.cli.options import (
     task_options,
 )
 from moee_pipeline.extract.engine import RayOptions
-from moee_pipeline.extract.settings import option_defaults
+from moee_pipeline.extract.settings import DEFAULT_STORE_DTYPE, option_defaults
 from moee_pipeline.models.names import DTYPE_NAMES, QUANTIZATIONS, Quantization
-from moee_pipeline.vocabulary import HS_STORES, Engine, HsStore
+from moee_pipeline.vocabulary import HS_STORES, STORE_DTYPES, Engine, HsStore, StoreDtype
 
 if TYPE_CHECKING:
     from moee_pipeline.prompts import Prompt
@@ -78,6 +78,14 @@ RAY_DEFAULTS = RayOptions()
     default=DEFAULTS["rows_per_shard"],
     show_default=True,
     type=click.IntRange(min=1),
+)
+@click.option(
+    "--store-dtype",
+    type=click.Choice(STORE_DTYPES),
+    default=None,
+    help=f"Type the features are written in, read back as float32 (default: "
+    f"{DEFAULT_STORE_DTYPE} for a new entry, an entry's own when resumed or extended); "
+    "bfloat16 is stored as float32 values rounded to bfloat16.",
 )
 @data_dir_option
 @cache_dir_option
@@ -152,6 +160,7 @@ def extract(
     max_batch_tokens: int,
     max_length: int,
     rows_per_shard: int,
+    store_dtype: StoreDtype | None,
     data_dir: Path | None,
     cache_dir: str | None,
     shard: str,
@@ -212,6 +221,7 @@ def extract(
                 overwrite=overwrite,
                 hs_layers=hs_layers,
                 extend=extend,
+                store_dtype=store_dtype,
             ),
             data_dir=data_dir,
             splits=split_csv(splits),

@@ -71,7 +71,12 @@ _REPORT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ReportOpti
     "split (test) gives the oracle, labelled so.",
 )
 @click.option("--compare-paper", is_flag=True, help="Published numbers next to ours, with diffs.")
-@click.option("--plots", type=Folder(path_type=Path), default=None, help="Write PNG figures here.")
+@click.option(
+    "--plots",
+    type=Folder(path_type=Path),
+    default=None,
+    help="Write PNG figures here (--format html embeds them whether or not this is given).",
+)
 def report(
     *,
     results: Path,
@@ -84,7 +89,11 @@ def report(
     compare_paper: bool,
     plots: Path | None,
 ) -> None:
-    """The paper's tables (per task type and per task) from scores.csv, optionally vs the paper."""
+    """The paper's tables (per task type and per task) from scores.csv, optionally vs the paper.
+
+    `--format html --out report.html` writes one self-contained file: every table, the notes
+    and the figures, readable offline.
+    """
     from moee_pipeline.report import tables as report_lib
     from moee_pipeline.report.render import build_report
 
@@ -96,14 +105,21 @@ def report(
             if target is not None:  # refused before anything is read or written
                 check_outside_cache(target, option=option, caches=(cache_root(),))
         scores = report_lib.load_scores(results)
+        figures = []
+        if fmt == "html":  # the figures --plots writes, embedded (and written there if given)
+            from moee_pipeline.report.html import report_figures
+
+            figures = report_figures(scores=scores, options=options, plots_dir=plots)
         text = build_report(
             scores=scores,
             options=options,
             fmt=fmt,
             compare_paper=compare_paper,
             skipped=read_skipped(results if results.is_dir() else results.parent),
+            figures=figures,
         )
-        if plots is not None:
+        written: list[Any] = list(figures)
+        if plots is not None and fmt != "html":
             from moee_pipeline.report.plots import make_plots
 
             written = make_plots(scores=scores, options=options, out_dir=plots)

@@ -34,10 +34,17 @@ from moee_pipeline.extract.batching import Encoded, encode_texts
 from moee_pipeline.extract.hooks import PooledBatch
 from moee_pipeline.extract.reuse import check_hs_room, check_same_settings, extends_hs
 from moee_pipeline.extract.runinfo import shard_of
-from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary, check_texts
+from moee_pipeline.extract.settings import (
+    DEFAULT_STORE_DTYPE,
+    ExtractionError,
+    ExtractOptions,
+    TaskSummary,
+    check_texts,
+)
 from moee_pipeline.extract.shared import copy_shared_rows, shared_sources
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
+from moee_pipeline.vocabulary import StoreDtype
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +63,23 @@ def _check_same_run(
     found = [p for p in parts.part_files(directory) if skip is None or not p.name.startswith(skip)]
     if found:
         check_same_settings(parts.part_metadata(found[0]), metadata, where=directory)
+
+
+def _store_dtype(
+    final: Path, options: ExtractOptions, done: Mapping[str, Any] | None
+) -> StoreDtype:
+    """What a run stores its vectors as: the dtype asked for; else the entry's own where the
+    run keeps any of it (a resume, an extension, the other shards of an overwritten one), so
+    an entry made before --store-dtype existed goes on in float32; else the default."""
+    if options.store_dtype is not None:
+        return options.store_dtype
+    if done is not None:
+        return parts.store_dtype(done)
+    replaced = parts.part_prefix(options.shard) + "-" if options.overwrite else None
+    kept = [
+        p for p in parts.part_files(final) if replaced is None or not p.name.startswith(replaced)
+    ]
+    return parts.store_dtype(parts.part_metadata(kept[0])) if kept else DEFAULT_STORE_DTYPE
 
 
 def _part_records_of(directory: Path, prefix: str) -> list[str]:
@@ -149,6 +173,8 @@ class TaskPlan:
     kept_rows: Mapping[str, int] = field(default_factory=dict)  # text id -> row of `kept`
     #: Rows copied from other tasks' entries of the same model and prompt (extract/shared.py).
     copied: int = 0
+    #: What the parts store their vectors as (`_store_dtype`).
+    store_dtype: StoreDtype = DEFAULT_STORE_DTYPE
 
     @property
     def staged(self) -> bool:
@@ -181,6 +207,11 @@ def plan_task(
     manifest_name = store.manifest_name(shard)
     check_texts(task, texts)
     staging.recover(options.cache_dir, key, held=shard)  # what a killed overwrite left
+    done = None
+    if not options.overwrite:
+        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
+    dtype = _store_dtype(final, options, done)
+    settings = {**settings, "store_dtype": dtype}
     texts = list(dict.fromkeys(texts))
     mine = _select_shard(texts, shard)
     prefix = parts.part_prefix(shard)
@@ -192,7 +223,6 @@ def plan_task(
     kept: store.Features | None = None
     kept_rows: dict[str, int] = {}
     if not options.overwrite:
-        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
         _check_same_run(final, settings)
         have = store.existing_text_ids(final)
         found = parts.part_files(final)
@@ -277,6 +307,7 @@ def plan_task(
         kept=kept,
         kept_rows=kept_rows,
         copied=copied,
+        store_dtype=dtype,
     )
 
 
@@ -306,6 +337,7 @@ def abandon(plan: TaskPlan) -> None:
 
 def open_writer(plan: TaskPlan, metadata: dict[str, Any], *, options: ExtractOptions) -> PartWriter:
     """The part writer of a planned task; `metadata` (from the loaded model) goes in every part."""
+    metadata = {**metadata, "store_dtype": plan.store_dtype}
     if plan.staged:  # the other shards' parts, which stay beside the new ones
         _check_same_run(plan.final, metadata, besides=options.shard)
     _check_same_run(plan.directory, metadata)
@@ -342,6 +374,7 @@ def finish_task(
     rows = len(plan.mine)  # every text of this shard is now stored
     manifest = {
         **metadata,
+        "store_dtype": plan.store_dtype,
         **run,
         "rows": rows,
         "new_rows": new_rows,

@@ -13,7 +13,7 @@ from typing import Any
 
 from moee_pipeline.cache import parts, store
 from moee_pipeline.extract.runinfo import hs_columns_of
-from moee_pipeline.extract.settings import ExtractionError, ExtractOptions
+from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, storage_settings
 from moee_pipeline.models.spec import ModelSpec
 from moee_pipeline.prompts import Prompt
 
@@ -30,9 +30,9 @@ def _same(key: str, old: Any, new: Any) -> bool:
 def check_same_settings(old: dict[str, Any], new: dict[str, Any], *, where: Path) -> None:
     """Refuse to reuse or extend a cache entry made with other settings (or another model)."""
     diff = {
-        k: (old.get(k), new[k])
+        k: (store.feature_setting(old, k), new[k])
         for k in store.FEATURE_SETTINGS
-        if k in new and not _same(k, old.get(k), new[k])
+        if k in new and not _same(k, store.feature_setting(old, k), new[k])
     }
     if diff:
         raise ExtractionError(
@@ -51,6 +51,7 @@ def expected_settings(
         "max_length": options.max_length,
         "quantization": spec.resolved_quantization(),
         "dtype": spec.resolved_dtype(),
+        **storage_settings(options),
     }
 
 

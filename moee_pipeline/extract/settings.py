@@ -14,7 +14,7 @@ from typing import Any
 
 from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.vocabulary import HS_STORES, HsStore
+from moee_pipeline.vocabulary import HS_STORES, HsStore, StoreDtype
 
 
 class ExtractionError(MoeeError, RuntimeError):
@@ -26,6 +26,10 @@ class ExtractOptions:
     """How to batch, shard and store one run; the CLI's defaults are these.
 
     `cache_dir` defaults to the CLI's: $MOEE_CACHE_DIR, else ./cache (read when made).
+    `store_dtype` is the type the vectors are written in (read back as float32); it changes the
+    features, so an entry made with another is not reused (README, "Compact storage"). None:
+    DEFAULT_STORE_DTYPE for a new entry (or one --overwrite replaces), the entry's own for one
+    a run resumes or extends, so caches made before the option go on as they were.
     """
 
     cache_dir: Path = field(default_factory=cache_root)
@@ -41,6 +45,7 @@ class ExtractOptions:
     #: Extend a complete entry extracted with `hs_layers="last"` to "all": the model runs over
     #: its texts again for the new columns, every stored value is kept as it is.
     extend: bool = False
+    store_dtype: StoreDtype | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -67,6 +72,17 @@ class TaskSummary:
     truncated: int = 0
     #: Rows copied from another task's entry of the same model and prompt, not extracted.
     copied: int = 0
+
+
+#: What new entries are stored as: half of float32's bytes or less, float32's range, and score
+#: changes below those of computing in bfloat16 (README, "Compact storage").
+DEFAULT_STORE_DTYPE: StoreDtype = "bfloat16"
+
+
+def storage_settings(options: ExtractOptions) -> dict[str, Any]:
+    """What a run's options ask of the settings every part and manifest record (a store dtype
+    left to the entry asks nothing: see `ExtractOptions`)."""
+    return {} if options.store_dtype is None else {"store_dtype": options.store_dtype}
 
 
 def option_defaults() -> dict[str, Any]:

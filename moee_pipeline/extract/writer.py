@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from moee_pipeline.cache import parts
 from moee_pipeline.extract.hooks import PooledBatch
+from moee_pipeline.extract.settings import ExtractionError
 
 
 class PartWriter:
@@ -27,6 +28,7 @@ class PartWriter:
     ) -> None:
         self.directory = directory
         self.schema = schema
+        self.store_dtype = parts.store_dtype(parts.schema_metadata(schema))
         self.prefix = prefix
         self.rows_per_part = rows
         pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)\.parquet$")
@@ -47,18 +49,34 @@ class PartWriter:
         truncated: Sequence[bool],
         pooled: PooledBatch,
     ) -> None:
-        """Buffer one batch of rows; full parts go to the writer thread."""
+        """Buffer one batch of rows; full parts go to the writer thread.
+
+        Raises:
+            ExtractionError: a feature beyond the store dtype's range, naming column and text
+                (float16 tops out at 65504: never stored as inf).
+        """
+        arrays = pooled.arrays()
+        names = [n for n in self.schema.names if n in parts.ALL_VECTOR_COLUMNS]
+        if set(arrays) != set(names):  # the model's hooks and the entry's columns disagree
+            raise ValueError(f"a batch holds {sorted(arrays)}, the parts {sorted(names)}")
+        for name in names:
+            matrix = arrays[name]
+            bad = parts.overflow_rows(matrix, self.store_dtype)
+            if bad.any():
+                example = texts[int(bad.argmax())][:60]
+                limit = f"{parts.DTYPE_MAX[self.store_dtype]:.6g}"
+                raise ExtractionError(
+                    f"{name} of {int(bad.sum())} text(s), e.g. {example!r}, is beyond "
+                    f"{self.store_dtype}'s range (+-{limit}): use --store-dtype bfloat16 or "
+                    "float32 (with --overwrite)"
+                )
         columns = [
             pa.array([parts.text_id(t) for t in texts], pa.string()),
             pa.array(list(texts), pa.string()),
             pa.array(list(tokens), pa.int32()),
             pa.array(list(truncated), pa.bool_()),
         ]
-        arrays = pooled.arrays()
-        names = [n for n in self.schema.names if n in parts.ALL_VECTOR_COLUMNS]
-        if set(arrays) != set(names):  # the model's hooks and the entry's columns disagree
-            raise ValueError(f"a batch holds {sorted(arrays)}, the parts {sorted(names)}")
-        columns += [parts.vector_array(arrays[name]) for name in names]
+        columns += [parts.vector_array(arrays[name], self.store_dtype) for name in names]
         self._buffer.append(pa.record_batch(columns, schema=self.schema))
         self._buffered += len(texts)
         if self._buffered >= self.rows_per_part:

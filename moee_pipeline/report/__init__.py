@@ -7,5 +7,5 @@ pandas (every `moee` command, `extract` included, builds the report command's op
 
 from typing import Literal, get_args
 
-Format = Literal["markdown", "csv", "latex"]
+Format = Literal["markdown", "csv", "latex", "html"]
 FORMATS: tuple[Format, ...] = get_args(Format)

@@ -1,4 +1,5 @@
-"""Rendering `moee report`: the built `Report` laid out as markdown, LaTeX (booktabs) or CSV.
+"""Rendering `moee report`: the built `Report` laid out as markdown, LaTeX (booktabs), CSV or
+HTML (`report.html`: the whole report and its figures in one file).
 
 Markdown and LaTeX hold the whole report (per-type table, per-task tables, chosen weights, weight
 rules side by side, paper comparison); CSV holds one machine-readable table: per configuration the
@@ -9,6 +10,7 @@ type averages, the six-type average, every task and a `coverage` column (or, wit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,7 +19,11 @@ from moee_pipeline.report import tables as report
 from moee_pipeline.report.model import Report, Table, build
 from moee_pipeline.report.options import ReportOptions
 
-_HEADERS = {"weight_label": "weight"}
+if TYPE_CHECKING:
+    from moee_pipeline.report.html import Figure
+
+#: Columns every format shows under another header.
+HEADERS = {"weight_label": "weight"}
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#"}
 _LATEX_SPECIAL |= {"_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
 
@@ -59,8 +65,8 @@ def latex_table(
 
 def _table(fmt: Format, table: Table) -> str:
     title, frame, notes = table.title, table.frame, table.notes
-    headers = [_HEADERS.get(c, c) for c in frame.columns]
-    numeric = {i for i, c in enumerate(frame.columns) if c in _numeric_columns(frame)}
+    headers = [HEADERS.get(c, c) for c in frame.columns]
+    numeric = {i for i, c in enumerate(frame.columns) if c in numeric_columns(frame)}
     rows = frame.astype(str).to_numpy().tolist()
     if fmt == "latex":
         text = latex_table(headers, rows, numeric, title)
@@ -69,14 +75,19 @@ def _table(fmt: Format, table: Table) -> str:
     return text + ("\n\n" + "\n".join(f"- {n}" for n in notes) if notes else "")
 
 
-def _numeric_columns(frame: pd.DataFrame) -> set[str]:
+def numeric_columns(frame: pd.DataFrame) -> set[str]:
+    """The columns every cell of which is a number (or blank): right-aligned in every format."""
     return {c for c in frame.columns if frame[c].astype(str).str.match(r"^[-+]?[\d.]*†?$").all()}
 
 
-def render(built: Report, fmt: Format) -> str:
-    """The report as one string in the given format."""
+def render(built: Report, fmt: Format, *, figures: Sequence[Figure] = ()) -> str:
+    """The report as one string in the given format; `figures` are embedded in HTML only."""
     if fmt == "csv":
-        return built.data.rename(columns=_HEADERS).round(4).to_csv(index=False)
+        return built.data.rename(columns=HEADERS).round(4).to_csv(index=False)
+    if fmt == "html":
+        from moee_pipeline.report.html import html_document  # it uses this module's helpers
+
+        return html_document(built, figures)
     parts = [_table(fmt, t) for t in built.tables]
     if built.comparison is not None:
         parts.append(_table(fmt, built.comparison))
@@ -90,7 +101,8 @@ def build_report(
     fmt: Format,
     compare_paper: bool,
     skipped: Mapping[str, str] | None = None,
+    figures: Sequence[Figure] = (),
 ) -> str:
     """Build the report once and render it (the whole of `moee report`'s text)."""
     built = build(scores=scores, options=options, compare_paper=compare_paper, skipped=skipped)
-    return render(built, fmt)
+    return render(built, fmt, figures=figures)

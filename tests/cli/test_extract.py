@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from moee_pipeline.cache import layout, parts, store
-from tests.support.cli import cli
+from tests.support.cli import cli, cli_ok
 
 
 def test_help_lists_the_interface() -> None:
@@ -20,7 +20,7 @@ def test_help_lists_the_interface() -> None:
         "--model", "--revision", "--tasks", "--task-types", "--prompt", "--quantization",
         "--dtype", "--device", "--batch-size", "--max-batch-tokens", "--max-length",
         "--rows-per-shard", "--data-dir", "--cache-dir", "--shard", "--trust-remote-code",
-        "--overwrite",
+        "--overwrite", "--store-dtype",
     ):  # fmt: skip
         assert option in out
 
@@ -149,3 +149,29 @@ def test_a_custom_prompt_is_found_again_by_its_cache_id(
     assert code == 0 and f"MoeeToySTS [{cache_id}]" in out and "already complete" in out, out
     code, out = cli("extract", *args, "--prompt", "custom-00000000")
     assert code != 0 and "unknown prompt 'custom-00000000'" in out and "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_store_dtype_from_extract_to_verify_and_scores(
+    toy_cache: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The toy cache is stored as the default, bfloat16: a float32 rerun is other settings,
+    --overwrite makes it; verify passes both and their scores keep their own features
+    fingerprints, close to each other."""
+    from tests.support.scores import read_scores
+
+    args = toy_args(toy_cache, tmp_path)
+    assert "already complete" in cli_ok("extract", *args)  # no option: the entry's own dtype
+    code, out = cli("extract", *args, "--store-dtype", "float32")
+    assert code != 0 and "other settings" in out and "store_dtype" in out, out
+    score = ["score", *args, "--method", "HS", "--method", "RW"]
+    assert "no problems" in cli_ok("verify", "--cache-dir", str(tmp_path / "cache"))
+    cli_ok(*score, "--output", str(tmp_path / "bfloat16"))
+    cli_ok("extract", *args, "--store-dtype", "float32", "--overwrite")
+    assert "no problems" in cli_ok("verify", "--cache-dir", str(tmp_path / "cache"))
+    cli_ok(*score, "--output", str(tmp_path / "float32"))
+    before, after = (read_scores(tmp_path / name) for name in ("float32", "bfloat16"))
+    assert len(before) == len(after) == 2
+    for old, new in zip(before, after, strict=True):
+        assert old["method"] == new["method"] and old["features"] != new["features"]
+        assert abs(float(old["main_score"]) - float(new["main_score"])) < 0.05

@@ -58,6 +58,7 @@ def test_readme_generated_blocks_match_their_results_files() -> None:
         "bench-results",
         "ray-results",
         "integrity-results",
+        "storage-results",
     ]
     for _, path, section in blocks:
         assert path.name in section  # each block names the file its numbers come from
@@ -90,6 +91,13 @@ def test_a_changed_number_in_a_results_file_changes_its_block(
     rendered = bench_readme.render_integrity(integrity_path, costly)
     assert f"took {costly['median_s']['hashed']:.2f} s instead of" in rendered
     assert "small next to" not in rendered
+
+    storage = json.loads(bench_readme.STORAGE.read_text(encoding="utf-8"))
+    moved = copy.deepcopy(storage)
+    moved["dtypes"]["float16"]["max_score_change"] = 0.0123
+    rendered = bench_readme.render_storage(bench_readme.STORAGE, moved)
+    assert "| 1.230 (" in rendered  # the largest change, x100, and where
+    assert rendered != bench_readme.render_storage(bench_readme.STORAGE, storage)
 
     # --check names the stale block; a rewrite makes the README match again
     readme = tmp_path / "README.md"

@@ -48,6 +48,7 @@ def options(cache: Path, **overrides: Any) -> ExtractOptions:
         "max_length": MAX_LENGTH,
         "rows_per_shard": 3,
         "progress": False,
+        "store_dtype": "float32",  # compared with transformers' outputs: stored exactly
     }
     return ExtractOptions(**{**base, **overrides})
 
@@ -200,7 +201,7 @@ def dying(*args, **kwargs):
 
 extract.forward_pooled = dying
 options = ExtractOptions(cache_dir=Path(sys.argv[2]), batch_size=3, rows_per_shard=2,
-                                 max_length=48, progress=False)
+                                 max_length=48, progress=False, store_dtype="float32")
 loaded = load_model(ModelSpec(sys.argv[1]))
 extract.extract_task(loaded, task="T", texts=texts, prompt=resolve_prompt("none"),
                      options=options, model_id=sys.argv[1])

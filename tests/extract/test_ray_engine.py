@@ -33,7 +33,12 @@ PROMPT = resolve_prompt("prompteol")
 
 def _options(cache: Path) -> ExtractOptions:
     return ExtractOptions(
-        cache_dir=cache, batch_size=4, max_batch_tokens=120, rows_per_shard=5, progress=False
+        cache_dir=cache,
+        batch_size=4,
+        max_batch_tokens=120,
+        rows_per_shard=5,
+        progress=False,
+        store_dtype="float32",  # compared within 1e-5, closer than bfloat16 rounds
     )
 
 
@@ -102,7 +107,7 @@ def test_two_workers_give_the_local_rows_and_features(
         main,
         ["extract", "--engine", "ray", "--workers", "2", "--model", str(model), "--tasks", TASK,
          "--prompt", "prompteol", "--batch-size", "4", "--max-batch-tokens", "120",
-         "--rows-per-shard", "5", "--cache-dir", str(cache)],
+         "--rows-per-shard", "5", "--cache-dir", str(cache), "--store-dtype", "float32"],
     )  # fmt: skip
     assert code.exit_code == 0, code.output
     _assert_same_as_local(cache, local_cache, model)
