@@ -62,9 +62,15 @@ def run_demo(workdir: Path) -> None:
     click.secho("Building a tiny random OLMoE-style model and tokenizer (offline)...", bold=True)
     train_tokenizer(workdir / "tokenizer")
     build_tiny_model("olmoe", model, tokenizer_dir=workdir / "tokenizer")
-    # the steps of `moee paper` (make paper), on the toy tasks with one fixed weight
+    # the steps of `moee paper` (make paper), on the toy tasks with one fixed weight; they have
+    # no validation split, so the report shows MoEE-sum at the label-free weight
     run = PaperRun(
-        model=str(model), out=workdir / "paper", tasks=TOY_TASKS, weights=(1.0,), cache_dir=cache
+        model=str(model),
+        out=workdir / "paper",
+        tasks=TOY_TASKS,
+        weights=(1.0,),
+        cache_dir=cache,
+        pick_weight="auto",
     )
     run_paper(run, _run)
     _show_cache(cache)

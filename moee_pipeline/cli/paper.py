@@ -9,9 +9,10 @@ README can show them and `--dry-run` prints them:
    and of all layers, the fixed weights and the label-free one, on test and validation;
 3. score HS of each decoder layer alone (the layer figure; the layer count is read from the
    cache the first step wrote);
-4. report beside the paper's numbers (Tables 3-5): every weight's row, and MoEE-sum's weight
-   rules side by side (picked on validation, label-free, and the oracle, labelled so);
-   markdown with its PNG figures, and one self-contained HTML file.
+4. report beside the paper's numbers (Tables 3-5), MoEE-sum at the weight picked per task on
+   validation (`--pick-weight auto`: the label-free one), and the weight rules side by side
+   (validation, label-free, and the oracle, labelled so); markdown with its PNG figures, and one
+   self-contained HTML file.
 
 Everything lands in one results folder. `make demo` runs the same steps on the tiny model and
 the toy tasks.
@@ -23,6 +24,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import click
 
@@ -30,6 +32,7 @@ from moee_pipeline.cache import layout, store
 from moee_pipeline.cli.options import (
     USER_ERRORS,
     cache_dir_option,
+    chosen_tasks,
     data_dir_option,
     model_option,
     one_line,
@@ -43,6 +46,8 @@ from moee_pipeline.vocabulary import AUTO, HS, PAPER_TASKS, check_weight, format
 
 #: The prompts of the paper's main tables.
 PAPER_PROMPTS = ("none", "prompteol")
+#: How the report picks MoEE-sum's weight per task: on validation, or the label-free rule.
+PickWeight = Literal["validation", "auto"]
 #: MoEE-sum's fixed weights swept (the paper publishes no per-task alpha): a log-spaced grid
 #: around 1, where HS and RW count alike; the label-free weight and the one picked on
 #: validation are added by the run.
@@ -61,6 +66,13 @@ class PaperRun:
     cache_dir: Path = field(default_factory=layout.cache_root)
     data_dir: Path | None = None
     extract_options: tuple[str, ...] = ()  # passed on to `moee extract` (e.g. --quantization)
+    #: How the report's tables pick MoEE-sum's weight (the paper comparison needs one rule):
+    #: on the validation split, or the label-free weight (tasks without validation texts).
+    pick_weight: PickWeight = "validation"
+    #: `--benchmark NAME` (and `--skip-unsupported`) instead of the task names, passed on to
+    #: extract and score so the report notes what a benchmark left out.
+    benchmark: str | None = None
+    skip_unsupported: bool = False
 
     @property
     def scores(self) -> Path:
@@ -69,9 +81,12 @@ class PaperRun:
     def _selection(self) -> list[str]:
         data = [] if self.data_dir is None else ["--data-dir", str(self.data_dir)]
         prompts = [arg for p in self.prompts for arg in ("--prompt", p)]
+        tasks = ["--tasks", ",".join(self.tasks)]
+        if self.benchmark is not None:
+            tasks = ["--benchmark", self.benchmark]
+            tasks += ["--skip-unsupported"] if self.skip_unsupported else []
         return [
-            "--model", self.model, "--tasks", ",".join(self.tasks), *prompts,
-            "--cache-dir", str(self.cache_dir), *data,
+            "--model", self.model, *tasks, *prompts, "--cache-dir", str(self.cache_dir), *data,
         ]  # fmt: skip
 
     def extract(self) -> list[str]:
@@ -100,7 +115,10 @@ class PaperRun:
 
     def reports(self) -> list[list[str]]:
         """Step 4: markdown with its figures, and the same report as one HTML file."""
-        common = ["report", "--results", str(self.scores), "--compare-paper"]
+        rule = ["--select-weight-on", "validation"]
+        if self.pick_weight == AUTO:
+            rule = ["--weight-rule", AUTO]
+        common = ["report", "--results", str(self.scores), "--compare-paper", *rule]
         return [
             [*common, "--out", str(self.out / "report.md"), "--plots", str(self.out / "plots")],
             [*common, "--format", "html", "--out", str(self.out / "report.html")],
@@ -174,17 +192,28 @@ def _invoke_command(args: list[str]) -> None:
     default="",
     help='More `moee extract` options, e.g. "--quantization none --batch-size 64".',
 )
+@click.option(
+    "--pick-weight",
+    type=click.Choice(get_args(PickWeight)),
+    default="validation",
+    show_default=True,
+    help="How the report picks MoEE-sum's weight per task: on the validation split, or the "
+    "label-free rule (auto).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the steps' commands; run nothing.")
 def paper(
     model: str,
     tasks: str | None,
     task_types: str | None,
+    benchmark: str | None,
+    skip_unsupported: bool,
     prompts: tuple[str, ...],
     weights: tuple[float, ...],
     out: Path | None,
     cache_dir: str | None,
     data_dir: Path | None,
     extract_args: str,
+    pick_weight: PickWeight,
     dry_run: bool,
 ) -> None:
     """The paper's analysis for one model: extract, score the grid, report (Tables 3-5)."""
@@ -194,15 +223,24 @@ def paper(
         name = resolve_model(model)
         for weight in weights:
             check_weight(weight)
+        listed, _ = chosen_tasks(
+            tasks=tasks,
+            task_types=task_types,
+            benchmark=benchmark,
+            skip_unsupported=skip_unsupported,
+        )
         run = PaperRun(
             model=name,
             out=out if out is not None else Path("results") / f"paper-{layout.model_slug(name)}",
-            tasks=tuple(select_tasks(tasks=split_csv(tasks), task_types=split_csv(task_types))),
+            tasks=tuple(select_tasks(tasks=listed, task_types=split_csv(task_types))),
             prompts=prompts,
             weights=weights,
             cache_dir=layout.cache_root(cache_dir),
             data_dir=data_dir,
             extract_options=tuple(shlex.split(extract_args)),
+            pick_weight=pick_weight,
+            benchmark=benchmark,
+            skip_unsupported=skip_unsupported,
         )
         if dry_run:
             steps = [run.extract(), run.score(), run.layer_scores(0), *run.reports()]

@@ -42,3 +42,12 @@ def test_demo_shows_our_progress_and_results_only(tmp_path: Path) -> None:
     assert out.count("by storage:") == 1
     assert PAPER_AVERAGE_LABEL in out and "Demo finished" in out
     assert "\n\n\n\n" not in out  # the tokenizer trainer's empty progress lines
+    # the steps of `moee paper`, each printed as the command it is, and what they write
+    steps = [line.split()[2] for line in out.splitlines() if line.startswith("$ moee ")]
+    assert steps == ["extract", "score", "score", "report", "report", "ls"]
+    paper = tmp_path / "demo-output" / "paper"
+    report = (paper / "report.md").read_text(encoding="utf-8")
+    assert "Table 5" in report and "MoEE-sum" in report
+    html = (paper / "report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == len(list((paper / "plots").glob("*.png"))) > 0
+    assert any(p.name.startswith("hs_layers_") for p in (paper / "plots").glob("*.png"))

@@ -40,6 +40,7 @@ def _options(cache: Path, **overrides: Any) -> ExtractOptions:
         "max_length": 48,
         "rows_per_shard": 2,
         "progress": False,
+        "store_dtype": "float32",  # compared with transformers' outputs: stored exactly
     }
     return ExtractOptions(**{**base, **overrides})
 

@@ -161,7 +161,7 @@ def test_a_retrieval_corpus_on_two_workers_gives_the_local_rows_features_and_cut
     task = "MoeeToyRetrieval"
     common = ["--model", str(model), "--tasks", task, "--prompt", "prompteol",
               "--max-length", "40", "--batch-size", "4", "--max-batch-tokens", "120",
-              "--rows-per-shard", "7"]  # fmt: skip
+              "--rows-per-shard", "7", "--store-dtype", "float32"]  # fmt: skip
     runs = {}
     for engine, extra in (("local", []), ("ray", ["--workers", "2"])):
         cache = tmp_path / engine

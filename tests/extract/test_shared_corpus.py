@@ -37,15 +37,16 @@ def test_a_shared_corpus_is_extracted_once_and_equals_its_own_extraction(
 ) -> None:
     model = tiny_model("olmoe")
     cache, alone = tmp_path / "cache", tmp_path / "alone"
+    exact = ("--store-dtype", "float32")  # compared with an extraction of its own: stored exactly
     out = cli_ok("extract", "--model", str(model), "--tasks", f"{FIRST},{SECOND}",
-                 "--cache-dir", str(cache))  # fmt: skip
+                 "--cache-dir", str(cache), *exact)  # fmt: skip
     first, second = _manifest(cache, model, FIRST), _manifest(cache, model, SECOND)
     assert (first["rows"], first["copied_rows"]) == (31, 0)
     # 24 documents (one also a query of both tasks) come from the first entry: 7 own queries
     assert (second["rows"], second["new_rows"], second["copied_rows"]) == (31, 7, 24)
     assert f"{SECOND} [none]: 31 rows, 7 new rows in" in out
     assert "24 copied from other tasks' entries" in out
-    cli_ok("extract", "--model", str(model), "--tasks", SECOND, "--cache-dir", str(alone))
+    cli_ok("extract", "--model", str(model), "--tasks", SECOND, "--cache-dir", str(alone), *exact)
     assert _manifest(alone, model, SECOND)["copied_rows"] == 0
     copied, own = _rows(cache, model, SECOND), _rows(alone, model, SECOND)
     assert set(copied) == set(own)
