@@ -41,10 +41,17 @@ def synthetic_features(texts: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def write_synthetic_task(
-    cache: Path, task: str, texts: Sequence[str], *, prompt: str = PROMPT, alike: bool = False
+    cache: Path,
+    task: str,
+    texts: Sequence[str],
+    *,
+    prompt: str = PROMPT,
+    alike: bool = False,
+    row_group_rows: int = parts.ROW_GROUP_ROWS,
 ) -> None:
     """One task's features in the store's layout, written with the store's own writer;
-    `alike`: every text gets the first one's features, as when every text is the same."""
+    `alike`: every text gets the first one's features, as when every text is the same;
+    `row_group_rows`: small ones make chunked reads visible."""
     directory = layout.task_dir(cache, model=MODEL, prompt_id=prompt, task=task)
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"model": MODEL, "revision": "r1", "n_moe_layers": L, "n_experts": E, "hidden_size": H}
@@ -58,7 +65,7 @@ def write_synthetic_task(
         **{k: parts.vector_array(v) for k, v in arrays.items()},
     }
     table = pa.table(columns, schema=schema)
-    parts.write_part(table, directory / "part-00000.parquet")
+    parts.write_part(table, directory / "part-00000.parquet", row_group_rows=row_group_rows)
     store.write_json_atomic(directory / store.MANIFEST, {**meta, "rows": len(texts)})
 
 
