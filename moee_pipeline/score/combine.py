@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.score.stats import ColumnStats
 from moee_pipeline.vocabulary import (
     AUTO,
     CONCAT,
@@ -62,14 +63,13 @@ def zscore(x: np.ndarray, *, fit_rows: np.ndarray | None = None, eps: float = EP
     Population std; statistics accumulate in float64 so that large tasks do not lose precision,
     and are applied to every row; the result is float32. The statistics depend only on the fit
     rows (in the order given), so rows added to the matrix later change nothing for them.
+    A corpus read in chunks gathers the same statistics block by block (`score.stats`).
     """
     x64 = np.asarray(x, dtype=np.float64)
     fit = x64 if fit_rows is None else x64[np.asarray(fit_rows, dtype=np.int64)]
     if fit.shape[0] == 0:
         raise CombineError("cannot fit z-score statistics on zero rows")
-    mean = fit.mean(axis=0)
-    std = fit.std(axis=0)
-    return ((x64 - mean) / (std + eps)).astype(np.float32)
+    return ColumnStats.of(fit).apply(x64, eps=eps)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -258,42 +258,6 @@ class Parts:
     rw_z: np.ndarray | None  # z(rw), or rw when zscore="none"
     hs_unit: np.ndarray | None  # rows of hs_z, L2-normalised
     rw_unit: np.ndarray | None  # rows of rw_z, L2-normalised
-
-
-def prepare_parts(
-    *,
-    hs: np.ndarray | None,
-    rw: np.ndarray | None,
-    rw_mode: RwMode,
-    layers: tuple[int, ...] | None,
-    zscore_mode: ZscoreMode,
-    n_moe_layers: int,
-    n_experts: int,
-    fit_rows: np.ndarray | None = None,
-) -> Parts:
-    """Apply softmax, layer selection and z-scoring (fitted on `fit_rows`) once.
-
-    None inputs stay None; `fit_rows=None` fits on every row.
-    """
-
-    def standardise(x: np.ndarray) -> np.ndarray:
-        if zscore_mode == "none":
-            return np.asarray(x, np.float32)
-        return zscore(x, fit_rows=fit_rows)
-
-    hs_z = hs_unit = rw_z = rw_unit = None
-    if hs is not None:
-        hs = np.asarray(hs, dtype=np.float32)
-        hs_z = standardise(hs)
-        hs_unit = l2_normalize(hs_z)
-    if rw is not None:
-        rw = np.asarray(rw, dtype=np.float32)
-        if rw_mode == "softmax":
-            rw = softmax_per_layer(rw, n_moe_layers=n_moe_layers, n_experts=n_experts)
-        rw = select_layers(rw, layers=layers, n_moe_layers=n_moe_layers, n_experts=n_experts)
-        rw_z = standardise(rw)
-        rw_unit = l2_normalize(rw_z)
-    return Parts(hs=hs, hs_z=hs_z, rw_z=rw_z, hs_unit=hs_unit, rw_unit=rw_unit)
 
 
 def _need(array: np.ndarray | None, what: str) -> np.ndarray:
