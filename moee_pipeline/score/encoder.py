@@ -1,8 +1,10 @@
-"""Evaluate one task with one precomputed embedding matrix through mteb's own evaluators.
+"""Evaluate one task with cached embeddings through mteb's own evaluators.
 
 The encoder never runs a model: it looks every text mteb asks for up by its text id in the
-cached rows and gathers the matching rows of the embedding matrix. A text that is not cached
-is an error, never a zero vector, because a silent zero would quietly lower the score.
+cached rows and asks for the embeddings of exactly those rows: rows of a matrix, or rows
+computed on the fly from the feature cache (`score.embedder`), so a corpus searched in chunks
+only ever has the chunk's embeddings. A text that is not cached is an error, never a zero
+vector, because a silent zero would quietly lower the score.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import mteb
 import numpy as np
@@ -57,6 +59,33 @@ def cache_rows(
     return rows
 
 
+class RowEmbedder(Protocol):
+    """The embeddings of any cached rows under one configuration."""
+
+    @property
+    def dim(self) -> int:
+        """The embedding width."""
+        ...
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """The (len(rows), dim) float32 embeddings of `rows`, in their order."""
+        ...
+
+
+@dataclass(frozen=True)
+class MatrixRows:
+    """Rows of a precomputed embedding matrix."""
+
+    matrix: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return self.matrix[rows]
+
+
 class CachedEncoder(AbsEncoder):
     """An mteb 2.x encoder whose vectors come from a cached matrix.
 
@@ -64,7 +93,8 @@ class CachedEncoder(AbsEncoder):
 
     Args:
         index: text_id -> row of `embeddings`, built once per task with `row_index`.
-        embeddings: (rows, dim) float32 matrix, one row per cached text.
+        embeddings: (rows, dim) float32 matrix, one row per cached text, or what computes the
+            embeddings of the rows asked for (`RowEmbedder`).
         name: model name shown in mteb's results ("org/name" form).
         revision: model revision shown in mteb's results.
         hint: appended to the missing-text error, e.g. the extract command to run.
@@ -76,19 +106,21 @@ class CachedEncoder(AbsEncoder):
         self,
         *,
         index: Mapping[str, int],
-        embeddings: np.ndarray,
+        embeddings: np.ndarray | RowEmbedder,
         name: str = "moee/cached",
         revision: str = "cached",
         hint: str = "",
     ) -> None:
-        if embeddings.ndim != 2 or embeddings.shape[0] < len(set(index.values())):
-            raise ValueError(f"embeddings of shape {embeddings.shape} do not fit the index")
+        if isinstance(embeddings, np.ndarray):
+            if embeddings.ndim != 2 or embeddings.shape[0] < len(set(index.values())):
+                raise ValueError(f"embeddings of shape {embeddings.shape} do not fit the index")
+            embeddings = MatrixRows(np.asarray(embeddings, dtype=np.float32))
         self._index = index
-        self._embeddings = np.asarray(embeddings, dtype=np.float32)
+        self._embeddings: RowEmbedder = embeddings
         self._hint = hint
-        self.mteb_model_meta = encoder_meta(
-            name=name, revision=revision, embed_dim=int(embeddings.shape[1])
-        )
+        #: The most rows one `encode` call returned (what a chunked search bounds).
+        self.largest_encode = 0
+        self.mteb_model_meta = encoder_meta(name=name, revision=revision, embed_dim=embeddings.dim)
 
     def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:
         """Row numbers of `texts` in the cache; raises MissingTextsError naming the task."""
@@ -111,7 +143,8 @@ class CachedEncoder(AbsEncoder):
                 raise MissingTextsError(f"{task_metadata.name} feeds non-text inputs")
             texts.extend(batch["text"])
         rows = self.rows_for(texts, task_name=task_metadata.name)
-        return self._embeddings[rows]
+        self.largest_encode = max(self.largest_encode, len(rows))
+        return self._embeddings(rows)
 
 
 def fresh_view(task: AbsTask) -> AbsTask:

@@ -1,0 +1,105 @@
+"""A configuration's embeddings of any rows, computed when mteb asks, from the feature reader.
+
+No embedding matrix of a whole task is ever made: the encoder asks for the rows of the texts in
+hand (a corpus chunk of mteb's search, a task's sentences), and `ConfigRows` reads exactly those
+rows (`cache.source`), standardises them with the setting's fitted statistics and combines them
+(`combine.embed`). A task held in memory reads its rows from memory; one read from disk decodes
+only the row groups holding them. The statistics are fitted in one pass over the reader's chunks
+(`fit_setting`), taking the fit rows of each chunk in the order given, so a task of one chunk
+gets exactly the statistics of the whole-matrix computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from moee_pipeline.cache.source import RowReader
+from moee_pipeline.score.combine import Combination, Parts, embed
+from moee_pipeline.score.standardise import (
+    Block,
+    Setting,
+    Standardiser,
+    fit_standardiser,
+    needs_units,
+)
+from moee_pipeline.vocabulary import HS, RW
+
+__all__ = ["ConfigRows", "columns_of", "fit_setting", "parts_of_rows"]
+
+
+def columns_of(combo: Combination) -> list[str]:
+    """The cached columns a configuration's embedding reads."""
+    return [f"hs_{combo.pooling}"] * combo.uses_hs + [f"rw_{combo.pooling}"] * combo.uses_rw
+
+
+def _fit_blocks(
+    reader: RowReader, columns: Sequence[str], fit_rows: np.ndarray | None, chunk_rows: int
+) -> Iterator[Block]:
+    hs_col = next((c for c in columns if c.startswith("hs")), None)
+    rw_col = next((c for c in columns if c.startswith("rw")), None)
+    fit = None if fit_rows is None else np.asarray(fit_rows, dtype=np.int64)
+    for start, arrays in reader.chunks(columns, chunk_rows):
+        stop = start + len(next(iter(arrays.values())))
+        if fit is None:
+            pick: np.ndarray | slice = slice(None)
+        else:
+            pick = fit[(fit >= start) & (fit < stop)] - start
+        yield (
+            None if hs_col is None else arrays[hs_col][pick],
+            None if rw_col is None else arrays[rw_col][pick],
+        )
+
+
+def fit_setting(
+    reader: RowReader,
+    combo: Combination,
+    *,
+    fit_rows: np.ndarray | None,
+    chunk_rows: int,
+) -> Standardiser:
+    """The configuration's setting fitted on `fit_rows` (None: every row), in one pass over the
+    reader in chunks of `chunk_rows` rows; both HS and RW of the pooling are fitted, so every
+    method of the setting shares it."""
+    m = reader.manifest
+    setting = Setting.of(combo, n_moe_layers=int(m["n_moe_layers"]), n_experts=int(m["n_experts"]))
+    columns = [f"hs_{combo.pooling}", f"rw_{combo.pooling}"]
+    return fit_standardiser(setting, _fit_blocks(reader, columns, fit_rows, chunk_rows))
+
+
+def parts_of_rows(
+    reader: RowReader, standardiser: Standardiser, pooling: str, rows: np.ndarray
+) -> Parts:
+    """Every block (`combine.Parts`) of some rows: what the auto weight's pairs are scored on."""
+    arrays = reader.read(rows, [f"hs_{pooling}", f"rw_{pooling}"])
+    return standardiser.parts(hs=arrays[f"hs_{pooling}"], rw=arrays[f"rw_{pooling}"])
+
+
+@dataclass(frozen=True)
+class ConfigRows:
+    """The embeddings of one configuration for the rows asked for (a `RowEmbedder`)."""
+
+    reader: RowReader
+    standardiser: Standardiser
+    combo: Combination
+
+    @property
+    def dim(self) -> int:
+        """HS's hidden size, RW's selected layers x experts, both for the MoEE methods."""
+        widths = {
+            HS: int(self.reader.manifest["hidden_size"]),
+            RW: len(self.combo.layers or range(int(self.reader.manifest["n_moe_layers"])))
+            * int(self.reader.manifest["n_experts"]),
+        }
+        return widths[HS] * self.combo.uses_hs + widths[RW] * self.combo.uses_rw
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        arrays = self.reader.read(rows, columns_of(self.combo))
+        parts = self.standardiser.parts(
+            hs=arrays.get(f"hs_{self.combo.pooling}"),
+            rw=arrays.get(f"rw_{self.combo.pooling}"),
+            units=needs_units(self.combo),
+        )
+        return embed(parts, self.combo)
