@@ -69,7 +69,8 @@ def check_weight(weight: float) -> float:
     return float(weight)
 
 
-#: The six task types, in the order of the paper's tables (every table and report uses it).
+#: The paper's six task types, in the order of its tables (every table and report uses it;
+#: the paper's Average is the mean of these six types' means, `paper_average`).
 TASK_TYPES: tuple[TaskType, ...] = (
     "STS",
     "Classification",
@@ -78,6 +79,17 @@ TASK_TYPES: tuple[TaskType, ...] = (
     "Reranking",
     "Summarization",
 )
+RETRIEVAL: Final[TaskType] = "Retrieval"
+#: Every task type both stages take: the paper's six, then Retrieval (a column of its own in
+#: tables, after the six, and never part of the paper's Average).
+SUPPORTED_TASK_TYPES: tuple[TaskType, ...] = (*TASK_TYPES, RETRIEVAL)
+
+#: How mteb encodes a text of a retrieval-style task (its `prompt_type`): a query, or a
+#: document of the corpus. A text encoded as both is one row under one template and two rows
+#: under two (`--query-prompt`, `--document-prompt`).
+Side = Literal["query", "document"]
+SIDES: tuple[Side, ...] = get_args(Side)
+QUERY, DOCUMENT = SIDES
 
 #: The paper's 19 tasks and their types.
 PAPER_TASKS: dict[str, TaskType] = {
@@ -104,8 +116,9 @@ PAPER_TASKS: dict[str, TaskType] = {
 
 
 def type_rank(task_type: str) -> int:
-    """Position of a task type in tables: the paper's six first, any other type after them."""
-    return TASK_TYPES.index(task_type) if task_type in TASK_TYPES else len(TASK_TYPES)
+    """Position of a task type in tables: the paper's six first, then Retrieval, then others."""
+    known = SUPPORTED_TASK_TYPES
+    return known.index(task_type) if task_type in known else len(known)
 
 
 def task_type_means(scores: Iterable[tuple[str, float]]) -> dict[str, float]:

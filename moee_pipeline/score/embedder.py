@@ -79,11 +79,16 @@ def parts_of_rows(
 
 @dataclass(frozen=True)
 class ConfigRows:
-    """The embeddings of one configuration for the rows asked for (a `RowEmbedder`)."""
+    """The embeddings of one configuration for the rows asked for (a `score.vectors`
+    `VectorSource`, what the cached encoder reads)."""
 
     reader: RowReader
     standardiser: Standardiser
     combo: Combination
+
+    @property
+    def rows(self) -> int:
+        return self.reader.rows
 
     @property
     def dim(self) -> int:
@@ -95,7 +100,8 @@ class ConfigRows:
         }
         return widths[HS] * self.combo.uses_hs + widths[RW] * self.combo.uses_rw
 
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The (len(rows), dim) float32 embeddings of `rows`, computed from their features."""
         arrays = self.reader.read(rows, columns_of(self.combo))
         parts = self.standardiser.parts(
             hs=arrays.get(f"hs_{self.combo.pooling}"),

@@ -1,9 +1,9 @@
 """Evaluate one task with cached embeddings through mteb's own evaluators.
 
 The encoder never runs a model: it looks every text mteb asks for up by its text id in the
-cached rows and asks for the embeddings of exactly those rows: rows of a matrix, or rows
+cached rows and asks its `VectorSource` for exactly those rows: rows of a matrix, or rows
 computed on the fly from the feature cache (`score.embedder`), so a corpus searched in chunks
-only ever has the chunk's embeddings. A text that is not cached is an error, never a zero
+only ever has one chunk's embeddings. A text that is not cached is an error, never a zero
 vector, because a silent zero would quietly lower the score.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import mteb
 import numpy as np
@@ -24,6 +24,7 @@ from mteb.results import TaskResult
 
 from moee_pipeline.cache.parts import text_id
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.score.vectors import VectorSource, as_source
 from moee_pipeline.tasks import private_copy
 from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.meta import encoder_meta
@@ -59,42 +60,16 @@ def cache_rows(
     return rows
 
 
-class RowEmbedder(Protocol):
-    """The embeddings of any cached rows under one configuration."""
-
-    @property
-    def dim(self) -> int:
-        """The embedding width."""
-        ...
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        """The (len(rows), dim) float32 embeddings of `rows`, in their order."""
-        ...
-
-
-@dataclass(frozen=True)
-class MatrixRows:
-    """Rows of a precomputed embedding matrix."""
-
-    matrix: np.ndarray
-
-    @property
-    def dim(self) -> int:
-        return int(self.matrix.shape[1])
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        return self.matrix[rows]
-
-
 class CachedEncoder(AbsEncoder):
-    """An mteb 2.x encoder whose vectors come from a cached matrix.
+    """An mteb 2.x encoder whose vectors come from cached rows.
 
-    mteb's `AbsEncoder` supplies the similarity functions (cosine, as the metadata says).
+    mteb's `AbsEncoder` supplies the similarity functions (cosine, as the metadata says). For a
+    retrieval task mteb wraps it in its own search wrapper, which asks for the queries and
+    then the corpus, chunk by chunk, each lookup answered by `embeddings.take`.
 
     Args:
         index: text_id -> row of `embeddings`, built once per task with `row_index`.
-        embeddings: (rows, dim) float32 matrix, one row per cached text, or what computes the
-            embeddings of the rows asked for (`RowEmbedder`).
+        embeddings: one vector per cached row: a (rows, dim) matrix, or any `VectorSource`.
         name: model name shown in mteb's results ("org/name" form).
         revision: model revision shown in mteb's results.
         hint: appended to the missing-text error, e.g. the extract command to run.
@@ -106,21 +81,20 @@ class CachedEncoder(AbsEncoder):
         self,
         *,
         index: Mapping[str, int],
-        embeddings: np.ndarray | RowEmbedder,
+        embeddings: np.ndarray | VectorSource,
         name: str = "moee/cached",
         revision: str = "cached",
         hint: str = "",
     ) -> None:
-        if isinstance(embeddings, np.ndarray):
-            if embeddings.ndim != 2 or embeddings.shape[0] < len(set(index.values())):
-                raise ValueError(f"embeddings of shape {embeddings.shape} do not fit the index")
-            embeddings = MatrixRows(np.asarray(embeddings, dtype=np.float32))
+        source = as_source(embeddings)
+        if source.rows < len(set(index.values())):
+            raise ValueError(f"{source.rows} embeddings of width {source.dim} do not fit the index")
         self._index = index
-        self._embeddings: RowEmbedder = embeddings
+        self._vectors = source
         self._hint = hint
-        #: The most rows one `encode` call returned (what a chunked search bounds).
+        #: The most rows one `encode` call asked for (what a chunked search bounds).
         self.largest_encode = 0
-        self.mteb_model_meta = encoder_meta(name=name, revision=revision, embed_dim=embeddings.dim)
+        self.mteb_model_meta = encoder_meta(name=name, revision=revision, embed_dim=source.dim)
 
     def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:
         """Row numbers of `texts` in the cache; raises MissingTextsError naming the task."""
@@ -144,7 +118,7 @@ class CachedEncoder(AbsEncoder):
             texts.extend(batch["text"])
         rows = self.rows_for(texts, task_name=task_metadata.name)
         self.largest_encode = max(self.largest_encode, len(rows))
-        return self._embeddings(rows)
+        return self._vectors.take(rows)
 
 
 def fresh_view(task: AbsTask) -> AbsTask:

@@ -84,7 +84,9 @@ class _SplitRun:
             )
         return self.fitted[key]
 
-    def embedder(self, combo: Combination) -> ConfigRows:
+    def vectors(self, combo: Combination) -> ConfigRows:
+        """The embeddings of any cached row under a resolved configuration, computed for the
+        rows mteb asks for (a retrieval corpus: chunk by chunk, by mteb's search)."""
         return ConfigRows(self.features, self.standardiser(combo), combo)
 
 
@@ -197,15 +199,15 @@ def score_unit(
             resolved = _resolve(combo, run, pairs, where) if pairs is not None else combo
             key = (resolved.effective_key(), resolved.weight_rule)
             if key not in done:
-                embeddings = run.embedder(resolved)
+                vectors = run.vectors(resolved)
                 meta = encoder_meta(
                     name=f"moee/{slug}",
                     revision=revision,
-                    embed_dim=embeddings.dim,
+                    embed_dim=vectors.dim,
                     experiment=experiment_kwargs(unit.prompt, resolved, provenance),
                 )
                 encoder = CachedEncoder(
-                    index=index, embeddings=embeddings, name=meta.name or "", hint=unit.hint
+                    index=index, embeddings=vectors, name=meta.name or "", hint=unit.hint
                 )
                 done[key], result = evaluate_split(unit.task, encoder=encoder, split=split)
                 if math.isfinite(done[key].main_score):  # NaN is its task's error (`run`)

@@ -16,12 +16,12 @@ if TYPE_CHECKING:  # the real names, for the type checker
     from moee_pipeline.tasks.recording import split_texts, task_texts
     from moee_pipeline.tasks.registry import (
         PAPER_TASKS,
-        TASK_TYPES,
         TaskError,
         get_task,
         select_tasks,
         task_type,
     )
+    from moee_pipeline.vocabulary import TASK_TYPES
 
 _HOMES = {
     "write_snapshot": "moee_pipeline.cache.snapshots",
@@ -32,7 +32,7 @@ _HOMES = {
     "split_texts": "moee_pipeline.tasks.recording",
     "task_texts": "moee_pipeline.tasks.recording",
     "PAPER_TASKS": "moee_pipeline.tasks.registry",
-    "TASK_TYPES": "moee_pipeline.tasks.registry",
+    "TASK_TYPES": "moee_pipeline.vocabulary",
     "TaskError": "moee_pipeline.tasks.registry",
     "get_task": "moee_pipeline.tasks.registry",
     "select_tasks": "moee_pipeline.tasks.registry",

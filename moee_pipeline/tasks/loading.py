@@ -1,9 +1,10 @@
 """Task data offline: a cache snapshot first, then a local data dir with MTEB's raw columns,
 then the task's own loader (mteb's, with the datasets cache kept under our cache dir).
 
-What `--data-dir DIR` means is the same for every task: `DIR/<Task>/<split>.parquet` replaces
-the task's own loader. For mteb's tasks that loader downloads, so a data dir without the task's
-folder is an error (the user asked not to download). A registered task (tasks/registry.py)
+What `--data-dir DIR` means is the same for every task: `DIR/<Task>/<split>.parquet` (for a
+Retrieval task `DIR/<Task>/{corpus,queries,qrels}/<split>.parquet`) replaces the task's own
+loader. For mteb's tasks that loader downloads, so a data dir without the task's folder is an
+error (the user asked not to download). A registered task (tasks/registry.py)
 brings its own loader, which may build its data in code as the toy tasks do: without a folder
 in DIR it simply loads its own data.
 """
@@ -33,6 +34,8 @@ from moee_pipeline.cache.sources import note_source, same_source, source_of
 from moee_pipeline.errors import first_line
 from moee_pipeline.tasks.columns import check_text_columns
 from moee_pipeline.tasks.registry import TaskError, get_task, is_registered
+from moee_pipeline.tasks.retrieval_data import has_retrieval_layout, read_retrieval_split
+from moee_pipeline.vocabulary import RETRIEVAL
 
 logger = logging.getLogger(__name__)
 
@@ -219,10 +222,13 @@ def _load_local(task: AbsTask, data_dir: Path) -> None:
     if _task_folder(folder) is None:
         raise TaskError(f"no folder {folder}: expected {name}/<split>.parquet with MTEB's columns")
     if isinstance(task, AbsTaskRetrieval):
-        raise TaskError(
-            f"local data dirs are not supported for retrieval-style task {name}; "
-            "load it once online and use its snapshot under <cache>/tasks/"
-        )
+        if task.metadata.type != RETRIEVAL:
+            raise TaskError(
+                f"local data dirs are not supported for {task.metadata.type} task {name}; "
+                "load it once online and use its snapshot under <cache>/tasks/"
+            )
+        _load_local_retrieval(task, folder)
+        return
     if task.metadata.is_multilingual:
         raw: Any = {s: _read_split_folder(folder / s, name) for s in task.hf_subsets}
     else:
@@ -255,6 +261,26 @@ def _load_local(task: AbsTask, data_dir: Path) -> None:
         return str((folder if subset is None else folder / subset) / f"{split}.parquet")
 
     check_text_columns(task, source, fix="")
+    task.data_loaded = True
+    logger.info("loaded %s from %s", name, folder)
+
+
+def _load_local_retrieval(task: AbsTask, folder: Path) -> None:
+    """Load `<folder>/[<subset>/]{corpus,queries,qrels}/<split>.parquet`, checked
+    (`read_retrieval_split`), into mteb 2's {subset: {split: parts}} tree."""
+    name = task.metadata.name
+    subsets = list(task.hf_subsets) if task.metadata.is_multilingual else ["default"]
+    tree: dict[str, dict[str, Any]] = {}
+    for subset in subsets:
+        base = folder / subset if task.metadata.is_multilingual else folder
+        if not has_retrieval_layout(base):
+            raise TaskError(
+                f"{base} is not laid out for retrieval task {name}: expected "
+                "corpus/<split>.parquet, queries/<split>.parquet and qrels/<split>.parquet"
+            )
+        tree[subset] = {split: read_retrieval_split(base, split) for split in task.eval_splits}
+    task.dataset = tree
+    task.dataset_transform()
     task.data_loaded = True
     logger.info("loaded %s from %s", name, folder)
 

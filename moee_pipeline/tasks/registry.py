@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from moee_pipeline.errors import MoeeError, first_line
-from moee_pipeline.vocabulary import PAPER_TASKS, TASK_TYPES
+from moee_pipeline.vocabulary import PAPER_TASKS, SUPPORTED_TASK_TYPES
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -76,11 +76,11 @@ def is_registered(name: str) -> bool:
 
 
 def _known_task_names(registered: Mapping[str, object]) -> list[str]:
-    """Names of the registered tasks and of every mteb task of the six supported types."""
+    """Names of the registered tasks and of every mteb task of a supported type."""
     import mteb
 
     names = list(registered)
-    names += [t.metadata.name for t in mteb.get_tasks(task_types=list(TASK_TYPES))]
+    names += [t.metadata.name for t in mteb.get_tasks(task_types=list(SUPPORTED_TASK_TYPES))]
     return names
 
 
@@ -102,10 +102,10 @@ def get_task(name: str) -> AbsTask:
                 f"unknown task {name!r}: {hint}list tasks with "
                 f"`python -c \"import mteb; print(mteb.get_tasks(task_types=['STS']))\"`{extra}"
             ) from None
-    if task.metadata.type not in TASK_TYPES:
+    if task.metadata.type not in SUPPORTED_TASK_TYPES:
         raise TaskError(
             f"task {name!r} is of type {task.metadata.type}; "
-            f"supported types: {', '.join(TASK_TYPES)}"
+            f"supported types: {', '.join(SUPPORTED_TASK_TYPES)}"
         )
     return task
 
@@ -129,8 +129,10 @@ def select_tasks(
         if given is not None and not given:
             raise TaskError(f"{option} names nothing: name at least one, or leave {option} out")
     for kind in task_types or ():
-        if kind not in TASK_TYPES:
-            raise TaskError(f"unknown task type {kind!r}: choose from {', '.join(TASK_TYPES)}")
+        if kind not in SUPPORTED_TASK_TYPES:
+            raise TaskError(
+                f"unknown task type {kind!r}: choose from {', '.join(SUPPORTED_TASK_TYPES)}"
+            )
     if tasks:
         selected = list(dict.fromkeys(tasks))
         for name in selected:
@@ -139,5 +141,11 @@ def select_tasks(
                 raise TaskError(f"task {name} is of type {kind}, not in {', '.join(task_types)}")
         return selected
     if task_types:
-        return [name for name, kind in PAPER_TASKS.items() if kind in task_types]
+        chosen = [name for name, kind in PAPER_TASKS.items() if kind in task_types]
+        if not chosen:
+            raise TaskError(
+                f"none of the paper's tasks is of type {', '.join(task_types)}: name tasks with "
+                "--tasks, or a benchmark with --benchmark"
+            )
+        return chosen
     return list(PAPER_TASKS)

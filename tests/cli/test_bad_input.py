@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +61,29 @@ class Context:
             }
         pq.write_table(pa.table(columns), folder / "test.parquet")
         return folder.parent
+
+    def retrieval(self, **flaws: Mapping[str, Sequence[object]]) -> list[str]:
+        """`moee extract` of SciFact from a data dir of two documents and two queries (one
+        relevant document each), with `flaws` replacing whole parts: {part: {column: values}}."""
+        good: dict[str, Mapping[str, Sequence[object]]] = {
+            "corpus": {"id": ["d1", "d2"], "title": ["T", ""], "text": ["one", "two"]},
+            "queries": {"id": ["q1", "q2"], "text": ["first?", "second?"]},
+            "qrels": {"query-id": ["q1", "q2"], "corpus-id": ["d1", "d2"], "score": [1, 1]},
+        }
+        root = self.tmp / "retrieval"
+        for part, columns in {**good, **flaws}.items():
+            folder = root / "SciFact" / part
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.table(dict(columns)), folder / "test.parquet")
+        return self.extract("--tasks", "SciFact", "--data-dir", str(root))
+
+
+#: Flawed parts of a retrieval data dir (`Context.retrieval`): {column: values}.
+_Part = dict[str, list[object]]
+_CORPUS = {"id": ["d1", "d1"], "title": ["T", ""], "text": ["one", "two"]}
+_QRELS_NO_DOC: _Part = {"query-id": ["q1"], "corpus-id": ["d9"], "score": [1]}
+_QRELS_NO_QUERY: _Part = {"query-id": ["q7"], "corpus-id": ["d1"], "score": [1]}
+_QRELS_TEXT_SCORE: _Part = {"query-id": ["q1"], "corpus-id": ["d1"], "score": ["high"]}
 
 
 @dataclass(frozen=True)
@@ -627,6 +650,48 @@ CASES: list[Case] = [
         "no complete cached tasks",
         "run `moee extract` first",
         lambda c: c.score("--model", "org/never"),
+    ),
+    Case(
+        "retrieval qrels naming a document the corpus lacks",
+        "corpus-id 'd9' is not in",
+        "drop that qrels row or add the document",
+        lambda c: c.retrieval(qrels=_QRELS_NO_DOC),
+    ),
+    Case(
+        "retrieval qrels naming a query the queries lack",
+        "query-id 'q7' is not in",
+        "drop that qrels row or add the query",
+        lambda c: c.retrieval(qrels=_QRELS_NO_QUERY),
+    ),
+    Case(
+        "a retrieval corpus with one document id twice",
+        "appear more than once (first 'd1')",
+        "give every document its own id",
+        lambda c: c.retrieval(corpus=_CORPUS),
+    ),
+    Case(
+        "an empty retrieval corpus",
+        "has no rows: a retrieval split needs its corpus",
+        "add the documents",
+        lambda c: c.retrieval(corpus={"id": [], "title": [], "text": []}),
+    ),
+    Case(
+        "an empty retrieval query set",
+        "has no rows: a retrieval split needs its queries",
+        "add the queries",
+        lambda c: c.retrieval(queries={"id": [], "text": []}),
+    ),
+    Case(
+        "a retrieval qrels score that is not a number",
+        "qrels score 'high' is not a number",
+        "write integer relevance grades",
+        lambda c: c.retrieval(qrels=_QRELS_TEXT_SCORE),
+    ),
+    Case(
+        "a retrieval part missing a column",
+        "lacks column(s) corpus-id",
+        "use the columns id, title, text / id, text / query-id, corpus-id, score",
+        lambda c: c.retrieval(qrels={"query-id": ["q1"], "score": [1]}),
     ),
     Case(
         "a --split no task has",

@@ -87,6 +87,6 @@ def test_a_setting_fitted_over_chunks_embeds_as_the_whole_matrix_does(
     asked = np.array([5, 3, 3, 239, 0, 120])
     assert rows.dim == whole.shape[1]
     if chunk_rows >= n:  # one chunk: exactly the whole-matrix computation
-        np.testing.assert_array_equal(rows(asked), whole[asked])
+        np.testing.assert_array_equal(rows.take(asked), whole[asked])
     else:
-        np.testing.assert_allclose(rows(asked), whole[asked], rtol=2e-6, atol=2e-6)
+        np.testing.assert_allclose(rows.take(asked), whole[asked], rtol=2e-6, atol=2e-6)

@@ -124,7 +124,9 @@ def test_select_tasks_defaults_and_types() -> None:
 
 def test_select_tasks_errors() -> None:
     with pytest.raises(TaskError, match="unknown task type"):
-        select_tasks(task_types=["Retrieval"])
+        select_tasks(task_types=["BitextMining"])
+    with pytest.raises(TaskError, match="none of the paper's tasks is of type Retrieval"):
+        select_tasks(task_types=["Retrieval"])  # a type both stages take, but no paper task
     with pytest.raises(TaskError, match="STSBenchmark"):
         select_tasks(tasks=["STSBenchmrk"])
     with pytest.raises(TaskError, match="not in"):
@@ -147,8 +149,9 @@ def test_get_task_unknown_and_unsupported() -> None:
     with pytest.raises(TaskError, match=r"did you mean.*STSBenchmark") as err:
         get_task("STSBenchmrk")
     assert "\n" not in str(err.value)
-    with pytest.raises(TaskError, match="supported types"):
-        get_task("SciFact")  # a Retrieval task
+    with pytest.raises(TaskError, match=r"supported types: .*Summarization, Retrieval"):
+        get_task("BornholmBitextMining")
+    assert get_task("SciFact").metadata.type == "Retrieval"
 
 
 # ---------------------------------------------------------------- registered tasks
