@@ -209,7 +209,9 @@ def score_unit(
                 encoder = CachedEncoder(
                     index=index, embeddings=vectors, name=meta.name or "", hint=unit.hint
                 )
-                done[key], result = evaluate_split(unit.task, encoder=encoder, split=split)
+                done[key], result = evaluate_split(
+                    unit.task, encoder=encoder, split=split, corpus_chunk_size=config.chunk_rows
+                )
                 if math.isfinite(done[key].main_score):  # NaN is its task's error (`run`)
                     save_split_result(config.output, meta, result)
             rows.append(ScoreRow(slug, unit.prompt, resolved, done[key], provenance))
