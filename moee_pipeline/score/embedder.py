@@ -27,7 +27,10 @@ from moee_pipeline.score.standardise import (
 )
 from moee_pipeline.vocabulary import HS, RW
 
-__all__ = ["ConfigRows", "columns_of", "fit_setting", "parts_of_rows"]
+__all__ = ["BLOCK_ROWS", "ConfigRows", "columns_of", "fit_setting", "parts_of_rows"]
+
+#: Rows standardised and combined at once when embedding (bounds the float64 working copies).
+BLOCK_ROWS = 8192
 
 
 def columns_of(combo: Combination) -> list[str]:
@@ -38,19 +41,31 @@ def columns_of(combo: Combination) -> list[str]:
 def _fit_blocks(
     reader: RowReader, columns: Sequence[str], fit_rows: np.ndarray | None, chunk_rows: int
 ) -> Iterator[Block]:
+    """The fit rows chunk by chunk, in the order given within each chunk. An entry of one chunk
+    (held in memory) is one block, exactly the whole-matrix statistics; a corpus read in chunks
+    comes in blocks of at most `BLOCK_ROWS` rows, so its float64 working copies stay small."""
     hs_col = next((c for c in columns if c.startswith("hs")), None)
     rw_col = next((c for c in columns if c.startswith("rw")), None)
     fit = None if fit_rows is None else np.asarray(fit_rows, dtype=np.int64)
+    blocks = reader.rows > chunk_rows
     for start, arrays in reader.chunks(columns, chunk_rows):
         stop = start + len(next(iter(arrays.values())))
         if fit is None:
             pick: np.ndarray | slice = slice(None)
         else:
             pick = fit[(fit >= start) & (fit < stop)] - start
-        yield (
-            None if hs_col is None else arrays[hs_col][pick],
-            None if rw_col is None else arrays[rw_col][pick],
-        )
+        if blocks:
+            picked = np.arange(stop - start) if isinstance(pick, slice) else pick
+            picks: list[np.ndarray | slice] = [
+                picked[i : i + BLOCK_ROWS] for i in range(0, len(picked), BLOCK_ROWS)
+            ]
+        else:
+            picks = [pick]
+        for rows in picks:
+            yield (
+                None if hs_col is None else arrays[hs_col][rows],
+                None if rw_col is None else arrays[rw_col][rows],
+            )
 
 
 def fit_setting(
@@ -101,11 +116,21 @@ class ConfigRows:
         return widths[HS] * self.combo.uses_hs + widths[RW] * self.combo.uses_rw
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The (len(rows), dim) float32 embeddings of `rows`, computed from their features."""
+        """The (len(rows), dim) float32 embeddings of `rows`, computed from their features.
+
+        The rows are read at once (each row group decoded once), then standardised and combined
+        `BLOCK_ROWS` at a time into the result, so the float64 working copies stay small
+        whatever mteb asks for; every step is row-wise, so the blocks change no bit.
+        """
+        hs_col, rw_col = f"hs_{self.combo.pooling}", f"rw_{self.combo.pooling}"
         arrays = self.reader.read(rows, columns_of(self.combo))
-        parts = self.standardiser.parts(
-            hs=arrays.get(f"hs_{self.combo.pooling}"),
-            rw=arrays.get(f"rw_{self.combo.pooling}"),
-            units=needs_units(self.combo),
-        )
-        return embed(parts, self.combo)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for start in range(0, len(rows), BLOCK_ROWS):
+            block = slice(start, start + BLOCK_ROWS)
+            parts = self.standardiser.parts(
+                hs=arrays[hs_col][block] if hs_col in arrays else None,
+                rw=arrays[rw_col][block] if rw_col in arrays else None,
+                units=needs_units(self.combo),
+            )
+            out[block] = embed(parts, self.combo)
+        return out

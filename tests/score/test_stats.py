@@ -59,8 +59,11 @@ def test_no_rows_give_no_statistics() -> None:
 )
 @pytest.mark.parametrize("chunk_rows", [7, 1000])
 def test_a_setting_fitted_over_chunks_embeds_as_the_whole_matrix_does(
-    combo: Combination, chunk_rows: int
+    combo: Combination, chunk_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from moee_pipeline.score import embedder
+
+    monkeypatch.setattr(embedder, "BLOCK_ROWS", 3)  # blocks within each chunk, too
     n = 240
     arrays = {
         "hs_last": _matrix(n, H, 1), "hs_mean": _matrix(n, H, 2),
@@ -90,3 +93,18 @@ def test_a_setting_fitted_over_chunks_embeds_as_the_whole_matrix_does(
         np.testing.assert_array_equal(rows.take(asked), whole[asked])
     else:
         np.testing.assert_allclose(rows.take(asked), whole[asked], rtol=2e-6, atol=2e-6)
+
+
+def test_embedding_in_blocks_changes_no_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moee_pipeline.score import embedder
+
+    n = 50
+    arrays = {"hs_last": _matrix(n, H, 1), "rw_last": _matrix(n, L * E, 3)}
+    manifest = {"n_moe_layers": L, "n_experts": E, "hidden_size": H}
+    reader = LoadedFeatures([f"t{i}" for i in range(n)], arrays, manifest)
+    combo = Combination("MoEE-sum", weight=0.5)
+    rows = ConfigRows(reader, fit_setting(reader, combo, fit_rows=None, chunk_rows=n), combo)
+    asked = np.random.default_rng(0).integers(0, n, 33)
+    whole = rows.take(asked)
+    monkeypatch.setattr(embedder, "BLOCK_ROWS", 4)
+    np.testing.assert_array_equal(rows.take(asked), whole)
