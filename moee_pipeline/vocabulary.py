@@ -133,6 +133,10 @@ def task_type_means(scores: Iterable[tuple[str, float]]) -> dict[str, float]:
     return {t: math.fsum(by_type[t]) / len(by_type[t]) for t in ordered}
 
 
+#: What tables call `paper_average`: the paper's Average, its six types only.
+PAPER_AVERAGE_LABEL: Final = "Avg of the paper's 6 types"
+
+
 def paper_average(type_means: Mapping[str, float]) -> float:
     """The paper's headline number: the mean of its six task types' means (others left out).
 

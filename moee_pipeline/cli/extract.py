@@ -11,6 +11,7 @@ from moee_pipeline.cache.layout import cache_root
 from moee_pipeline.cli.options import (
     USER_ERRORS,
     cache_dir_option,
+    chosen_tasks,
     data_dir_option,
     engine_option,
     model_option,
@@ -126,6 +127,8 @@ def extract(
     revision: str | None,
     tasks: str | None,
     task_types: str | None,
+    benchmark: str | None,
+    skip_unsupported: bool,
     prompts: tuple[str, ...],
     quantization: Quantization | None,
     dtype: str | None,
@@ -157,6 +160,12 @@ def extract(
     from moee_pipeline.tasks.registry import select_tasks
 
     try:
+        listed, _ = chosen_tasks(
+            tasks=tasks,
+            task_types=task_types,
+            benchmark=benchmark,
+            skip_unsupported=skip_unsupported,
+        )
         ray = RayOptions(workers=workers, gpus_per_worker=gpus_per_worker, address=ray_address)
         runner = engine_named(engine, ray)  # refused at once: Ray options without Ray, no cluster
         placement = Placement(device_map, parse_max_memory(max_memory))
@@ -174,7 +183,7 @@ def extract(
         check_placement(placement, quantization=spec.quantization, device=device)
         request = ExtractRequest(
             spec,
-            tasks=select_tasks(tasks=split_csv(tasks), task_types=split_csv(task_types)),
+            tasks=select_tasks(tasks=listed, task_types=split_csv(task_types)),
             prompts=[_prompt(p, cache_root(cache_dir)) for p in prompts],
             options=ExtractOptions(
                 cache_dir=cache_root(cache_dir),
@@ -196,6 +205,8 @@ def extract(
             what = (
                 "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"
             )
+            if s.truncated:
+                what += f" ({s.truncated} cut to --max-length)"
             click.echo(f"{s.task} [{s.prompt_id}]: {s.rows} rows, {what} -> {s.path}")
     except click.ClickException:
         raise

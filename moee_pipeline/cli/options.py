@@ -13,7 +13,7 @@ import click
 
 from moee_pipeline.errors import MoeeError, first_line
 from moee_pipeline.models.names import DEFAULT_MODEL, MODEL_ALIASES, resolve_model
-from moee_pipeline.vocabulary import ENGINES, TASK_TYPES
+from moee_pipeline.vocabulary import ENGINES, SUPPORTED_TASK_TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +25,7 @@ __all__ = [
     "USER_ERRORS",
     "Folder",
     "cache_dir_option",
+    "chosen_tasks",
     "data_dir_option",
     "engine_option",
     "fit_line",
@@ -139,14 +140,27 @@ def names_given(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 
 def task_options(*, default_help: str) -> Callable[[F], F]:
-    """--tasks and --task-types; `default_help` says what a command runs when neither is given."""
+    """--tasks, --task-types, --benchmark and --skip-unsupported; `default_help` says what a
+    command runs when none is given (`chosen_tasks` reads them)."""
 
     def decorate(command: F) -> F:
+        command = click.option(
+            "--skip-unsupported",
+            is_flag=True,
+            help="With --benchmark: leave out its tasks of types we do not score (listed in "
+            "the report's notes) instead of refusing the benchmark.",
+        )(command)
+        command = click.option(
+            "--benchmark",
+            default=None,
+            help="An MTEB benchmark by name, e.g. 'MTEB(eng, v2)': its tasks (of --task-types, "
+            "if given) instead of --tasks.",
+        )(command)
         command = click.option(
             "--task-types",
             default=None,
             callback=names_given,
-            help=f"Comma-separated task types ({', '.join(TASK_TYPES)}).",
+            help=f"Comma-separated task types ({', '.join(SUPPORTED_TASK_TYPES)}).",
         )(command)
         return click.option(
             "--tasks",
@@ -156,6 +170,36 @@ def task_options(*, default_help: str) -> Callable[[F], F]:
         )(command)
 
     return decorate
+
+
+def chosen_tasks(
+    *, tasks: str | None, task_types: str | None, benchmark: str | None, skip_unsupported: bool
+) -> tuple[list[str] | None, dict[str, str]]:
+    """The task names --tasks or --benchmark give (None: the command's default) and the
+    benchmark's tasks left out as of a type we do not score ({task: type}).
+
+    A benchmark with such tasks is refused here, before any model or task data loads, unless
+    --skip-unsupported; then one line says what is left out.
+    """
+    if benchmark is None:
+        if skip_unsupported:
+            raise click.UsageError("--skip-unsupported needs --benchmark NAME")
+        return split_csv(tasks), {}
+    if tasks is not None:
+        raise click.UsageError("--benchmark and --tasks both name tasks: give one of them")
+    from moee_pipeline.tasks.benchmarks import benchmark_tasks
+
+    chosen = benchmark_tasks(
+        benchmark, task_types=split_csv(task_types), skip_unsupported=skip_unsupported
+    )
+    if chosen.skipped:
+        kinds = ", ".join(sorted(set(chosen.skipped.values())))
+        click.echo(
+            f"{benchmark}: leaving out {len(chosen.skipped)} task(s) of type(s) we do not score "
+            f"({kinds}); {len(chosen.tasks)} task(s) left",
+            err=True,
+        )
+    return list(chosen.tasks), chosen.skipped
 
 
 def one_line(error: Exception) -> click.ClickException:

@@ -13,6 +13,7 @@ import click
 
 from moee_pipeline.cache import files
 from moee_pipeline.cache.layout import cache_root, check_outside_cache
+from moee_pipeline.cache.skipped import read_skipped
 from moee_pipeline.cli.options import (
     USER_ERRORS,
     Folder,
@@ -100,6 +101,7 @@ def report(
             options=options,
             fmt=fmt,
             compare_paper=compare_paper,
+            skipped=read_skipped(results if results.is_dir() else results.parent),
         )
         if plots is not None:
             from moee_pipeline.report.plots import make_plots

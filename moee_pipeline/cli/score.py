@@ -15,6 +15,7 @@ from moee_pipeline.cli.options import (
     USER_ERRORS,
     Folder,
     cache_dir_option,
+    chosen_tasks,
     data_dir_option,
     engine_option,
     fit_line,
@@ -177,6 +178,8 @@ def score(
     prompts: tuple[str, ...],
     tasks: str | None,
     task_types: str | None,
+    benchmark: str | None,
+    skip_unsupported: bool,
     methods: tuple[Method, ...],
     weights: tuple[float | WeightRule, ...],
     rw: tuple[RwMode, ...],
@@ -197,15 +200,21 @@ def score(
     from moee_pipeline.score.run import UnscoredTasksError, run_score
 
     fixed, auto = split_weights(weights)
-    listed = split_csv(tasks)
     types = split_csv(task_types)
     try:
+        listed, skipped = chosen_tasks(
+            tasks=tasks,
+            task_types=task_types,
+            benchmark=benchmark,
+            skip_unsupported=skip_unsupported,
+        )
         # click's choices hold the values to the vocabulary's types; the config checks them too
         config = ScoreConfig(
             model=resolve_model(model),
             prompts=prompts,
             tasks=tuple(listed) if listed else None,
             task_types=tuple(types) if types else None,
+            skipped=tuple(skipped.items()),
             methods=methods,
             weights=fixed,
             auto_weight=auto,

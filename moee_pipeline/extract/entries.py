@@ -301,5 +301,12 @@ def finish_task(
     elif options.shard[1] > 1:
         store.combine_shards(plan.directory, options.shard[1], manifest)
     return TaskSummary(
-        plan.task, plan.prompt.id, rows, new_rows, seconds, plan.final, tokens=tokens
+        plan.task,
+        plan.prompt.id,
+        rows,
+        new_rows,
+        seconds,
+        plan.final,
+        tokens=tokens,
+        truncated=manifest["truncated"],
     )

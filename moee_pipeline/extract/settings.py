@@ -50,6 +50,8 @@ class TaskSummary:
     skipped: bool = False
     tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Rows of this run whose text was cut to --max-length (inside the template).
+    truncated: int = 0
 
 
 def option_defaults() -> dict[str, Any]:

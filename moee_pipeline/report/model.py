@@ -8,6 +8,7 @@ in another) and keeps table logic out of the renderers.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import SupportsFloat
 
@@ -175,8 +176,15 @@ def _data(rows: pd.DataFrame, table: report.TypeTable, shown: list[str]) -> pd.D
     return out[[*shown, *types, *task_columns, "coverage"]]
 
 
-def build(*, scores: pd.DataFrame, options: ReportOptions, compare_paper: bool) -> Report:
-    """The whole report for `moee report`, built once.
+def build(
+    *,
+    scores: pd.DataFrame,
+    options: ReportOptions,
+    compare_paper: bool,
+    skipped: Mapping[str, str] | None = None,
+) -> Report:
+    """The whole report for `moee report`, built once; `skipped` ({task: type}) names the
+    benchmark tasks `moee score` left out as of types we do not score (`cache.skipped`).
 
     Raises:
         ReportError: `compare_paper` without a declared MoEE-sum weight rule.
@@ -197,6 +205,9 @@ def build(*, scores: pd.DataFrame, options: ReportOptions, compare_paper: bool) 
         *table.notes,
         *_weight_notes(rows, options, unpicked),
     ]
+    if skipped:
+        listed = ", ".join(f"{task} ({kind})" for task, kind in sorted(skipped.items()))
+        notes.append(f"not scored, of types we do not score: {listed}")
     tables = [Table("Scores by task type (x100)", _type_cells(table, shown), tuple(notes))]
     for model in rows["model"].unique():
         tasks = report.task_table(rows, model=model)

@@ -8,7 +8,7 @@ type averages, the six-type average, every task and a `coverage` column (or, wit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -84,7 +84,13 @@ def render(built: Report, fmt: Format) -> str:
 
 
 def build_report(
-    *, scores: pd.DataFrame, options: ReportOptions, fmt: Format, compare_paper: bool
+    *,
+    scores: pd.DataFrame,
+    options: ReportOptions,
+    fmt: Format,
+    compare_paper: bool,
+    skipped: Mapping[str, str] | None = None,
 ) -> str:
     """Build the report once and render it (the whole of `moee report`'s text)."""
-    return render(build(scores=scores, options=options, compare_paper=compare_paper), fmt)
+    built = build(scores=scores, options=options, compare_paper=compare_paper, skipped=skipped)
+    return render(built, fmt)

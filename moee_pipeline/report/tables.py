@@ -23,7 +23,13 @@ from moee_pipeline.cache.layout import model_slug
 from moee_pipeline.cache.scores import PROVENANCE_COLUMNS, SCORE_COLUMNS, SCORES_FILE, read_rows
 from moee_pipeline.report.options import ReportError
 from moee_pipeline.report.paper import AVERAGE, load_paper, paper_task_order
-from moee_pipeline.vocabulary import METHODS, TASK_TYPES, paper_average, task_type_means
+from moee_pipeline.vocabulary import (
+    METHODS,
+    TASK_TYPES,
+    paper_average,
+    task_type_means,
+    type_rank,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +101,8 @@ def expected_tasks(rows: pd.DataFrame) -> dict[str, tuple[str, ...]]:
 
 
 def type_order(rows: pd.DataFrame) -> list[str]:
-    """The paper's six task types, then any other type in the rows."""
-    others = sorted(set(rows["task_type"]) - set(TASK_TYPES))
+    """The paper's six task types, then Retrieval, then any other type in the rows."""
+    others = sorted(set(rows["task_type"]) - set(TASK_TYPES), key=lambda t: (type_rank(t), t))
     return [*TASK_TYPES, *others]
 
 
@@ -155,7 +161,14 @@ def _coverage_notes(covered: dict, expected: dict, *, all_types: list[str]) -> l
             f"{DAGGER} {task_type} averages {len(have)} of {len(expected[task_type])} tasks "
             f"({', '.join(have) or 'none'}); missing {', '.join(missing)} [{rows}]"
         )
-    absent = [t for t in TASK_TYPES if t not in {t for _, t in covered}]
+    scored = {t for _, t in covered}
+    beyond = [t for t in all_types if t in scored and t not in TASK_TYPES]
+    if beyond:
+        notes.append(
+            f"{AVERAGE} is the paper's: the mean of its six task types; "
+            f"{', '.join(beyond)} stand(s) beside it, not in it"
+        )
+    absent = [t for t in TASK_TYPES if t not in scored]
     if absent:
         notes.append(f"{DAGGER} Average leaves out task types never scored: {', '.join(absent)}")
     return notes

@@ -51,6 +51,9 @@ class ScoreConfig:
     prompts: tuple[str, ...] = ("none",)
     tasks: tuple[str, ...] | None = None
     task_types: tuple[str, ...] | None = None
+    #: Tasks of a benchmark left out as of a type we do not score, (task, type): written beside
+    #: scores.csv for the report's notes (`--benchmark ... --skip-unsupported`).
+    skipped: tuple[tuple[str, str], ...] = ()
     methods: tuple[Method, ...] = METHODS
     #: Fixed MoEE-sum weights (each 0..MAX_WEIGHT); `auto_weight` adds the label-free one.
     weights: tuple[float, ...] = (1.0,)

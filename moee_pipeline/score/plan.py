@@ -21,11 +21,11 @@ UnitKey = tuple[str, str]
 def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
     """Explicit --tasks, else every complete cached task of the model and prompts (by type)."""
     from moee_pipeline.tasks import select_tasks, task_type
+    from moee_pipeline.tasks.registry import check_task_types
 
     if config.tasks:
         return select_tasks(tasks=config.tasks, task_types=config.task_types)
-    if config.task_types:
-        select_tasks(task_types=config.task_types)  # validates the type names
+    check_task_types(config.task_types)
     entries = [
         e
         for e in store.list_cached(config.cache_dir, model=config.model)

@@ -22,6 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from moee_pipeline.cache import scores
+from moee_pipeline.cache.skipped import merge_skipped
 from moee_pipeline.score.config import ScoreConfig, ScoreError
 from moee_pipeline.score.plan import check_extracted, plan_units
 from moee_pipeline.score.rows import ScoreRow
@@ -77,6 +78,7 @@ def run_score(config: ScoreConfig) -> list[ScoreRow]:
     scored = [row for row in rows if math.isfinite(row.score.main_score)]
     if scored:
         write_scores(path, scored)
+        merge_skipped(config.output, dict(config.skipped))
     if len(scored) < len(rows):
         raise UnscoredTasksError(_unscored_lines(rows), scored)
     return scored

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moee_pipeline.score.combine import Combination, format_layers
-from moee_pipeline.vocabulary import HS, SUM, paper_average, task_type_means, type_rank
+from moee_pipeline.vocabulary import (
+    HS,
+    PAPER_AVERAGE_LABEL,
+    SUM,
+    paper_average,
+    task_type_means,
+    type_rank,
+)
 
 if TYPE_CHECKING:
     from moee_pipeline.score.rows import ScoreRow
@@ -71,7 +78,7 @@ def format_table(rows: Sequence[ScoreRow]) -> str:
             (f"[{kind}] avg", [means[kind] for means in per_label]) for kind in per_label[0]
         ]
         overall = [paper_average(means) for means in per_label]
-        body = [*lines, *type_means, ("Avg over task types", overall)]
+        body = [*lines, *type_means, (PAPER_AVERAGE_LABEL, overall)]
         width = max(len(name) for name, _ in body)
         cols = [max(len(lab), 7) for lab in labels]
         header = " | ".join(

@@ -117,6 +117,15 @@ def task_type(name: str) -> str:
     return str(get_task(name).metadata.type)
 
 
+def check_task_types(task_types: Sequence[str] | None) -> None:
+    """Refuse a task type neither stage takes (TaskError naming those it does)."""
+    for kind in task_types or ():
+        if kind not in SUPPORTED_TASK_TYPES:
+            raise TaskError(
+                f"unknown task type {kind!r}: choose from {', '.join(SUPPORTED_TASK_TYPES)}"
+            )
+
+
 def select_tasks(
     *, tasks: Sequence[str] | None = None, task_types: Sequence[str] | None = None
 ) -> list[str]:
@@ -128,11 +137,7 @@ def select_tasks(
     for option, given in (("--tasks", tasks), ("--task-types", task_types)):
         if given is not None and not given:
             raise TaskError(f"{option} names nothing: name at least one, or leave {option} out")
-    for kind in task_types or ():
-        if kind not in SUPPORTED_TASK_TYPES:
-            raise TaskError(
-                f"unknown task type {kind!r}: choose from {', '.join(SUPPORTED_TASK_TYPES)}"
-            )
+    check_task_types(task_types)
     if tasks:
         selected = list(dict.fromkeys(tasks))
         for name in selected:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from moee_pipeline.vocabulary import PAPER_AVERAGE_LABEL
+
 #: Bars and chatter of other libraries seen leaking before (mteb's Summarization "Scoring",
 #: transformers' loading and saving, datasets' "Map"), and Python warnings.
 LIBRARY_OUTPUT = re.compile(
@@ -38,7 +40,7 @@ def test_demo_shows_our_progress_and_results_only(tmp_path: Path) -> None:
     out = done.stdout
     assert "by storage:" in out  # the weight-memory report, printed once
     assert out.count("by storage:") == 1
-    assert "Avg over task types" in out and "Demo finished" in out
+    assert PAPER_AVERAGE_LABEL in out and "Demo finished" in out
     assert "\n\n\n\n" not in out  # the tokenizer trainer's empty progress lines
 
 

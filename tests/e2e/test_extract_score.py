@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 
 from moee_pipeline.cache import parts, store
 from moee_pipeline.testing.toy import TOY_TASKS
+from moee_pipeline.vocabulary import PAPER_AVERAGE_LABEL
 from tests.support.cli import cli_ok
 from tests.support.scores import read_scores
 
@@ -35,7 +36,7 @@ def test_extract_then_score_all_toy_task_types(
     }  # fmt: skip
     assert all(np.isfinite(float(r["main_score"])) for r in rows)
     assert {r["layers"] for r in rows if r["method"] != "HS"} == {"0-1"}
-    assert "Avg over task types" in table
+    assert PAPER_AVERAGE_LABEL in table
 
 
 @pytest.mark.slow

@@ -51,9 +51,9 @@ def _extract_ray(model: Path, cache: Path, **kwargs: Any) -> list[TaskSummary]:
     return list(engine.run(request))
 
 
-def _features(cache: Path, model: Path) -> dict[str, dict[str, np.ndarray]]:
+def _features(cache: Path, model: Path, task: str = TASK) -> dict[str, dict[str, np.ndarray]]:
     f = store.read_features(
-        cache, model=str(model), prompt_id=PROMPT.id, task=TASK, columns=parts.VECTOR_COLUMNS
+        cache, model=str(model), prompt_id=PROMPT.id, task=task, columns=parts.VECTOR_COLUMNS
     )
     assert len(f.text_ids) == len(set(f.text_ids)), "a text is stored twice"
     return {t: {k: v[i] for k, v in f.arrays.items()} for i, t in enumerate(f.text_ids)}
@@ -119,6 +119,38 @@ def test_two_workers_give_the_local_rows_and_features(
                "--prompt", "prompteol", "--cache-dir", str(cache)],
     )  # fmt: skip
     assert again.exit_code == 0 and "already complete" in again.output
+
+
+@pytest.mark.slow
+def test_a_retrieval_corpus_on_two_workers_gives_the_local_rows_features_and_cuts(
+    ray_local: object, model: Path, tmp_path: Path
+) -> None:
+    """Queries and long-enough documents (cut at 40 tokens) through both engines alike."""
+    task = "MoeeToyRetrieval"
+    common = ["--model", str(model), "--tasks", task, "--prompt", "prompteol",
+              "--max-length", "40", "--batch-size", "4", "--max-batch-tokens", "120",
+              "--rows-per-shard", "7"]  # fmt: skip
+    runs = {}
+    for engine, extra in (("local", []), ("ray", ["--workers", "2"])):
+        cache = tmp_path / engine
+        done = CliRunner().invoke(
+            main, ["extract", "--engine", engine, *extra, *common, "--cache-dir", str(cache)]
+        )
+        assert done.exit_code == 0, done.output
+        entry = layout.task_dir(cache, model=str(model), prompt_id=PROMPT.id, task=task)
+        manifest = store.read_manifest(entry)
+        assert manifest is not None and manifest["engine"] == engine
+        runs[engine] = (cache, manifest, done.output)
+    (local, local_manifest, local_out), (ray, ray_manifest, ray_out) = runs.values()
+    ours, ref = _features(ray, model, task), _features(local, model, task)
+    assert set(ours) == set(ref) and len(ref) == 31  # 8 queries + 24 documents, one both
+    for tid, row in ref.items():
+        for name, value in row.items():
+            np.testing.assert_allclose(ours[tid][name], value, atol=1e-5, rtol=0)
+    assert ray_manifest["tokens"] == local_manifest["tokens"]
+    assert ray_manifest["truncated"] == local_manifest["truncated"] > 0
+    cut = f"{local_manifest['truncated']} cut to --max-length"
+    assert cut in local_out and cut in ray_out
 
 
 @pytest.mark.slow

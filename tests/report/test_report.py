@@ -376,6 +376,8 @@ def test_average_is_the_papers_six_types_only(tmp_path: Path) -> None:
     assert record["Average"] == pytest.approx(six)  # the extra type is shown, not averaged
     key = tuple(table.values.loc[0, report.ROW_KEY])
     assert not report.incomplete(table, key, "Average")
+    assert list(table.values.columns[-2:]) == ["Retrieval", "Average"]  # after the six
+    assert "Average is the paper's: the mean of its six task types; Retrieval" in table.notes[0]
 
 
 def test_reports_name_models_by_slug_and_still_find_the_papers(tmp_path: Path) -> None:

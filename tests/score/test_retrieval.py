@@ -14,6 +14,7 @@ from moee_pipeline.cache.parts import text_id
 from moee_pipeline.score.encoder import CachedEncoder, evaluate_split, row_index
 from moee_pipeline.score.vectors import InMemoryVectors, VectorSource
 from tests.support.data import retrieval_subset
+from tests.support.ndcg import ndcg_at_10
 
 DIM = 16
 
@@ -53,23 +54,14 @@ def _vectors(task: AbsTask) -> tuple[list[str], np.ndarray]:
 
 
 def _ndcg_at_10(task: AbsTask, texts: list[str], matrix: np.ndarray) -> float:
-    """Brute-force cosine ranking of every document, binary-or-graded gains from the qrels,
-    ideal DCG from the query's own relevant documents (as trec_eval's ndcg_cut_10)."""
     qids, queries, dids, docs = _documents(task)
-    relevant = _split_data(task)["test"]["relevant_docs"]
     row = {t: i for i, t in enumerate(texts)}
-    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-    q = unit[[row[t] for t in queries]].astype(np.float64)
-    d = unit[[row[t] for t in docs]].astype(np.float64)
-    discounts = 1.0 / np.log2(np.arange(2, 12))
-    values = []
-    for i, qid in enumerate(qids):
-        top = np.argsort(-(d @ q[i]), kind="stable")[:10]
-        gains = np.array([relevant[qid].get(dids[j], 0) for j in top], dtype=np.float64)
-        ideal = np.sort(np.array(list(relevant[qid].values()), dtype=np.float64))[::-1][:10]
-        dcg = (gains * discounts[: len(gains)]).sum()
-        values.append(dcg / (ideal * discounts[: len(ideal)]).sum())
-    return float(np.mean(values))
+    return ndcg_at_10(
+        dict(zip(qids, queries, strict=True)),
+        dict(zip(dids, docs, strict=True)),
+        _split_data(task)["test"]["relevant_docs"],
+        lambda batch: matrix[[row[t] for t in batch]],
+    )
 
 
 @pytest.mark.integration

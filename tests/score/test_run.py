@@ -23,7 +23,7 @@ from moee_pipeline.score.run import run_score
 from moee_pipeline.score.summary import format_table
 from moee_pipeline.score.sweep import combinations
 from moee_pipeline.testing.toy import TOY_TASKS
-from moee_pipeline.vocabulary import Method
+from moee_pipeline.vocabulary import PAPER_AVERAGE_LABEL, Method
 from tests.support.auto_weight import brute_force
 from tests.support.scores import read_scores
 from tests.support.synthetic import (
@@ -135,7 +135,7 @@ def test_all_six_task_types_and_independent_sts_pairclf(cache: Path, tmp_path: P
         assert got[(method, "MoeeToyPairClassification")] == pytest.approx(expected, abs=1e-6)
 
     table = format_table(rows)
-    assert "Avg over task types" in table and "[Reranking] avg" in table
+    assert PAPER_AVERAGE_LABEL in table and "[Reranking] avg" in table
     assert "MoEE-sum(w=0.7)" in table
 
 
@@ -300,7 +300,7 @@ def test_a_task_without_a_score_makes_the_terminal_average_nan_not_smaller() -> 
     ]
     cells = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")[1:]]
              for line in format_table(rows).splitlines() if "|" in line}  # fmt: skip
-    assert cells["Avg over task types"] == ["40.00", "nan"]  # RW has no Summarization score
+    assert cells[PAPER_AVERAGE_LABEL] == ["40.00", "nan"]  # RW has no Summarization score
     assert cells["[Summarization] avg"] == ["30.00", "nan"]
 
 
@@ -319,7 +319,7 @@ def test_cli_score(cache: Path, tmp_path: Path) -> None:
         main, [*args, "--tasks", "MoeeToySTS", "--method", "HS", "--method", "MoEE-sum"]
     )
     assert result.exit_code == 0, result.output
-    assert "MoeeToySTS" in result.output and "Avg over task types" in result.output
+    assert "MoeeToySTS" in result.output and PAPER_AVERAGE_LABEL in result.output
     assert len(read_scores(out / "scores.csv")) == 2
     bad = CliRunner().invoke(main, [*args, "--tasks", "MoeeToySTS", "--prompt", "prompteol"])
     assert bad.exit_code != 0
@@ -432,7 +432,7 @@ def test_terminal_table_averages_the_papers_six_types_only() -> None:
     lines = {line.split("|")[0].strip(): line.split("|")[1].strip() for line in
              format_table(rows).splitlines() if "|" in line}  # fmt: skip
     assert lines["[STS] avg"] == "60.00" and lines["[Retrieval] avg"] == "90.00"
-    assert lines["Avg over task types"] == "60.00"  # the paper's types only
+    assert lines[PAPER_AVERAGE_LABEL] == "60.00"  # the paper's types only
     assert list(lines)[1:4] == ["STS12", "STS13", "ArguAna"]  # the paper's types first
 
 
@@ -507,3 +507,17 @@ def test_an_unreadable_mteb_result_is_refused_and_kept(cache: Path, tmp_path: Pa
     with pytest.raises(ScoreError, match=r"MoeeToySTS\.json cannot be read as an mteb result"):
         run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",)))
     assert result.read_text() == '{"task_name": "MoeeToySTS", "sco'
+
+
+def test_skipped_benchmark_tasks_are_written_beside_the_scores_and_noted_in_the_report(
+    cache: Path, tmp_path: Path
+) -> None:
+    from moee_pipeline.cache.skipped import read_skipped
+
+    out = tmp_path / "results"
+    skipped = (("BUCC", "BitextMining"), ("Tatoeba", "BitextMining"))
+    run_score(_config(cache, out, tasks=("MoeeToySTS",), methods=("HS",), skipped=skipped))
+    assert read_skipped(out) == dict(skipped)
+    report = CliRunner().invoke(main, ["report", "--results", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "not scored, of types we do not score: BUCC (BitextMining), Tatoeba" in report.output

@@ -37,6 +37,7 @@ from moee_pipeline.tasks import (
 )
 from moee_pipeline.tasks.columns import text_columns
 from moee_pipeline.testing.toy import TOY_TASKS, MoeeToySTS
+from moee_pipeline.testing.toy_retrieval import TOY_RETRIEVAL_TASKS
 from tests.support.paths import SHARED
 
 DATA = SHARED / "mteb-data"
@@ -179,9 +180,12 @@ def _with_entry_point(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
 
 def test_the_toy_tasks_are_registered_through_their_entry_point() -> None:
     points = importlib.metadata.entry_points(group=registry.ENTRY_POINTS)
-    assert [p.value for p in points] == ["moee_pipeline.testing.toy:TOY_TASKS"]
-    assert registry.registered_tasks() == TOY_TASKS
-    assert all(registry.is_registered(name) for name in TOY_TASKS)
+    assert [p.value for p in points] == [
+        "moee_pipeline.testing.toy:TOY_TASKS",
+        "moee_pipeline.testing.toy_retrieval:TOY_RETRIEVAL_TASKS",
+    ]
+    assert registry.registered_tasks() == {**TOY_TASKS, **TOY_RETRIEVAL_TASKS}
+    assert all(registry.is_registered(name) for name in [*TOY_TASKS, *TOY_RETRIEVAL_TASKS])
     assert not registry.is_registered("STS12")
 
 
@@ -191,7 +195,7 @@ def test_a_task_another_package_registers_is_found_selected_and_loaded(
     with pytest.raises(TaskError, match="unknown task 'MoeePluginSTS'"):
         get_task("MoeePluginSTS")
     _with_entry_point(monkeypatch, f"{__name__}:PLUGIN_TASKS")
-    assert registry.registered_tasks() == {**TOY_TASKS, **PLUGIN_TASKS}
+    assert registry.registered_tasks() == {**TOY_TASKS, **TOY_RETRIEVAL_TASKS, **PLUGIN_TASKS}
     assert isinstance(get_task("MoeePluginSTS"), MoeePluginSTS)
     assert select_tasks(tasks=["MoeePluginSTS"], task_types=["STS"]) == ["MoeePluginSTS"]
     assert task_type("MoeePluginSTS") == "STS"
