@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from moee_pipeline.cache.errors import FileProblem
-from moee_pipeline.cache.parts import check_part, column_matrix, vector_widths
+from moee_pipeline.cache.parts import VECTOR_COLUMNS, check_part, column_matrix
 from moee_pipeline.cache.store import checked_entry, rows_problem
 from moee_pipeline.errors import first_line
 
@@ -78,7 +78,7 @@ class FeatureSource:
     Args:
         text_ids: every row's text id, in the entry's order (parts by name, rows within).
         groups: the row groups covering those rows, in the same order.
-        manifest: the entry's manifest (widths, layers, provenance).
+        manifest: the entry's manifest (layers, provenance).
         observer: told the size of every row-group read (for tests and benchmarks).
     """
 
@@ -95,7 +95,13 @@ class FeatureSource:
         self._groups = list(groups)
         self._starts = np.array([g.start for g in self._groups], dtype=np.int64)
         self._observer = observer
-        self.widths = vector_widths(manifest)
+        #: Each vector column's width, as the parts store it (checked against the manifest).
+        schema = self._groups[0].metadata.schema.to_arrow_schema() if self._groups else None
+        self.widths = {
+            name: schema.field(name).type.list_size
+            for name in VECTOR_COLUMNS
+            if schema is not None and name in schema.names
+        }
 
     @property
     def rows(self) -> int:
