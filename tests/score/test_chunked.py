@@ -14,18 +14,21 @@ from moee_pipeline.score.config import ScoreConfig
 from moee_pipeline.score.run import run_score
 from moee_pipeline.score.sweep import combinations
 from moee_pipeline.testing.toy import TOY_TASKS
+from moee_pipeline.testing.toy_retrieval import TOY_RETRIEVAL_TASKS
 from tests.support.synthetic import MODEL, record_split_texts, write_synthetic_task
 
 GROUP = 8
+#: The six toy tasks and a toy Retrieval task (its corpus searched 5 documents at a time).
+TASKS = (*TOY_TASKS, next(iter(TOY_RETRIEVAL_TASKS)))
 
 
 @pytest.fixture
 def grouped_cache(tmp_path: Path) -> Path:
-    """The six toy tasks' synthetic features, in row groups of GROUP rows."""
+    """The tasks' synthetic features, in row groups of GROUP rows."""
     from moee_pipeline.tasks import load_task, task_texts
 
     root = tmp_path / "cache"
-    for name in TOY_TASKS:
+    for name in TASKS:
         write_synthetic_task(root, name, task_texts(load_task(name)), row_group_rows=GROUP)
         record_split_texts(root, name)
     return root
@@ -37,6 +40,7 @@ def test_chunked_scores_equal_the_in_memory_ones_and_reads_stay_within_a_row_gro
     def config(out: str, chunk_rows: int) -> ScoreConfig:
         return ScoreConfig(
             model=MODEL,
+            tasks=TASKS,
             cache_dir=grouped_cache,
             output=tmp_path / out,
             progress=False,
@@ -57,7 +61,7 @@ def test_chunked_scores_equal_the_in_memory_ones_and_reads_stay_within_a_row_gro
     chunked = _by_key(run_score(config("chunked", 5)))
     assert reads and max(reads) <= GROUP  # every toy task (more than 5 rows) was streamed
     assert held.keys() == chunked.keys()
-    assert len(held) == len(TOY_TASKS) * len(combinations(config("any", 1)))
+    assert len(held) == len(TASKS) * len(combinations(config("any", 1)))
     for key, score in held.items():
         assert chunked[key] == pytest.approx(score, abs=1e-6), key
 
