@@ -52,6 +52,7 @@ paper: install ## The paper's Tables 3-5 for one model (GPU box): make paper MOD
 
 bench: install ## CPU speed/memory benchmarks vs the reference approach -> benchmarks/results/
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 CUDA_VISIBLE_DEVICES="" $(PY) -m benchmarks.run $(BENCH_ARGS)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 CUDA_VISIBLE_DEVICES="" $(PY) -m benchmarks.retrieval_scale
 
 bench-gpu: install ## GPU benchmark: random full-size OLMoE-1B-7B, ours (nf4, bf16) vs the reference
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m benchmarks.gpu $(BENCH_ARGS)

@@ -62,6 +62,10 @@ DTYPE_MAX: dict[StoreDtype, float] = {
     "float16": float(np.finfo(np.float16).max),
     "bfloat16": float.fromhex("0x1.fep127"),
 }
+#: Rows per Parquet row group of a part: the unit a chunked read decodes (`cache/source.py`),
+#: so a read never decodes more than this many rows however large `--rows-per-shard` makes a
+#: part. Readers of whole files (pandas, DuckDB, `read_part`) see the same table either way.
+ROW_GROUP_ROWS = 1024
 
 
 def text_id(text: str) -> str:
@@ -202,17 +206,21 @@ def part_files(directory: Path) -> list[Path]:
     return sorted(directory.glob(PART_GLOB)) if directory.is_dir() else []
 
 
-def write_part(table: pa.Table, path: Path) -> dict[str, Any]:
+def write_part(
+    table: pa.Table, path: Path, *, row_group_rows: int = ROW_GROUP_ROWS
+) -> dict[str, Any]:
     """Write a part atomically (temp, fsync, rename) and return its manifest record.
 
     The record's SHA-256 is of exactly the bytes written (encoded in memory, hashed, then
-    written), so later damage to the file is caught without decoding it.
+    written), so later damage to the file is caught without decoding it. Rows are stored in
+    row groups of `row_group_rows` (tests make them small to see chunked reads).
     """
     sink = pa.BufferOutputStream()
     floats = [f"{name}.list.element" for name in ALL_VECTOR_COLUMNS if name in table.column_names]
     pq.write_table(
         table,
         sink,
+        row_group_size=row_group_rows,
         compression="zstd",
         use_dictionary=False,
         use_byte_stream_split=floats,
@@ -230,6 +238,63 @@ def part_record(path: Path) -> dict[str, Any]:
         "bytes": path.stat().st_size,
         "sha256": files.sha256_file(path),
     }
+
+
+def _check_bytes(path: Path, record: Mapping[str, Any] | None) -> None:
+    """A file, of the size its record says (the checks before any byte is hashed or decoded)."""
+    kind = files.not_a_file(path)
+    if kind is not None:
+        raise FileProblem(path, f"is {kind}, not a part file")
+    if record is not None:
+        size = path.stat().st_size
+        if size != record.get("bytes"):
+            raise FileProblem(path, f"is {size} bytes, the manifest says {record.get('bytes')}")
+
+
+def _hash_problem(path: Path) -> FileProblem:
+    return FileProblem(path, "does not match its SHA-256 in the manifest (damaged)")
+
+
+def _check_columns(
+    path: Path, schema: pa.Schema, columns: Sequence[str] | None, meta: Mapping[str, Any] | None
+) -> None:
+    held = vector_columns(meta if meta is not None else schema_metadata(schema))
+    needed = list(columns) if columns is not None else ["text_id", *held]
+    missing = [name for name in needed if name not in schema.names]
+    if missing:
+        what = f"cannot be read as features (it lacks column(s) {', '.join(missing)})"
+        raise FileProblem(path, what)
+
+
+def _check_layout(
+    path: Path,
+    schema: pa.Schema,
+    rows: int,
+    record: Mapping[str, Any] | None,
+    meta: Mapping[str, Any] | None,
+    names: Sequence[str],
+) -> None:
+    """Rows against the record; the part's store dtype against its entry's (`meta`; None: its
+    own); the type and width of each vector column of `names` (those read) against `meta`."""
+    if record is not None and rows != record.get("rows"):
+        raise FileProblem(path, f"holds {rows} rows, the manifest says {record.get('rows')}")
+    own = schema_metadata(schema)
+    expected = meta if meta is not None else own
+    try:
+        dtype, stored = store_dtype(expected), store_dtype(own)
+    except ValueError as error:
+        raise FileProblem(path, f"cannot be read ({error})", fix="upgrade moee-pipeline") from None
+    if stored != dtype:
+        what = f"holds {stored} features, the rest of its entry {dtype} (one entry, one dtype)"
+        raise FileProblem(path, what)
+    widths = vector_widths(expected)
+    value_type = VALUE_TYPES[dtype]
+    for name in (c for c in ALL_VECTOR_COLUMNS if c in names):
+        kind = schema.field(name).type
+        if not pa.types.is_fixed_size_list(kind) or kind.value_type != value_type:
+            raise FileProblem(path, f"has {name} of type {kind}, not a {dtype} vector")
+        if widths[name] and kind.list_size != widths[name]:
+            raise FileProblem(path, f"has {name} {kind.list_size} wide, expected {widths[name]}")
 
 
 def read_part(
@@ -252,54 +317,55 @@ def read_part(
     Raises:
         FileProblem: the first check that failed, naming the part and what to run.
     """
-    kind = files.not_a_file(path)
-    if kind is not None:
-        raise FileProblem(path, f"is {kind}, not a part file")
+    _check_bytes(path, record)
     source: Any = path
-    if record is not None:
-        size = path.stat().st_size
-        if size != record.get("bytes"):
-            raise FileProblem(path, f"is {size} bytes, the manifest says {record.get('bytes')}")
-        if check_hash:
-            data = path.read_bytes()
-            if files.sha256_bytes(data) != record.get("sha256"):
-                raise FileProblem(path, "does not match its SHA-256 in the manifest (damaged)")
-            source = pa.BufferReader(data)
+    if record is not None and check_hash:
+        data = path.read_bytes()
+        if files.sha256_bytes(data) != record.get("sha256"):
+            raise _hash_problem(path)
+        source = pa.BufferReader(data)
     try:
         with pq.ParquetFile(source) as handle:
-            schema = handle.schema_arrow
-            held = vector_columns(meta if meta is not None else schema_metadata(schema))
-            needed = list(columns) if columns is not None else ["text_id", *held]
-            missing = [name for name in needed if name not in schema.names]
-            if missing:
-                what = f"cannot be read as features (it lacks column(s) {', '.join(missing)})"
-                raise FileProblem(path, what)
+            _check_columns(path, handle.schema_arrow, columns, meta)
             table = handle.read(columns=list(columns) if columns is not None else None)
     except (pa.ArrowException, OSError) as error:
         logger.info("reading %s: %s", path, error)
         raise FileProblem(path, f"cannot be read ({first_line(error, limit=80)})") from None
-    if record is not None and table.num_rows != record.get("rows"):
-        what = f"holds {table.num_rows} rows, the manifest says {record.get('rows')}"
-        raise FileProblem(path, what)
-    own = schema_metadata(schema)
-    expected = meta if meta is not None else own
-    try:
-        dtype, stored = store_dtype(expected), store_dtype(own)
-    except ValueError as error:
-        raise FileProblem(path, f"cannot be read ({error})", fix="upgrade moee-pipeline") from None
-    if stored != dtype:
-        what = f"holds {stored} features, the rest of its entry {dtype} (one entry, one dtype)"
-        raise FileProblem(path, what)
-    widths = vector_widths(expected)
-    value_type = VALUE_TYPES[dtype]
-    for name in (c for c in ALL_VECTOR_COLUMNS if c in table.column_names):
-        kind = table.schema.field(name).type
-        if not pa.types.is_fixed_size_list(kind) or kind.value_type != value_type:
-            raise FileProblem(path, f"has {name} of type {kind}, not a {dtype} vector")
-        if widths[name] and kind.list_size != widths[name]:
-            what = f"has {name} {kind.list_size} wide, expected {widths[name]}"
-            raise FileProblem(path, what)
+    _check_layout(path, table.schema, table.num_rows, record, meta, table.column_names)
     return table
+
+
+def check_part(
+    path: Path,
+    record: Mapping[str, Any] | None,
+    *,
+    columns: Sequence[str] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    check_hash: bool = True,
+) -> pq.FileMetaData:
+    """`read_part`'s checks without decoding any row: for reading the part later in chunks.
+
+    The SHA-256 is computed reading the file in small pieces, so a part of any size is checked
+    in bounded memory; then only the footer is decoded (columns, rows, widths). Unlike
+    `read_part`, the bytes read later are not the ones hashed: a part replaced between the
+    check and a chunked read is not caught (parts are written once and never changed in place).
+
+    Raises:
+        FileProblem: the first check that failed, in `read_part`'s words.
+    """
+    _check_bytes(path, record)
+    if record is not None and check_hash and files.sha256_file(path) != record.get("sha256"):
+        raise _hash_problem(path)
+    try:
+        metadata = pq.read_metadata(path)
+        schema = metadata.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError) as error:
+        logger.info("reading %s: %s", path, error)
+        raise FileProblem(path, f"cannot be read ({first_line(error, limit=80)})") from None
+    _check_columns(path, schema, columns, meta)
+    names = list(columns) if columns is not None else schema.names
+    _check_layout(path, schema, metadata.num_rows, record, meta, names)
+    return metadata
 
 
 def audit_part(table: pa.Table) -> list[str]:

@@ -208,26 +208,15 @@ class CacheEntry:
     problem: str | None = None
 
 
-def read_features(
-    cache_dir: Path,
-    *,
-    model: str,
-    prompt_id: str,
-    task: str,
-    columns: Sequence[str] = ("hs_last", "rw_last"),
-    check_hashes: bool = True,
-) -> Features:
-    """Read a complete task's features in one pass over its parts, checked against the manifest.
-
-    Every part must be the one the manifest recorded (`parts.read_part`: size, rows, widths and,
-    unless `check_hashes` is False, the SHA-256 of the bytes in memory before pyarrow decodes
-    them, so the check costs CPU but no second read), and the manifest must list exactly the
-    parts there are. A damaged cache is refused, never half evaluated.
+def checked_entry(
+    cache_dir: Path, *, model: str, prompt_id: str, task: str, columns: Sequence[str]
+) -> tuple[Path, dict[str, Any], list[Listed]]:
+    """A complete entry's folder, manifest and parts with their records, checked as a whole
+    before any part is read: complete, the columns known, the model, prompt and task its own,
+    and the manifest listing exactly the parts there are.
 
     Raises:
-        CacheError: the task was never extracted, is incomplete, belongs to another model,
-            prompt or task, or its parts disagree with the manifest (a `FileProblem` naming
-            the file, as `moee verify` does).
+        CacheError: as `read_features` says.
     """
     directory = task_dir(cache_dir, model=model, prompt_id=prompt_id, task=task)
     manifest = read_manifest(directory)
@@ -252,6 +241,38 @@ def read_features(
     listed, problems = listed_parts(directory, records, complete=records is not None)
     if problems:
         raise problems[0]
+    if not listed:
+        raise rows_problem(directory, manifest, 0) or FileProblem(
+            directory / MANIFEST, "marks a complete entry without parts"
+        )
+    return directory, manifest, listed
+
+
+def read_features(
+    cache_dir: Path,
+    *,
+    model: str,
+    prompt_id: str,
+    task: str,
+    columns: Sequence[str] = ("hs_last", "rw_last"),
+    check_hashes: bool = True,
+) -> Features:
+    """Read a complete task's features in one pass over its parts, checked against the manifest.
+
+    Every part must be the one the manifest recorded (`parts.read_part`: size, rows, widths and,
+    unless `check_hashes` is False, the SHA-256 of the bytes in memory before pyarrow decodes
+    them, so the check costs CPU but no second read), and the manifest must list exactly the
+    parts there are. A damaged cache is refused, never half evaluated. Scoring reads through
+    `cache.source.FeatureSource` instead, which makes the same checks and reads in chunks.
+
+    Raises:
+        CacheError: the task was never extracted, is incomplete, belongs to another model,
+            prompt or task, or its parts disagree with the manifest (a `FileProblem` naming
+            the file, as `moee verify` does).
+    """
+    directory, manifest, listed = checked_entry(
+        cache_dir, model=model, prompt_id=prompt_id, task=task, columns=columns
+    )
     tables = [
         read_part(
             part, record, columns=["text_id", *columns], meta=manifest, check_hash=check_hashes
@@ -259,8 +280,8 @@ def read_features(
         for part, record in listed
     ]
     problem = rows_problem(directory, manifest, sum(t.num_rows for t in tables))
-    if problem is not None or not tables:
-        raise problem or FileProblem(directory / MANIFEST, "marks a complete entry without parts")
+    if problem is not None:
+        raise problem
     table = pa.concat_tables(tables)
     arrays = {name: column_matrix(table.column(name)) for name in columns}
     return Features(table.column("text_id").to_pylist(), arrays, manifest)

@@ -171,6 +171,14 @@ def split_weights(values: tuple[float | WeightRule, ...]) -> tuple[tuple[float, 
     type=click.IntRange(min=1),
     help="(task, prompt) units scored at once, in processes (or Ray tasks with --engine ray).",
 )
+@click.option(
+    "--chunk-rows",
+    default=default("chunk_rows"),
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows of features read and embedded at once; larger entries (a retrieval corpus) "
+    "are read from disk in chunks of this many, so peak memory follows it.",
+)
 @engine_option(local_help="processes on this machine")
 @ray_address_option
 def score(
@@ -194,6 +202,7 @@ def score(
     data_dir: Path | None,
     output: Path,
     workers: int,
+    chunk_rows: int,
     engine: Engine,
     ray_address: str | None,
 ) -> None:
@@ -232,6 +241,7 @@ def score(
             workers=workers,
             engine=engine,
             ray_address=ray_address,
+            chunk_rows=chunk_rows,
         )
         rows = run_score(config)
     except UnscoredTasksError as error:  # the other tasks' rows are written: show them first

@@ -22,11 +22,13 @@ concatenated in layer order, each block scaled to unit RMS (`hs_features`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.score.stats import ColumnStats
 from moee_pipeline.vocabulary import (
     AUTO,
     CONCAT,
@@ -64,14 +66,13 @@ def zscore(x: np.ndarray, *, fit_rows: np.ndarray | None = None, eps: float = EP
     Population std; statistics accumulate in float64 so that large tasks do not lose precision,
     and are applied to every row; the result is float32. The statistics depend only on the fit
     rows (in the order given), so rows added to the matrix later change nothing for them.
+    A corpus read in chunks gathers the same statistics block by block (`score.stats`).
     """
     x64 = np.asarray(x, dtype=np.float64)
     fit = x64 if fit_rows is None else x64[np.asarray(fit_rows, dtype=np.int64)]
     if fit.shape[0] == 0:
         raise CombineError("cannot fit z-score statistics on zero rows")
-    mean = fit.mean(axis=0)
-    std = fit.std(axis=0)
-    return ((x64 - mean) / (std + eps)).astype(np.float32)
+    return ColumnStats.of(fit).apply(x64, eps=eps)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -128,6 +129,43 @@ def parse_hs_layers(spec: str) -> str:
     return format_layers(layers)
 
 
+def hs_column(pooling: Pooling, hs_layers: str) -> str:
+    """The cached column an `--hs-layers` choice reads: `hs_<pooling>` for "last", else
+    `hs_layers_<pooling>` (every decoder layer's, layer-major)."""
+    return f"hs_{pooling}" if hs_layers == HS_LAST else f"hs_layers_{pooling}"
+
+
+def hs_positions(hs_layers: str, n_layers: int) -> list[int] | None:
+    """The decoder-layer positions of an `--hs-layers` choice (None: "last"), checked against
+    the model's `n_layers`."""
+    if hs_layers == HS_LAST:
+        return None
+    chosen = parse_layers(hs_layers, option="--hs-layers", what="decoder-layer positions")
+    positions = list(range(n_layers)) if chosen is None else list(chosen)
+    bad = [p for p in positions if p >= n_layers]
+    if bad:
+        raise CombineError(
+            f"--hs-layers {hs_layers}: positions {format_layers(tuple(bad))} out of range; this "
+            f"model has {n_layers} decoder layers (positions 0-{n_layers - 1})"
+        )
+    return positions
+
+
+def layer_blocks(matrix: np.ndarray, positions: Sequence[int], n_layers: int) -> np.ndarray:
+    """The chosen layers' blocks of an `hs_layers_*` matrix, as (rows, layers, hidden) float32."""
+    if n_layers < 1 or matrix.shape[1] % n_layers:
+        raise CombineError(f"hs_layers width {matrix.shape[1]} is not n_layers {n_layers} x hidden")
+    cube = matrix.reshape(matrix.shape[0], n_layers, -1)
+    return np.asarray(cube[:, list(positions), :], dtype=np.float32)
+
+
+def layer_scale(square_norms: np.ndarray, count: int) -> np.ndarray:
+    """Each layer's factor to unit RMS row norm, from the fit rows' summed squared row norms
+    per layer (a layer of zeros keeps factor 1)."""
+    rms = np.sqrt(square_norms / max(count, 1))
+    return (1.0 / np.where(rms > 0, rms, 1.0)).astype(np.float32)
+
+
 def hs_features(
     arrays: dict[str, np.ndarray],
     *,
@@ -143,29 +181,18 @@ def hs_features(
     rows (one scalar per layer): pre-norm layer outputs grow in norm with depth and the last
     one is normed, so a raw concatenation would be the few largest layers' geometry. A single
     layer is left as it is (a scalar changes no cosine), so layer L alone scores like
-    `hs_last` does for the last layer.
+    `hs_last` does for the last layer. (Scoring fits the same scale streaming, in
+    `score.standardise`; this is the whole-matrix form.)
     """
-    if hs_layers == HS_LAST:
-        return arrays.get(f"hs_{pooling}")
-    matrix = arrays.get(f"hs_layers_{pooling}")
-    if matrix is None:
-        return None
-    if n_layers < 1 or matrix.shape[1] % n_layers:
-        raise CombineError(f"hs_layers width {matrix.shape[1]} is not n_layers {n_layers} x hidden")
-    cube = matrix.reshape(matrix.shape[0], n_layers, -1)
-    chosen = parse_layers(hs_layers, option="--hs-layers", what="decoder-layer positions")
-    positions = list(range(n_layers)) if chosen is None else list(chosen)
-    bad = [p for p in positions if p >= n_layers]
-    if bad:
-        raise CombineError(
-            f"--hs-layers {hs_layers}: positions {format_layers(tuple(bad))} out of range; this "
-            f"model has {n_layers} decoder layers (positions 0-{n_layers - 1})"
-        )
-    blocks = np.asarray(cube[:, positions, :], dtype=np.float32)
+    matrix = arrays.get(hs_column(pooling, hs_layers))
+    positions = hs_positions(hs_layers, n_layers)
+    if matrix is None or positions is None:
+        return matrix
+    blocks = layer_blocks(matrix, positions, n_layers)
     if len(positions) > 1:
         fit = blocks if fit_rows is None else blocks[np.asarray(fit_rows, dtype=np.int64)]
-        rms = np.sqrt((fit.astype(np.float64) ** 2).sum(axis=2).mean(axis=0))  # per layer
-        blocks = blocks / np.where(rms > 0, rms, 1.0).astype(np.float32)[None, :, None]
+        square_norms = (fit.astype(np.float64) ** 2).sum(axis=2).sum(axis=0)  # per layer
+        blocks = blocks * layer_scale(square_norms, fit.shape[0])[None, :, None]
     return np.ascontiguousarray(blocks).reshape(matrix.shape[0], -1)
 
 
@@ -322,42 +349,6 @@ class Parts:
     rw_z: np.ndarray | None  # z(rw), or rw when zscore="none"
     hs_unit: np.ndarray | None  # rows of hs_z, L2-normalised
     rw_unit: np.ndarray | None  # rows of rw_z, L2-normalised
-
-
-def prepare_parts(
-    *,
-    hs: np.ndarray | None,
-    rw: np.ndarray | None,
-    rw_mode: RwMode,
-    layers: tuple[int, ...] | None,
-    zscore_mode: ZscoreMode,
-    n_moe_layers: int,
-    n_experts: int,
-    fit_rows: np.ndarray | None = None,
-) -> Parts:
-    """Apply softmax, layer selection and z-scoring (fitted on `fit_rows`) once.
-
-    None inputs stay None; `fit_rows=None` fits on every row.
-    """
-
-    def standardise(x: np.ndarray) -> np.ndarray:
-        if zscore_mode == "none":
-            return np.asarray(x, np.float32)
-        return zscore(x, fit_rows=fit_rows)
-
-    hs_z = hs_unit = rw_z = rw_unit = None
-    if hs is not None:
-        hs = np.asarray(hs, dtype=np.float32)
-        hs_z = standardise(hs)
-        hs_unit = l2_normalize(hs_z)
-    if rw is not None:
-        rw = np.asarray(rw, dtype=np.float32)
-        if rw_mode == "softmax":
-            rw = softmax_per_layer(rw, n_moe_layers=n_moe_layers, n_experts=n_experts)
-        rw = select_layers(rw, layers=layers, n_moe_layers=n_moe_layers, n_experts=n_experts)
-        rw_z = standardise(rw)
-        rw_unit = l2_normalize(rw_z)
-    return Parts(hs=hs, hs_z=hs_z, rw_z=rw_z, hs_unit=hs_unit, rw_unit=rw_unit)
 
 
 def _need(array: np.ndarray | None, what: str) -> np.ndarray:

@@ -76,6 +76,11 @@ class ScoreConfig:
     #: local: this machine (processes when workers > 1); ray: Ray tasks on a cluster.
     engine: Engine = "local"
     ray_address: str | None = None
+    #: Rows of features read, standardised and embedded at once: an entry with more rows is
+    #: read from disk in chunks of this many (peak memory follows it, not the corpus), and
+    #: mteb's search embeds a corpus in chunks of this many documents; a smaller entry is held
+    #: in memory whole.
+    chunk_rows: int = 50_000
 
     def __post_init__(self) -> None:
         """Refuse a setting that would fail later or silently mean something else, in one line."""
@@ -101,6 +106,8 @@ class ScoreConfig:
             raise ScoreError(f"{SUM} needs a --weight (a number, or {AUTO})")
         if self.workers < 1:
             raise ScoreError(f"--workers {self.workers}: use 1 or more")
+        if self.chunk_rows < 1:
+            raise ScoreError(f"--chunk-rows {self.chunk_rows}: use 1 or more")
         # results inside the cache it reads (or the default one) would be taken for cache data
         check_outside_cache(self.output, option="--output", caches=(self.cache_dir, cache_root()))
 

@@ -1,8 +1,10 @@
-"""Evaluate one task with one precomputed embedding matrix through mteb's own evaluators.
+"""Evaluate one task with cached embeddings through mteb's own evaluators.
 
 The encoder never runs a model: it looks every text mteb asks for up by its text id in the
-cached rows and gathers the matching rows of the embedding matrix. A text that is not cached
-is an error, never a zero vector, because a silent zero would quietly lower the score.
+cached rows and asks its `VectorSource` for exactly those rows: rows of a matrix, or rows
+computed on the fly from the feature cache (`score.embedder`), so a corpus searched in chunks
+only ever has one chunk's embeddings. A text that is not cached is an error, never a zero
+vector, because a silent zero would quietly lower the score.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import mteb
 import numpy as np
 from mteb.abstasks import AbsTask
 from mteb.abstasks.classification import AbsTaskClassification
+from mteb.abstasks.retrieval import AbsTaskRetrieval
+from mteb.models import SearchEncoderWrapper
 from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta
 from mteb.results import TaskResult
@@ -90,6 +94,8 @@ class CachedEncoder(AbsEncoder):
         self._index = index
         self._vectors = source
         self._hint = hint
+        #: The most rows one `encode` call asked for (what a chunked search bounds).
+        self.largest_encode = 0
         self.mteb_model_meta = encoder_meta(name=name, revision=revision, embed_dim=source.dim)
 
     def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:
@@ -113,6 +119,7 @@ class CachedEncoder(AbsEncoder):
                 raise MissingTextsError(f"{task_metadata.name} feeds non-text inputs")
             texts.extend(batch["text"])
         rows = self.rows_for(texts, task_name=task_metadata.name)
+        self.largest_encode = max(self.largest_encode, len(rows))
         return self._vectors.take(rows)
 
 
@@ -135,7 +142,7 @@ class TaskScore:
     main_score: float
 
 
-def _run_mteb(view: AbsTask, encoder: CachedEncoder) -> TaskResult:
+def _run_mteb(view: AbsTask, encoder: CachedEncoder | SearchEncoderWrapper) -> TaskResult:
     """mteb's own evaluation of a private task view, never writing to mteb's ~/.cache."""
     result = mteb.evaluate(
         encoder,
@@ -151,19 +158,49 @@ def _run_mteb(view: AbsTask, encoder: CachedEncoder) -> TaskResult:
     return result.task_results[0]
 
 
+def _in_cache_order(view: AbsTask, split: str, encoder: CachedEncoder) -> None:
+    """Put each corpus of a retrieval view in the order of its cached rows.
+
+    mteb's search embeds the corpus in consecutive chunks; in cache order each chunk's rows lie
+    in consecutive row groups, so a corpus read from disk is decoded once per configuration,
+    not once per chunk. Rankings do not depend on corpus order: mteb keeps each query's best
+    (score, document id) pairs and ranks by score, then id.
+    """
+    from moee_pipeline.tasks.pairs import document_texts
+
+    dataset: Any = view.dataset
+    for subset in dataset.values():
+        data = subset.get(split) if isinstance(subset, dict) else None
+        if not data or data.get("corpus") is None:
+            continue
+        corpus = data["corpus"]
+        rows = encoder.rows_for(document_texts(corpus), task_name=view.metadata.name)
+        order = np.argsort(rows, kind="stable")
+        if (order != np.arange(len(order))).any():
+            data["corpus"] = corpus.select(order)
+
+
 def evaluate_split(
-    task: AbsTask, *, encoder: CachedEncoder, split: str
+    task: AbsTask, *, encoder: CachedEncoder, split: str, corpus_chunk_size: int | None = None
 ) -> tuple[TaskScore, TaskResult]:
     """Evaluate one split alone on a fresh private copy, exactly as its texts were recorded.
 
-    Returns the split's main score and mteb's TaskResult (for mteb's results folder,
-    `score.results.save_split_result`); subsets are averaged as mteb does.
+    With `corpus_chunk_size`, a retrieval task (mteb's `AbsTaskRetrieval`: Retrieval and
+    Reranking) is searched by mteb's own `SearchEncoderWrapper` embedding that many documents
+    at a time, its corpus in cache order (`_in_cache_order`); without it, mteb wraps the
+    encoder itself (50,000 documents at a time). Returns the split's main score and mteb's
+    TaskResult (for mteb's results folder, `score.results.save_split_result`); subsets are
+    averaged as mteb does.
     """
     if not task.data_loaded:
         raise ValueError(f"task {task.metadata.name} has no data loaded")
     view = fresh_view(task)
     view.filter_eval_splits([split])
-    result = _run_mteb(view, encoder)
+    model: CachedEncoder | SearchEncoderWrapper = encoder
+    if corpus_chunk_size is not None and isinstance(view, AbsTaskRetrieval):
+        _in_cache_order(view, split, encoder)
+        model = SearchEncoderWrapper(encoder, corpus_chunk_size=corpus_chunk_size)
+    result = _run_mteb(view, model)
     score = TaskScore(
         task=task.metadata.name,
         task_type=str(task.metadata.type),

@@ -1,10 +1,13 @@
 """One (task, prompt) unit of `moee score`: the one function every runner calls (`score_one`).
 
-For each task: load its data once; for each prompt: read the cache once (one unit); for each
-split: fit the z-score statistics on the texts that split's evaluation encodes
-(`zscore_fit="split"`) or on every cached text (`"task"`); for each feature setting (rw, pooling,
-layers, zscore): standardise once; then every method and weight is a cheap concatenation or
-scaling, evaluated alone per split by mteb's own evaluators. No model is ever loaded.
+For each task: load its data once; for each prompt: open the cache entry once (one unit),
+checked whole, and hold its features in memory when it has at most `chunk_rows` rows (every
+task but a large corpus), else read them in chunks from disk (`cache.source`); for each split:
+fit the z-score statistics on the texts that split's evaluation encodes (`zscore_fit="split"`)
+or on every cached text (`"task"`), once per feature setting (rw, pooling, layers, zscore), in
+one streaming pass; then every method and weight computes the embeddings of the rows mteb asks
+for when it asks (`score.embedder`), evaluated alone per split by mteb's own evaluators. No
+model is ever loaded, and no task's embedding matrix is held beyond what mteb asks for at once.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from moee_pipeline.cache import layout, store
+from moee_pipeline.cache import layout
 from moee_pipeline.cache.snapshots import read_encoded_texts
+from moee_pipeline.cache.source import RowReader, open_source
 from moee_pipeline.quiet import quiet_libraries
-from moee_pipeline.score.combine import Combination, Parts, embed, hs_features, prepare_parts
+from moee_pipeline.score.combine import Combination
 from moee_pipeline.score.config import ScoreConfig, ScoreError
+from moee_pipeline.score.embedder import ConfigRows, fit_columns, fit_setting, parts_of_rows
 from moee_pipeline.score.encoder import (
     CachedEncoder,
     TaskScore,
@@ -33,8 +38,8 @@ from moee_pipeline.score.encoder import (
 from moee_pipeline.score.plan import UnitKey
 from moee_pipeline.score.results import save_split_result
 from moee_pipeline.score.rows import Provenance, ScoreRow, experiment_kwargs
-from moee_pipeline.score.sweep import combinations, feature_columns
-from moee_pipeline.score.vectors import InMemoryVectors, VectorSource
+from moee_pipeline.score.standardise import Standardiser
+from moee_pipeline.score.sweep import combinations
 from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
 from moee_pipeline.tasks.meta import encoder_meta
 from moee_pipeline.vocabulary import SUM
@@ -58,46 +63,31 @@ class Progress(Protocol):
 
 
 def _setting(combo: Combination) -> tuple[object, ...]:
-    """What `prepare_parts` depends on; combos sharing it share one standardisation."""
+    """What the standardisation depends on; combos sharing it share one fit."""
     return (combo.rw, combo.pooling, combo.layers, combo.hs_layers, combo.zscore == "none")
 
 
 @dataclass
 class _SplitRun:
-    """Per (task, prompt, split) working state: z-score fit rows and parts per setting."""
+    """Per (task, prompt, split) working state: z-score fit rows and the fit per setting."""
 
-    features: store.Features
+    features: RowReader
     fit_rows: np.ndarray | None
-    parts: dict[tuple[object, ...], Parts] = field(default_factory=dict)
+    chunk_rows: int
+    fitted: dict[tuple[object, ...], Standardiser] = field(default_factory=dict)
 
-    def parts_for(self, combo: Combination) -> Parts:
+    def standardiser(self, combo: Combination) -> Standardiser:
         key = _setting(combo)
-        if key not in self.parts:
-            m = self.features.manifest
-            arrays = self.features.arrays
-            hs = hs_features(
-                arrays,
-                pooling=combo.pooling,
-                hs_layers=combo.hs_layers,
-                n_layers=int(m.get("n_layers") or 0),
-                fit_rows=self.fit_rows,
+        if key not in self.fitted:
+            self.fitted[key] = fit_setting(
+                self.features, combo, fit_rows=self.fit_rows, chunk_rows=self.chunk_rows
             )
-            self.parts[key] = prepare_parts(
-                hs=hs,
-                rw=arrays.get(f"rw_{combo.pooling}"),
-                rw_mode=combo.rw,
-                layers=combo.layers,
-                zscore_mode=combo.zscore,
-                n_moe_layers=int(m["n_moe_layers"]),
-                n_experts=int(m["n_experts"]),
-                fit_rows=self.fit_rows,
-            )
-        return self.parts[key]
+        return self.fitted[key]
 
-    def vectors(self, combo: Combination) -> VectorSource:
-        """The embeddings of every cached row under a resolved configuration (the matrix in
-        memory; a retrieval corpus is read from it chunk by chunk by mteb's search)."""
-        return InMemoryVectors(embed(self.parts_for(combo), combo))
+    def vectors(self, combo: Combination) -> ConfigRows:
+        """The embeddings of any cached row under a resolved configuration, computed for the
+        rows mteb asks for (a retrieval corpus: chunk by chunk, by mteb's search)."""
+        return ConfigRows(self.features, self.standardiser(combo), combo)
 
 
 @dataclass(frozen=True)
@@ -107,7 +97,7 @@ class Unit:
     config: ScoreConfig
     task: AbsTask
     prompt: str
-    features: store.Features
+    features: RowReader
     splits: tuple[str, ...]
 
     @property
@@ -162,11 +152,13 @@ def _resolve(combo: Combination, run: _SplitRun, pairs: np.ndarray, where: str) 
     """The combination with its auto weight chosen on this split's pairs (fixed ones as is)."""
     if combo.resolved:
         return combo
-    parts = run.parts_for(combo)
+    rows, local = np.unique(pairs, return_inverse=True)
+    parts = parts_of_rows(run.features, run.standardiser(combo), combo, rows)
     if parts.hs_unit is None or parts.rw_unit is None:
         raise ScoreError(f"{SUM}'s auto weight needs both HS and RW parts")
+    local = local.reshape(-1, 2)
     try:
-        alpha = auto_weight(pair_cosines(parts.hs_unit, pairs), pair_cosines(parts.rw_unit, pairs))
+        alpha = auto_weight(pair_cosines(parts.hs_unit, local), pair_cosines(parts.rw_unit, local))
     except ValueError as error:
         raise ScoreError(
             f"{where}: no auto weight ({error}): `moee verify` the cache, or use a fixed --weight"
@@ -194,9 +186,9 @@ def score_unit(
     for split in unit.splits:
         if config.zscore_fit == "split":
             fit = _rows_of(_encoded_texts(unit, split), index, unit, split)
-            run = _SplitRun(features=feats, fit_rows=fit)
+            run = _SplitRun(features=feats, fit_rows=fit, chunk_rows=config.chunk_rows)
         else:
-            task_fit = task_fit or _SplitRun(features=feats, fit_rows=None)
+            task_fit = task_fit or _SplitRun(feats, None, chunk_rows=config.chunk_rows)
             run = task_fit
         pairs = _auto_pairs(unit, split, index) if any(not c.resolved for c in combos) else None
         done: dict[tuple[object, ...], TaskScore] = {}
@@ -205,9 +197,9 @@ def score_unit(
                 progress.evaluating(f"{unit.name} {unit.prompt} {split} {combo.folder}")
             where = f"{unit.name}/{split}"
             resolved = _resolve(combo, run, pairs, where) if pairs is not None else combo
-            vectors = run.vectors(resolved)
             key = (resolved.effective_key(), resolved.weight_rule)
             if key not in done:
+                vectors = run.vectors(resolved)
                 meta = encoder_meta(
                     name=f"moee/{slug}",
                     revision=revision,
@@ -217,7 +209,9 @@ def score_unit(
                 encoder = CachedEncoder(
                     index=index, embeddings=vectors, name=meta.name or "", hint=unit.hint
                 )
-                done[key], result = evaluate_split(unit.task, encoder=encoder, split=split)
+                done[key], result = evaluate_split(
+                    unit.task, encoder=encoder, split=split, corpus_chunk_size=config.chunk_rows
+                )
                 if math.isfinite(done[key].main_score):  # NaN is its task's error (`run`)
                     save_split_result(config.output, meta, result)
             rows.append(ScoreRow(slug, unit.prompt, resolved, done[key], provenance))
@@ -263,14 +257,21 @@ def score_one(
     """
     name, prompt = key
     combos = combinations(config)
-    features = store.read_features(
+    source = open_source(
         config.cache_dir,
         model=config.model,
         prompt_id=prompt,
         task=name,
-        columns=feature_columns(combos),
+        columns=_columns(combos),
     )
+    features = source if source.rows > config.chunk_rows else source.load(_columns(combos))
     with quiet_libraries():
         task, splits = (tasks or TaskLoader(config)).load(name)
         unit = Unit(config, task, prompt, features, splits)
         return score_unit(unit, combos, progress=progress)
+
+
+def _columns(combos: Sequence[Combination]) -> list[str]:
+    """Every column a unit's settings read: HS (of its --hs-layers) and RW of each pooling
+    (each setting fits both)."""
+    return sorted({column for c in combos for column in fit_columns(c)})

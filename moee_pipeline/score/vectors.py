@@ -1,10 +1,11 @@
 """Where the cached encoder gets the vectors of the rows mteb asks for: the one seam between a
 configuration's embeddings and mteb's evaluators.
 
-Today every configuration's embedding matrix is built whole in memory (`InMemoryVectors`). A
-retrieval corpus reaches the encoder in chunks (mteb's search wrapper encodes the corpus
-`corpus_chunk_size` documents at a time), so a source that builds only the rows asked for, from
-features read chunk by chunk, can take its place without the encoder or mteb noticing.
+Scoring gives the encoder `score.embedder.ConfigRows`, which builds only the rows asked for
+from the cached features; a retrieval corpus reaches the encoder in chunks (mteb's search
+wrapper encodes the corpus `corpus_chunk_size` documents at a time), so no configuration's
+embedding matrix of a whole corpus is ever made. A matrix in memory (`InMemoryVectors`) serves
+tests and callers that have one.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ def test_readme_generated_blocks_match_their_results_files() -> None:
         "ray-results",
         "integrity-results",
         "storage-results",
+        "retrieval-results",
     ]
     for _, path, section in blocks:
         assert path.name in section  # each block names the file its numbers come from
@@ -98,6 +99,17 @@ def test_a_changed_number_in_a_results_file_changes_its_block(
     rendered = bench_readme.render_storage(bench_readme.STORAGE, moved)
     assert "| 1.230 (" in rendered  # the largest change, x100, and where
     assert rendered != bench_readme.render_storage(bench_readme.STORAGE, storage)
+
+    retrieval_path, retrieval = bench_readme.newest_retrieval_results()
+    heavier = copy.deepcopy(retrieval)
+    largest = max(heavier["sizes"], key=lambda size: size["docs"])
+    largest["runs"][0]["peak_rss_mb"] += 2048
+    measured, changed = (
+        bench_readme.render_retrieval(retrieval_path, d) for d in (retrieval, heavier)
+    )
+    peak = "| {:.2f} GiB |"
+    assert peak.format(largest["runs"][0]["peak_rss_mb"] / 1024) in changed
+    assert measured != changed and retrieval_path.name in changed
 
     # --check names the stale block; a rewrite makes the README match again
     readme = tmp_path / "README.md"

@@ -14,11 +14,11 @@ from moee_pipeline.score.combine import (
     format_layers,
     l2_normalize,
     parse_layers,
-    prepare_parts,
     select_layers,
     softmax_per_layer,
     zscore,
 )
+from moee_pipeline.score.standardise import prepare_parts
 
 L, E, H, N = 4, 5, 12, 50
 

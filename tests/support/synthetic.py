@@ -71,10 +71,12 @@ def write_synthetic_task(
     prompt: str = PROMPT,
     alike: bool = False,
     hs_layers: bool = False,
+    row_group_rows: int = parts.ROW_GROUP_ROWS,
 ) -> None:
     """One task's features in the store's layout, written with the store's own writer;
     `alike`: every text gets the first one's features, as when every text is the same;
-    `hs_layers`: every layer's HS too (`synthetic_layers`), as `--hs-layers all` extracts."""
+    `hs_layers`: every layer's HS too (`synthetic_layers`), as `--hs-layers all` extracts;
+    `row_group_rows`: small ones make chunked reads visible."""
     directory = layout.task_dir(cache, model=MODEL, prompt_id=prompt, task=task)
     directory.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
@@ -94,7 +96,7 @@ def write_synthetic_task(
         **{k: parts.vector_array(v) for k, v in arrays.items()},
     }
     table = pa.table(columns, schema=schema)
-    parts.write_part(table, directory / "part-00000.parquet")
+    parts.write_part(table, directory / "part-00000.parquet", row_group_rows=row_group_rows)
     store.write_json_atomic(directory / store.MANIFEST, {**meta, "rows": len(texts)})
 
 
