@@ -68,3 +68,35 @@ def test_chunked_scores_equal_the_in_memory_ones_and_reads_stay_within_a_row_gro
 
 def _by_key(rows: list[Any]) -> dict[tuple[object, ...], float]:
     return {(r.combo.folder, r.score.task, r.score.split): r.score.main_score for r in rows}
+
+
+def test_every_layers_hidden_states_stream_like_the_entry_held_in_memory(tmp_path: Path) -> None:
+    """Several HS layers are each scaled to unit RMS on the fit rows: fitted in the same
+    streaming pass, they give the scores of the whole matrix (`combine.hs_features`)."""
+    from moee_pipeline.tasks import load_task, task_texts
+
+    tasks = ("MoeeToySTS", next(iter(TOY_RETRIEVAL_TASKS)))
+    root = tmp_path / "cache"
+    for name in tasks:
+        texts = task_texts(load_task(name))
+        write_synthetic_task(root, name, texts, row_group_rows=GROUP, hs_layers=True)
+        record_split_texts(root, name)
+
+    def config(out: str, chunk_rows: int) -> ScoreConfig:
+        return ScoreConfig(
+            model=MODEL,
+            tasks=tasks,
+            cache_dir=root,
+            output=tmp_path / out,
+            progress=False,
+            weights=(0.5,),
+            hs_layers=("all", "0,2", "1"),
+            zscore=("auto", "none"),
+            chunk_rows=chunk_rows,
+        )
+
+    held = _by_key(run_score(config("held", 1_000_000)))
+    chunked = _by_key(run_score(config("chunked", 5)))
+    assert held.keys() == chunked.keys() and len(held) > len(tasks) * 4
+    for key, score in held.items():
+        assert chunked[key] == pytest.approx(score, abs=1e-6), key
