@@ -15,6 +15,7 @@ from moee_pipeline.score.encoder import CachedEncoder, evaluate_split, row_index
 from moee_pipeline.score.vectors import InMemoryVectors, VectorSource
 from tests.support.data import retrieval_subset
 from tests.support.ndcg import ndcg_at_10
+from tests.support.vectors import CountingVectors
 
 DIM = 16
 
@@ -77,33 +78,13 @@ def test_retrieval_score_of_cached_vectors_is_ndcg_at_10_computed_in_numpy(
     assert score.main_score == pytest.approx(expected, abs=1e-5)  # mteb stores 5 decimals
 
 
-class _CountingVectors:
-    """A VectorSource that records every lookup (what a chunked source would be asked)."""
-
-    def __init__(self, matrix: np.ndarray) -> None:
-        self.inner = InMemoryVectors(matrix)
-        self.asked: list[int] = []
-
-    @property
-    def rows(self) -> int:
-        return self.inner.rows
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        self.asked.append(len(rows))
-        return self.inner.take(rows)
-
-
 @pytest.mark.integration
 def test_any_vector_source_gives_the_same_score_and_sees_queries_then_corpus(
     scifact: AbsTask,
 ) -> None:
     texts, matrix = _vectors(scifact)
     index = row_index([text_id(t) for t in texts])
-    source = _CountingVectors(matrix)
+    source = CountingVectors(InMemoryVectors(matrix))
     assert isinstance(source, VectorSource)
     by_matrix, _ = evaluate_split(
         scifact, encoder=CachedEncoder(index=index, embeddings=matrix), split="test"

@@ -18,6 +18,7 @@ from moee_pipeline.score.encoder import CachedEncoder, evaluate_split, row_index
 from moee_pipeline.tasks.pairs import document_texts
 from tests.support.data import retrieval_subset
 from tests.support.synthetic import MODEL, PROMPT, write_synthetic_task
+from tests.support.vectors import CountingVectors
 
 GROUP, CHUNK = 32, 100
 COMBO = Combination("MoEE-sum", weight=1.0)
@@ -30,25 +31,6 @@ def scifact(mteb_data: Path, tmp_path_factory: pytest.TempPathFactory) -> AbsTas
 
     data = retrieval_subset(mteb_data, "SciFact", tmp_path_factory.mktemp("data"), others=700)
     return load_task("SciFact", data_dir=data)
-
-
-class _Counted:
-    """A VectorSource recording how many rows each lookup asks for."""
-
-    def __init__(self, inner: ConfigRows) -> None:
-        self.inner, self.asked = inner, list[int]()
-
-    @property
-    def rows(self) -> int:
-        return self.inner.rows
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        self.asked.append(len(rows))
-        return self.inner.take(rows)
 
 
 @pytest.mark.integration
@@ -66,7 +48,7 @@ def test_a_corpus_scored_in_chunks_from_disk_scores_as_the_matrix_in_memory(
         columns=["hs_last", "rw_last"], observer=reads.append,
     )  # fmt: skip
     index = row_index(source.text_ids)
-    chunked = _Counted(
+    chunked = CountingVectors(
         ConfigRows(source, fit_setting(source, COMBO, fit_rows=None, chunk_rows=CHUNK), COMBO)
     )
     reads.clear()
