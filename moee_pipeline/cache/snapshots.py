@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,21 +275,49 @@ def read_encoded_texts(name: str, split: str, *, cache_dir: Path) -> list[str] |
     return [str(t) for t in table.column("text").to_pylist()]
 
 
-def write_encoded_texts(name: str, split: str, texts: list[str], *, cache_dir: Path) -> Path | None:
+def write_encoded_texts(
+    name: str,
+    split: str,
+    texts: list[str],
+    *,
+    cache_dir: Path,
+    sides: Sequence[str] | None = None,
+) -> Path | None:
     """Keep the recorded texts of one split beside a complete snapshot (atomically: temp, rename).
 
+    `sides` gives each text's sides as mteb encoded it ("query", "document", "query,document",
+    or "" for tasks without sides), kept in a `sides` column (`read_text_sides`).
     Returns None (and keeps nothing) when the task has no complete snapshot to attach them to.
     """
     path = encoded_texts_file(name, split, cache_dir=cache_dir)
     if read_snapshot_manifest(path.parent.parent) is None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"text": pa.array(texts, pa.string())})
+    columns = {"text": pa.array(texts, pa.string())}
+    if sides is not None:
+        if len(sides) != len(texts):
+            raise ValueError(f"{len(sides)} sides for {len(texts)} texts")
+        columns["sides"] = pa.array(list(sides), pa.string())
+    table = pa.table(columns)
     table = table.replace_schema_metadata({"mteb_version": mteb_version(), "split": split})
     files.remove_stale_temps(path.parent)
     with files.atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return path
+
+
+def read_text_sides(name: str, split: str, *, cache_dir: Path) -> dict[str, tuple[str, ...]] | None:
+    """{text: the sides mteb encoded it as} of one recorded split (an empty tuple: no side), or
+    None when the split was not recorded, or recorded before sides were kept."""
+    if read_encoded_texts(name, split, cache_dir=cache_dir) is None:
+        return None
+    table = pq.read_table(encoded_texts_file(name, split, cache_dir=cache_dir))
+    if "sides" not in table.column_names:
+        return None
+    texts, sides = table.column("text").to_pylist(), table.column("sides").to_pylist()
+    return {
+        str(t): tuple(s for s in str(v).split(",") if s) for t, v in zip(texts, sides, strict=True)
+    }
 
 
 def merge_split_texts(per_split: Iterable[list[str]]) -> list[str]:

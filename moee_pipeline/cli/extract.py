@@ -205,6 +205,8 @@ def extract(
             what = (
                 "already complete" if s.skipped else f"{s.new_rows} new rows in {s.seconds:.1f} s"
             )
+            if s.copied:
+                what += f", {s.copied} copied from other tasks' entries"
             if s.truncated:
                 what += f" ({s.truncated} cut to --max-length)"
             click.echo(f"{s.task} [{s.prompt_id}]: {s.rows} rows, {what} -> {s.path}")

@@ -32,6 +32,7 @@ from moee_pipeline.extract.batching import Encoded, encode_texts
 from moee_pipeline.extract.reuse import check_same_settings
 from moee_pipeline.extract.runinfo import shard_of
 from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary, check_texts
+from moee_pipeline.extract.shared import copy_shared_rows, shared_sources
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
 
@@ -140,6 +141,8 @@ class TaskPlan:
     first_part: int = 0  # the number of the first part this run writes
     #: Parts of the complete entry a staged extension took along, with their manifest records.
     seeded: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    #: Rows copied from other tasks' entries of the same model and prompt (extract/shared.py).
+    copied: int = 0
 
     @property
     def staged(self) -> bool:
@@ -205,6 +208,9 @@ def plan_task(
                 "changed): rerun with --overwrite"
             )
     todo = [t for t in mine if parts.text_id(t) not in have]
+    shared = shared_sources(options.cache_dir, key, settings, {parts.text_id(t) for t in todo})
+    borrowed = set().union(*(ids for _, ids in shared))
+    todo = [t for t in todo if parts.text_id(t) not in borrowed]
     encoded = encode_texts(tokenizer, prompt, todo, max_length=options.max_length)
     empty = [todo[e.index] for e in encoded if not e.input_ids]
     if empty:
@@ -218,6 +224,17 @@ def plan_task(
     files.remove_stale_temps(directory)
     staging.link_parts(final, directory, list(seed))
     first = _next_part([final, directory], prefix) if staged else 0
+    copied = 0
+    if shared:  # after every part this entry has: a resumed run keeps its own numbering
+        copied, first = copy_shared_rows(
+            shared,
+            directory,
+            task=task,
+            texts_in_task=len(texts),
+            prefix=prefix,
+            first=max(first, _next_part([directory], prefix)),
+            rows_per_part=options.rows_per_shard,
+        )
     return TaskPlan(
         task,
         prompt,
@@ -232,6 +249,7 @@ def plan_task(
         start,
         first_part=first,
         seeded=seed,
+        copied=copied,
     )
 
 
@@ -286,6 +304,7 @@ def finish_task(
         "tokens": tokens,
         "seconds": round(seconds, 3),
         "truncated": int(sum(e.truncated for e in plan.encoded)),
+        "copied_rows": plan.copied,
         "shard": list(options.shard),
         "texts_in_task": len(plan.texts),
         "splits": plan.splits,
@@ -309,4 +328,5 @@ def finish_task(
         plan.final,
         tokens=tokens,
         truncated=manifest["truncated"],
+        copied=plan.copied,
     )

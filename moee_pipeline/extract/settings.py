@@ -52,6 +52,8 @@ class TaskSummary:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Rows of this run whose text was cut to --max-length (inside the template).
     truncated: int = 0
+    #: Rows copied from another task's entry of the same model and prompt, not extracted.
+    copied: int = 0
 
 
 def option_defaults() -> dict[str, Any]:

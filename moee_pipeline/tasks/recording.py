@@ -28,6 +28,7 @@ from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.loading import eval_splits, private_copy
 from moee_pipeline.tasks.meta import encoder_meta
 from moee_pipeline.tasks.registry import TaskError
+from moee_pipeline.vocabulary import SIDES, Side
 
 logger = logging.getLogger(__name__)
 
@@ -46,23 +47,48 @@ class _TextRecorder(AbsEncoder):
 
     def __init__(self, seed: int = 0) -> None:
         self.texts: list[str] = []
+        #: text -> the sides mteb encoded it as (its `prompt_type`: query, document), if any.
+        self.sides: dict[str, set[str]] = {}
         self._rng = np.random.default_rng(seed)
         self.mteb_model_meta = encoder_meta(
             name="moee-pipeline/text-recorder", revision="1", embed_dim=_RECORD_DIM
         )
 
     def encode(
-        self, inputs: Any, *, task_metadata: Any, hf_split: str, hf_subset: str, **kwargs: Any
+        self,
+        inputs: Any,
+        *,
+        task_metadata: Any,
+        hf_split: str,
+        hf_subset: str,
+        prompt_type: Any = None,
+        **kwargs: Any,
     ) -> np.ndarray:
-        """Record the batch texts and return one random float32 vector per text."""
+        """Record the batch texts (and their side) and return one random vector per text."""
         n = 0
+        side = _side(prompt_type)
         for batch in inputs:
             if "text" not in batch:
                 raise TaskError(f"{task_metadata.name} feeds non-text inputs; only text tasks work")
             texts = list(batch["text"])
             self.texts.extend(texts)
+            for text in texts:
+                found = self.sides.setdefault(text, set())
+                if side is not None:
+                    found.add(side)
             n += len(texts)
         return self._rng.standard_normal((n, _RECORD_DIM)).astype(np.float32)
+
+
+def _side(prompt_type: Any) -> Side | None:
+    """mteb's prompt type as our side (`vocabulary.SIDES`), None for texts without one."""
+    value = getattr(prompt_type, "value", prompt_type)
+    return next((side for side in SIDES if side == value), None)
+
+
+def text_sides(recorder: _TextRecorder, texts: Sequence[str]) -> list[str]:
+    """Each text's sides as stored: "query", "document", "query,document" or "" (none)."""
+    return [",".join(s for s in SIDES if s in recorder.sides.get(t, ())) for t in texts]
 
 
 def _clone_for_recording(task: AbsTask) -> AbsTask:
@@ -83,7 +109,14 @@ def _dummy_classification_scores(y_test: Any, y_pred: Any) -> dict[str, float | 
 
 
 def record_split(task: AbsTask, split: str) -> list[str]:
-    """Run mteb's evaluation of one split with a recording encoder; its texts, unique, in order.
+    """Run mteb's evaluation of one split with a recording encoder; its texts, unique, in order
+    (`record_split_sides` also gives each text's sides)."""
+    return record_split_sides(task, split)[0]
+
+
+def record_split_sides(task: AbsTask, split: str) -> tuple[list[str], list[str]]:
+    """Run mteb's evaluation of one split with a recording encoder: its texts, unique, in order,
+    and the side(s) mteb encoded each as (`text_sides`; "" for tasks without sides).
 
     Each split is evaluated alone on a private copy, exactly as scoring evaluates it, so the
     list is what that split's evaluation encodes (test texts plus the few-shot train rows for
@@ -110,7 +143,7 @@ def record_split(task: AbsTask, split: str) -> list[str]:
     logger.info(
         "%s/%s: %d texts (%d encoded)", task.metadata.name, split, len(texts), len(recorder.texts)
     )
-    return texts
+    return texts, text_sides(recorder, texts)
 
 
 def split_texts(
@@ -127,7 +160,7 @@ def split_texts(
         texts = read_encoded_texts(name, split, cache_dir=cache_dir) if cache_dir else None
         if texts is None:
             try:
-                texts = record_split(task, split)
+                texts, sides = record_split_sides(task, split)
             except (ValueError, KeyError, TypeError, IndexError) as error:
                 # bad task data (wrong columns, no rows, null texts) fails deep inside mteb
                 logger.debug("recording %s/%s failed", name, split, exc_info=True)
@@ -138,7 +171,7 @@ def split_texts(
                     f"({type(error).__name__}: {first}): fix its columns and rows{where}"
                 ) from None
             if cache_dir is not None:
-                write_encoded_texts(name, split, texts, cache_dir=cache_dir)
+                write_encoded_texts(name, split, texts, cache_dir=cache_dir, sides=sides)
         out[split] = texts
     return out
 

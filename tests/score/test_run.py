@@ -521,3 +521,10 @@ def test_skipped_benchmark_tasks_are_written_beside_the_scores_and_noted_in_the_
     report = CliRunner().invoke(main, ["report", "--results", str(out)])
     assert report.exit_code == 0, report.output
     assert "not scored, of types we do not score: BUCC (BitextMining), Tatoeba" in report.output
+
+
+def test_retrieval_is_a_task_type_score_takes_without_tasks(cache: Path, tmp_path: Path) -> None:
+    """--task-types Retrieval alone selects the cached Retrieval tasks (none here), and is not
+    refused as a type no paper task has."""
+    with pytest.raises(store.CacheError, match="no complete cached tasks"):
+        run_score(_config(cache, tmp_path / "results", task_types=("Retrieval",)))
