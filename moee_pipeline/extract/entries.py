@@ -19,7 +19,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, Task
 from moee_pipeline.extract.shared import copy_shared_rows, shared_sources
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
+from moee_pipeline.sides import Sides, held_sides, merge_sides, texts_of_sides
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class TaskPlan:
     directory: Path
     final: Path
     manifest_name: str
-    texts: list[str]  # every text of the task, deduplicated
+    texts: list[str]  # every text the entry holds (of its sides), deduplicated
     mine: list[str]  # this shard's texts
     todo: list[str]  # this shard's texts not yet in a complete part
     encoded: list[Encoded]  # `todo`, prompted and tokenized, in the same order
@@ -141,6 +142,10 @@ class TaskPlan:
     first_part: int = 0  # the number of the first part this run writes
     #: Parts of the complete entry a staged extension took along, with their manifest records.
     seeded: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
+    #: The sides of a retrieval task the entry holds once done (None: every text), and the
+    #: two sides' prompt specs of the run that made it one side's entry.
+    sides: Sides | None = None
+    side_prompts: Mapping[str, str] | None = None
     #: Rows copied from other tasks' entries of the same model and prompt (extract/shared.py).
     copied: int = 0
 
@@ -160,6 +165,9 @@ def plan_task(
     settings: dict[str, Any],
     model_id: str,
     splits: Sequence[str] = (),
+    sides: Sides | None = None,
+    text_sides: Mapping[str, Collection[str]] | None = None,
+    side_prompts: Mapping[str, str] | None = None,
 ) -> TaskPlan | TaskSummary:
     """Everything before the forward passes: the resume logic, shared by every engine.
 
@@ -167,6 +175,10 @@ def plan_task(
     model loads); a cache entry made with others is refused. Returns a skipped summary when the
     task is already complete for `splits` and holds every one of `texts`. Called under the
     entry's lock; every refusal comes before anything is written or removed.
+
+    `sides` asks for one side of a retrieval task only (its own template: `sides.py`), the
+    texts `text_sides` records as that side; a complete entry holding other sides (or all) is
+    extended to hold both, never narrowed, so one entry serves every run of its template.
     """
     start = time.perf_counter()
     key = layout.EntryKey.of(model=model_id, prompt_id=prompt.id, task=task)
@@ -175,7 +187,18 @@ def plan_task(
     manifest_name = store.manifest_name(shard)
     check_texts(task, texts)
     staging.recover(options.cache_dir, key, held=shard)  # what a killed overwrite left
-    texts = list(dict.fromkeys(texts))
+    every = list(dict.fromkeys(texts))  # every text of the task
+    if sides is not None and text_sides is None:
+        raise ValueError("an entry of one side needs each text's recorded sides")
+    target = sides
+    done = None
+    if not options.overwrite:
+        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
+        if done is not None:
+            target = merge_sides(held_sides(done), sides)
+    texts = texts_of_sides(every, text_sides or {}, target)
+    if target is not None:
+        check_texts(f"{task} ({', '.join(sorted(target))} side)", texts)
     mine = _select_shard(texts, shard)
     prefix = parts.part_prefix(shard)
     staged = options.overwrite  # build beside the entry and swap it in at the end
@@ -185,13 +208,13 @@ def plan_task(
         if shard[1] > 1:  # the other shards' parts stay: they must be of these settings
             _check_same_run(final, settings, besides=shard)
     else:
-        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
         _check_same_run(final, settings)
         have = store.existing_text_ids(final)
         if done is not None:
             check_same_settings(done, settings, where=final)
             lacking = sum(parts.text_id(t) not in have for t in mine)
-            if set(splits) <= set(done.get("splits") or splits) and not lacking:
+            same_sides = target == held_sides(done)
+            if set(splits) <= set(done.get("splits") or splits) and not lacking and same_sides:
                 if shard[1] > 1 and store.read_manifest(final) is None:
                     store.combine_shards(final, shard[1], done)  # a swap stopped before it
                 return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, final, skipped=True)
@@ -201,7 +224,7 @@ def plan_task(
             staged, records = True, done.get("parts") or {}
             ours = _part_records_of(final, prefix)
             seed = {name: records.get(name) for name in ours}
-        gone = have - {parts.text_id(t) for t in texts}
+        gone = have - {parts.text_id(t) for t in every}
         if gone:
             raise ExtractionError(
                 f"{final} holds {len(gone)} text(s) that {task} no longer has (its data "
@@ -250,6 +273,8 @@ def plan_task(
         first_part=first,
         seeded=seed,
         copied=copied,
+        sides=target,
+        side_prompts=side_prompts if target is not None else None,
     )
 
 
@@ -308,6 +333,8 @@ def finish_task(
         "shard": list(options.shard),
         "texts_in_task": len(plan.texts),
         "splits": plan.splits,
+        **({"sides": sorted(plan.sides)} if plan.sides is not None else {}),
+        **({"side_prompts": dict(plan.side_prompts)} if plan.side_prompts else {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "parts": _part_records(
             plan.directory, parts.part_prefix(options.shard), {**plan.seeded, **(records or {})}

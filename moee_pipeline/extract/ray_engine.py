@@ -20,7 +20,7 @@ import gc
 import json
 import logging
 import reprlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from moee_pipeline.cache import layout, parts
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.extract.collect import TaskCollection, TaskTexts
+from moee_pipeline.extract.collect import TaskCollection, TaskTexts, entry_jobs
 from moee_pipeline.extract.engine import ExtractRequest, RayOptions
 from moee_pipeline.extract.entries import (
     TaskPlan,
@@ -41,6 +41,7 @@ from moee_pipeline.extract.entries import (
     plan_task,
 )
 from moee_pipeline.extract.hooks import PooledBatch, check_finite
+from moee_pipeline.extract.jobs import EntryJob, side_kwargs
 from moee_pipeline.extract.ray_actor import FeatureExtractor, blocks
 from moee_pipeline.extract.reuse import expected_settings
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, check_max_length
@@ -100,12 +101,13 @@ class RayEngine:
             if not todo:
                 return
             # one writer per entry, whichever engine: a concurrent run is refused before Ray
+            jobs = {item.name: entry_jobs(request, item) for item in todo}
             for item in todo:
-                for prompt in request.prompts:
+                for job in jobs[item.name]:
                     directory = layout.task_dir(
                         options.cache_dir,
                         model=request.spec.model,
-                        prompt_id=prompt.id,
+                        prompt_id=job.prompt.id,
                         task=item.name,
                     )
                     stack.enter_context(entry_lock(directory, shard=options.shard))
@@ -118,9 +120,7 @@ class RayEngine:
             spec = request.spec
             if spec.device == "auto":
                 spec = _for_workers(spec, gpus)
-            yield from _run(
-                ray, spec, todo, request.prompts, options, self.options, gpus, self.extractor
-            )
+            yield from _run(ray, spec, todo, jobs, options, self.options, gpus, self.extractor)
 
 
 def _for_workers(spec: ModelSpec, gpus: float) -> ModelSpec:
@@ -138,7 +138,7 @@ def _run(
     ray: Any,
     spec: ModelSpec,
     todo: list[TaskTexts],
-    prompts: Sequence[Prompt],
+    jobs: Mapping[str, Sequence[EntryJob]],
     options: ExtractOptions,
     ray_options: RayOptions,
     gpus: float,
@@ -152,7 +152,8 @@ def _run(
     block_rows = ray_options.block_rows or 4 * options.batch_size
     try:
         for item in todo:
-            for prompt in prompts:
+            for job in jobs[item.name]:
+                prompt = job.prompt
                 plan = plan_task(
                     tokenizer,
                     task=item.name,
@@ -162,6 +163,7 @@ def _run(
                     settings=expected_settings(spec, options=options, prompt=prompt),
                     model_id=spec.model,
                     splits=item.splits,
+                    **side_kwargs(job),
                 )
                 if isinstance(plan, TaskSummary):
                     yield plan

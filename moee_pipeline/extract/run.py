@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from moee_pipeline.extract.collect import TaskCollection
+from moee_pipeline.extract.collect import TaskCollection, entry_jobs
 from moee_pipeline.extract.engine import ExtractRequest
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, check_max_length
 from moee_pipeline.models.spec import ModelSpec
@@ -43,15 +43,16 @@ class LocalEngine:
             check_max_length(request.options.max_length, load_config(spec), model=spec.model)
             loaded = load_model(spec)
             for item in todo:
-                for prompt in request.prompts:
+                for job in entry_jobs(request, item):
                     yield extract_task(
                         loaded,
                         task=item.name,
                         texts=item.texts,
-                        prompt=prompt,
+                        prompt=job.prompt,
                         options=request.options,
                         model_id=request.spec.model,
                         splits=item.splits,
+                        job=job,
                     )
 
 
@@ -63,11 +64,22 @@ def run_extract(
     options: ExtractOptions | None = None,
     data_dir: Path | None = None,
     splits: Sequence[str] | None = None,
+    query_prompt: Prompt | None = None,
+    document_prompt: Prompt | None = None,
 ) -> Iterator[TaskSummary]:
     """Extract every (task, prompt) locally, loading the model once; yields a summary per pair.
 
     The local engine's run of the `ExtractRequest` of the same arguments; `options` defaults to
     `ExtractOptions()` (cache in $MOEE_CACHE_DIR or ./cache).
     """
-    request = ExtractRequest(spec, tasks, prompts, options or ExtractOptions(), data_dir, splits)
+    request = ExtractRequest(
+        spec,
+        tasks,
+        prompts,
+        options or ExtractOptions(),
+        data_dir,
+        splits,
+        query_prompt=query_prompt,
+        document_prompt=document_prompt,
+    )
     return LocalEngine().run(request)
