@@ -105,7 +105,6 @@ prompts_option = click.option(
 )
 
 
-
 def side_prompt_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--query-prompt` and `--document-prompt`: a retrieval task's sides under their own
     templates (sides.py), each defaulting to the one --prompt value."""
