@@ -32,6 +32,7 @@ __all__ = [
     "merge_sides",
     "pair_label",
     "parse_label",
+    "side_of",
     "side_prompts",
     "texts_of_sides",
 ]
@@ -97,6 +98,12 @@ def parse_label(label: str) -> SidePrompts | None:
     if not sep or not query.startswith(_QUERY_TAG) or not document.startswith(_DOCUMENT_TAG):
         return None
     return SidePrompts(query[len(_QUERY_TAG) :], document[len(_DOCUMENT_TAG) :])
+
+
+def side_of(prompt_type: Any) -> Side | None:
+    """mteb's prompt type (its `PromptType`, or its value) as our side, None for none."""
+    value = getattr(prompt_type, "value", prompt_type)
+    return next((side for side in SIDES if side == value), None)
 
 
 def held_sides(manifest: Mapping[str, Any] | None) -> Sides | None:
