@@ -149,6 +149,13 @@ class TaskCollection:
         self.recorder = TaskRecorder(
             names, cache_dir=options.cache_dir, data_dir=request.data_dir, splits=request.splits
         )
+        self._jobs: dict[str, list[EntryJob]] = {}
+
+    def jobs(self, item: TaskTexts) -> list[EntryJob]:
+        """The entries a task makes (`entry_jobs`), worked out once per run."""
+        if item.name not in self._jobs:
+            self._jobs[item.name] = entry_jobs(self.request, item)
+        return self._jobs[item.name]
 
     def __enter__(self) -> TaskCollection:
         return self
@@ -173,7 +180,7 @@ class TaskCollection:
                     request.spec,
                     options=options,
                     task=name,
-                    jobs=functools.partial(lambda lazy: entry_jobs(request, lazy.get()), item),
+                    jobs=functools.partial(lambda lazy: self.jobs(lazy.get()), item),
                     texts=item.texts,
                 )
             if complete is not None:

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from moee_pipeline.cache import layout, parts
 from moee_pipeline.errors import MoeeError
-from moee_pipeline.extract.collect import TaskCollection, TaskTexts, entry_jobs
+from moee_pipeline.extract.collect import TaskCollection, TaskTexts
 from moee_pipeline.extract.engine import ExtractRequest, RayOptions
 from moee_pipeline.extract.entries import (
     TaskPlan,
@@ -96,12 +96,13 @@ class RayEngine:
         if options.shard != (0, 1):
             raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
         with contextlib.ExitStack() as stack:
-            done, todo = stack.enter_context(TaskCollection(request)).split()
+            collection = stack.enter_context(TaskCollection(request))
+            done, todo = collection.split()
             yield from done
             if not todo:
                 return
             # one writer per entry, whichever engine: a concurrent run is refused before Ray
-            jobs = {item.name: entry_jobs(request, item) for item in todo}
+            jobs = {item.name: collection.jobs(item) for item in todo}
             for item in todo:
                 for job in jobs[item.name]:
                     directory = layout.task_dir(

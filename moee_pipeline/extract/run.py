@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from moee_pipeline.extract.collect import TaskCollection, entry_jobs
+from moee_pipeline.extract.collect import TaskCollection
 from moee_pipeline.extract.engine import ExtractRequest
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary, check_max_length
 from moee_pipeline.models.spec import ModelSpec
@@ -43,7 +43,7 @@ class LocalEngine:
             check_max_length(request.options.max_length, load_config(spec), model=spec.model)
             loaded = load_model(spec)
             for item in todo:
-                for job in entry_jobs(request, item):
+                for job in collection.jobs(item):
                     yield extract_task(
                         loaded,
                         task=item.name,

@@ -119,3 +119,24 @@ def test_side_prompts_beside_several_prompts_are_one_line(tmp_path: Path) -> Non
     assert code != 0
     assert out.strip().count("\n") == 0, out
     assert "take one --prompt" in out
+
+
+@pytest.mark.slow
+def test_the_ray_engine_makes_the_same_side_entries_as_the_local_one(
+    ray_local: object, tiny_model: Callable[[str], Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    model = tiny_model("olmoe")
+    made = {}
+    for engine in ("local", "ray"):
+        cache = tmp_path / engine
+        _extract(cache, model, "--engine", engine, "--query-prompt", QUERY_TEMPLATE)
+        made[engine] = cache
+        assert _manifest(cache, model, QUERY_ID)["sides"] == ["query"]
+        assert _manifest(cache, model, "none")["sides"] == ["document"]
+        assert _manifest(cache, model, "none")["rows"] == 24
+    for prompt in (QUERY_ID, "none"):
+        ours, ref = _features(made["ray"], model, prompt), _features(made["local"], model, prompt)
+        assert set(ours) == set(ref)
+        for tid, value in ref.items():
+            np.testing.assert_allclose(ours[tid], value, atol=1e-5, rtol=0)

@@ -92,6 +92,12 @@ def test_two_templates_score_from_both_entries_with_both_prompts_in_provenance(
     metas = [json.loads(p.read_text()) for p in (results / "mteb").rglob("model_meta.json")]
     prompts = {m.get("experiment_kwargs", {}).get("prompt") for m in metas}
     assert LABEL in prompts
+    # the auto weight's (query, document) pairs come from each side's entry
+    cli_ok("score", *common, "--output", str(tmp_path / "auto"), "--method", "MoEE-sum",
+           "--weight", "auto", "--query-prompt", QUERY_TEMPLATE)  # fmt: skip
+    (auto,) = [r for r in read_scores(tmp_path / "auto") if r["task"] == TASK]
+    assert (auto["prompt"], auto["weight_rule"]) == (LABEL, "auto")
+    assert float(auto["weight"]) > 0 and 0.0 < float(auto["main_score"]) <= 1.0
     # the documents' entry holds only them: a plain score names the extraction it needs
     code, refused = cli(*score)
     assert code != 0 and "7 of 31 texts are not in the feature cache" in refused
