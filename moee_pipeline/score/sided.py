@@ -12,6 +12,7 @@ are the queries' rows in the query entry and the documents' rows in the document
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +22,17 @@ import numpy as np
 from moee_pipeline.cache.source import RowReader
 from moee_pipeline.score.config import ScoreError
 from moee_pipeline.score.encoder import cache_rows, row_index
-from moee_pipeline.vocabulary import DOCUMENT, QUERY, Side
+from moee_pipeline.score.rows import Provenance
+from moee_pipeline.vocabulary import DOCUMENT, QUERY, Side, ZscoreFit
 
-__all__ = ["JoinedRows", "check_alike", "fit_rows", "side_index"]
+__all__ = [
+    "JoinedRows",
+    "check_alike",
+    "fit_rows",
+    "joined",
+    "provenance_of",
+    "side_index",
+]
 
 #: What both sides' entries must share: one model and the same feature shapes and settings.
 _ALIKE = (
@@ -115,3 +124,20 @@ def fit_rows(
         mine = [t for t in texts if side in text_sides.get(t, ())]
         found.append(cache_rows(mine, index[side], where=f"{where} ({side}s)", hint=hint))
     return np.concatenate(found)
+
+
+def joined(readers: Sequence[RowReader], *, where: str) -> RowReader:
+    """A unit's features from its entries' readers: one entry's, or two sides' as one."""
+    if len(readers) == 1:
+        return readers[0]
+    check_alike(readers[0].manifest, readers[1].manifest, where=where)
+    return JoinedRows(readers[0], readers[1])
+
+
+def provenance_of(features: RowReader, *, zscore_fit: ZscoreFit) -> Provenance:
+    """A row's provenance; a unit of two entries is fingerprinted by both (`query+document`)."""
+    provenance = Provenance.of(features.manifest, zscore_fit=zscore_fit)
+    if not isinstance(features, JoinedRows):
+        return provenance
+    document = Provenance.of(features.document.manifest, zscore_fit=zscore_fit)
+    return dataclasses.replace(provenance, features=f"{provenance.features}+{document.features}")

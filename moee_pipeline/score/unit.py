@@ -37,8 +37,14 @@ from moee_pipeline.score.encoder import (
 )
 from moee_pipeline.score.plan import UnitKey, entry_prompts
 from moee_pipeline.score.results import save_split_result
-from moee_pipeline.score.rows import Provenance, ScoreRow, experiment_kwargs
-from moee_pipeline.score.sided import JoinedRows, check_alike, fit_rows, side_index
+from moee_pipeline.score.rows import ScoreRow, experiment_kwargs
+from moee_pipeline.score.sided import (
+    JoinedRows,
+    fit_rows,
+    joined,
+    provenance_of,
+    side_index,
+)
 from moee_pipeline.score.standardise import Standardiser
 from moee_pipeline.score.sweep import combinations
 from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
@@ -206,7 +212,7 @@ def score_unit(
     config, feats = unit.config, unit.features
     index = row_index(feats.text_ids)
     sides = side_index(feats) if isinstance(feats, JoinedRows) else None
-    provenance = _provenance(feats, config)
+    provenance = provenance_of(feats, zscore_fit=config.zscore_fit)
     slug = layout.model_slug(config.model)
     revision = str(feats.manifest.get("revision") or "unknown")
     task_fit: _SplitRun | None = None
@@ -268,15 +274,6 @@ def _fit_rows(unit: Unit, split: str, index: dict[str, int], sides: SideIndex | 
     return fit_rows(texts, recorded, sides, where=f"{unit.name}/{split}", hint=unit.hint)
 
 
-def _provenance(features: RowReader, config: ScoreConfig) -> Provenance:
-    """The row's provenance; a unit of two entries is fingerprinted by both (`query+document`)."""
-    provenance = Provenance.of(features.manifest, zscore_fit=config.zscore_fit)
-    if not isinstance(features, JoinedRows):
-        return provenance
-    document = Provenance.of(features.document.manifest, zscore_fit=config.zscore_fit)
-    return dataclasses.replace(provenance, features=f"{provenance.features}+{document.features}")
-
-
 @dataclass
 class TaskLoader:
     """Loads a task and its splits once for consecutive units of the same task.
@@ -314,11 +311,9 @@ def score_one(
     """
     name, prompt = key
     combos = combinations(config)
-    readers = [_reader(config, name, p, _columns(combos)) for p in entry_prompts(prompt)]
-    features: RowReader = readers[0]
-    if len(readers) == 2:
-        check_alike(readers[0].manifest, readers[1].manifest, where=f"{name} [{prompt}]")
-        features = JoinedRows(readers[0], readers[1])
+    columns = _columns(combos)
+    readers = [_reader(config, name, p, columns) for p in entry_prompts(prompt)]
+    features = joined(readers, where=f"{name} [{prompt}]")
     with quiet_libraries():
         task, splits = (tasks or TaskLoader(config)).load(name)
         unit = Unit(config, task, prompt, features, splits)
