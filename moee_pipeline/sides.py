@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.vocabulary import DOCUMENT, QUERY, SIDES, Side
@@ -37,6 +37,9 @@ __all__ = [
     "texts_of_sides",
 ]
 
+#: A prompt as the options give it: a spec or id (str), or a resolved `prompts.Prompt`.
+P = TypeVar("P")
+
 #: The sides an entry holds; None wherever it holds every text of its task.
 Sides = frozenset[Side]
 
@@ -48,26 +51,21 @@ class SidesError(MoeeError, ValueError):
 
 
 @dataclass(frozen=True)
-class SidePrompts:
-    """The prompt of each side of a retrieval task, as specs (`--prompt` values) or ids."""
+class SidePrompts(Generic[P]):
+    """The prompt of each side of a retrieval task: specs, ids or `Prompt`s."""
 
-    query: str
-    document: str
+    query: P
+    document: P
 
-    def of(self, side: Side) -> str:
+    def of(self, side: Side) -> P:
         return self.query if side == QUERY else self.document
-
-    @property
-    def split(self) -> bool:
-        """Whether the sides have different templates (else they are one plain entry)."""
-        return self.query != self.document
 
 
 def side_prompts(
-    prompts: Sequence[str], *, query: str | None, document: str | None
-) -> SidePrompts | None:
+    prompts: Sequence[P], *, query: P | None, document: P | None, plain: P
+) -> SidePrompts[P] | None:
     """The sides' prompts from the options (None when neither side option is given); each side
-    defaults to the one `--prompt` value.
+    defaults to the one `--prompt` value (`plain` where none is given).
 
     Raises:
         SidesError: a side option with several `--prompt` values (which one would the other
@@ -80,7 +78,7 @@ def side_prompts(
             "--query-prompt/--document-prompt take one --prompt (the other side's default): "
             f"got {len(prompts)}; run one --prompt at a time"
         )
-    both = prompts[0] if prompts else "none"
+    both = prompts[0] if prompts else plain
     return SidePrompts(query=query or both, document=document or both)
 
 
@@ -91,7 +89,7 @@ def pair_label(query_id: str, document_id: str) -> str:
     return f"{_QUERY_TAG}{query_id}{_JOIN}{_DOCUMENT_TAG}{document_id}"
 
 
-def parse_label(label: str) -> SidePrompts | None:
+def parse_label(label: str) -> SidePrompts[str] | None:
     """The two prompt ids a `pair_label` of two templates names; None for a plain prompt id
     (prompt ids never hold a `+`)."""
     query, sep, document = label.partition(_JOIN)

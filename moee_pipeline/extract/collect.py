@@ -16,7 +16,7 @@ from typing import Any
 
 from moee_pipeline.cache import completeness, layout, snapshots, sources, staging, store
 from moee_pipeline.extract.engine import ExtractRequest
-from moee_pipeline.extract.jobs import EntryJob, task_jobs, task_text_sides
+from moee_pipeline.extract.jobs import EntryJob, task_jobs, task_text_sides, two_templates
 from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.reuse import check_same_settings, expected_settings
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
@@ -44,11 +44,9 @@ def entry_jobs(request: ExtractRequest, item: TaskTexts) -> list[EntryJob]:
     templates differ."""
     query, document = request.query_prompt, request.document_prompt
     sides = None
-    if query is not None or document is not None:
-        both = request.prompts[0]
-        if (query or both).id != (document or both).id:
-            item.pending.result()
-            sides = task_text_sides(item.name, item.splits, cache_dir=request.options.cache_dir)
+    if two_templates(request.prompts, query, document):
+        item.pending.result()
+        sides = task_text_sides(item.name, item.splits, cache_dir=request.options.cache_dir)
     return task_jobs(item.name, request.prompts, query=query, document=document, text_sides=sides)
 
 

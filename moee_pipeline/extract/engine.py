@@ -48,9 +48,9 @@ class ExtractRequest:
     def __post_init__(self) -> None:
         """Hold tuples whatever sequences were given, so a request never changes once made;
         refuse side prompts beside several prompts."""
-        from moee_pipeline.extract.jobs import check_side_prompts
+        from moee_pipeline.extract.jobs import two_templates
 
-        check_side_prompts(self.prompts, self.query_prompt, self.document_prompt)
+        two_templates(self.prompts, self.query_prompt, self.document_prompt)
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "prompts", tuple(self.prompts))
         if self.splits is not None:

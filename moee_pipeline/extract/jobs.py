@@ -19,19 +19,19 @@ from typing import Any
 
 from moee_pipeline.cache import layout, snapshots
 from moee_pipeline.extract.settings import ExtractionError
-from moee_pipeline.prompts import PROMPTS, Prompt
-from moee_pipeline.sides import Sides
+from moee_pipeline.prompts import PROMPTS, Prompt, resolve_prompt
+from moee_pipeline.sides import Sides, side_prompts
 from moee_pipeline.vocabulary import DOCUMENT, QUERY
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "EntryJob",
-    "check_side_prompts",
     "prompt_spec",
     "side_kwargs",
     "task_jobs",
     "task_text_sides",
+    "two_templates",
 ]
 
 #: text -> the sides mteb encodes it as, over a task's recorded splits.
@@ -61,15 +61,14 @@ def prompt_spec(prompt: Prompt) -> str:
     return prompt.name if PROMPTS.get(prompt.name) == prompt.template else prompt.template
 
 
-def check_side_prompts(
-    prompts: Sequence[Prompt], query: Prompt | None, document: Prompt | None
-) -> None:
-    """Refuse side prompts beside several `--prompt` values (the other side's default)."""
-    if (query is not None or document is not None) and len(prompts) > 1:
-        raise ExtractionError(
-            "--query-prompt/--document-prompt take one --prompt (the other side's default): "
-            f"got {len(prompts)}; run one --prompt at a time"
-        )
+def two_templates(prompts: Sequence[Prompt], query: Prompt | None, document: Prompt | None) -> bool:
+    """Whether the sides have different templates (so each is an entry of its own).
+
+    Raises:
+        SidesError: side prompts beside several `--prompt` values (one line).
+    """
+    pair = side_prompts(prompts, query=query, document=document, plain=resolve_prompt("none"))
+    return pair is not None and pair.query.id != pair.document.id
 
 
 def task_text_sides(name: str, splits: Sequence[str], *, cache_dir: Path) -> dict[str, set[str]]:
@@ -102,10 +101,11 @@ def task_jobs(
 ) -> list[EntryJob]:
     """The entries of one task; `text_sides` (`task_text_sides`) is needed only where the
     sides' templates differ (without it, or for a task without sides, the one --prompt)."""
-    if query is None and document is None:
+    pair = side_prompts(prompts, query=query, document=document, plain=resolve_prompt("none"))
+    if pair is None:
         return [EntryJob(p) for p in prompts]
-    both = prompts[0]
-    q, d = query or both, document or both
+    both = prompts[0] if prompts else resolve_prompt("none")
+    q, d = pair.query, pair.document
     if q.id == d.id:
         return [EntryJob(q)]
     if not text_sides or not any(text_sides.values()):
@@ -116,8 +116,8 @@ def task_jobs(
             both.id,
         )
         return [EntryJob(both)]
-    pair: dict[str, str] = {QUERY: prompt_spec(q), DOCUMENT: prompt_spec(d)}
+    specs: dict[str, str] = {QUERY: prompt_spec(q), DOCUMENT: prompt_spec(d)}
     return [
-        EntryJob(q, frozenset({QUERY}), pair, text_sides),
-        EntryJob(d, frozenset({DOCUMENT}), pair, text_sides),
+        EntryJob(q, frozenset({QUERY}), specs, text_sides),
+        EntryJob(d, frozenset({DOCUMENT}), specs, text_sides),
     ]

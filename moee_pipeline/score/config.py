@@ -117,13 +117,15 @@ class ScoreConfig:
         check_outside_cache(self.output, option="--output", caches=(self.cache_dir, cache_root()))
 
     @property
-    def sides(self) -> SidePrompts | None:
+    def sides(self) -> SidePrompts[str] | None:
         """The sides' prompt ids where they differ (a retrieval task's unit of two entries)."""
-        pair = side_prompts(self.prompts, query=self.query_prompt, document=self.document_prompt)
+        pair = side_prompts(
+            self.prompts, query=self.query_prompt, document=self.document_prompt, plain="none"
+        )
         if pair is None:
             return None
-        pair = SidePrompts(prompt_id(pair.query), prompt_id(pair.document))
-        return pair if pair.split else None
+        ids = SidePrompts(prompt_id(pair.query), prompt_id(pair.document))
+        return ids if ids.query != ids.document else None
 
     def _check_sides(self) -> None:
         try:

@@ -116,7 +116,7 @@ class Unit:
     splits: tuple[str, ...]
 
     @property
-    def pair(self) -> SidePrompts | None:
+    def pair(self) -> SidePrompts[str] | None:
         """The two sides' prompt ids of a unit of two entries, else None."""
         return parse_label(self.prompt)
 
