@@ -7,6 +7,7 @@ import pytest
 from moee_pipeline.prompts import prompt_id
 from moee_pipeline.sides import (
     SidePrompts,
+    Sides,
     SidesError,
     held_sides,
     merge_sides,
@@ -17,7 +18,8 @@ from moee_pipeline.sides import (
     texts_of_sides,
 )
 
-QUERY, DOCUMENT = frozenset({"query"}), frozenset({"document"})
+QUERY: Sides = frozenset({"query"})
+DOCUMENT: Sides = frozenset({"document"})
 
 
 def test_a_pair_label_names_both_ids_and_reads_back() -> None:
