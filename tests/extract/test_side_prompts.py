@@ -76,6 +76,8 @@ def test_a_query_only_prompt_adds_the_queries_alone_and_shares_the_documents(
     assert f"{TASK} [{QUERY_ID}]: 8 rows, already complete" in again
     ls = cli_ok("ls", "--cache-dir", str(cache))
     assert "incomplete" not in ls and QUERY_ID in ls
+    (line,) = [x for x in ls.splitlines() if QUERY_ID in x]
+    assert "complete (query side)" in line
     cli_ok("verify", "--cache-dir", str(cache))
 
 
