@@ -155,6 +155,17 @@ class TaskPlan:
         return self.directory != self.final
 
 
+def _held_manifest(final: Path, name: str, *, overwrite: bool) -> dict[str, Any] | None:
+    """The entry's manifest (this shard's, else the whole one); one an --overwrite replaces may
+    be unreadable (it is rebuilt), and then only its sides are unknown."""
+    try:
+        return store.read_manifest(final, name) or store.read_manifest(final)
+    except store.CacheError:
+        if not overwrite:
+            raise
+        return None
+
+
 def plan_task(
     tokenizer: PreTrainedTokenizerBase,
     *,
@@ -190,12 +201,11 @@ def plan_task(
     every = list(dict.fromkeys(texts))  # every text of the task
     if sides is not None and text_sides is None:
         raise ValueError("an entry of one side needs each text's recorded sides")
-    target = sides
-    done = None
-    if not options.overwrite:
-        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
-        if done is not None:
-            target = merge_sides(held_sides(done), sides)
+    done = _held_manifest(final, manifest_name, overwrite=options.overwrite)
+    # an entry keeps the sides it held (an --overwrite rebuilds them all): never narrowed
+    target = sides if done is None else merge_sides(held_sides(done), sides)
+    if options.overwrite:
+        done = None
     texts = texts_of_sides(every, text_sides or {}, target)
     if target is not None:
         check_texts(f"{task} ({', '.join(sorted(target))} side)", texts)

@@ -79,6 +79,10 @@ def test_a_query_only_prompt_adds_the_queries_alone_and_shares_the_documents(
     (line,) = [x for x in ls.splitlines() if QUERY_ID in x]
     assert "complete (query side)" in line
     cli_ok("verify", "--cache-dir", str(cache))
+    # an --overwrite of both sides rebuilds the plain entry whole: never narrowed to one side
+    _extract(cache, model, "--query-prompt", QUERY_TEMPLATE, "--overwrite")
+    rebuilt = _manifest(cache, model, "none")
+    assert (rebuilt["rows"], rebuilt["new_rows"], "sides" in rebuilt) == (31, 31, False)
 
 
 @pytest.mark.slow
