@@ -118,15 +118,6 @@ def test_a_side_entry_that_lost_a_part_is_incomplete_for_its_side_and_completed_
     cli_ok("verify", "--cache-dir", str(cache))
 
 
-def test_side_prompts_beside_several_prompts_are_one_line(tmp_path: Path) -> None:
-    code, out = cli("extract", "--model", "tiny", "--tasks", TASK, "--cache-dir", str(tmp_path),
-                    "--prompt", "none", "--prompt", "prompteol",
-                    "--query-prompt", "style")  # fmt: skip
-    assert code != 0
-    assert out.strip().count("\n") == 0, out
-    assert "take one --prompt" in out
-
-
 @pytest.mark.slow
 def test_the_ray_engine_makes_the_same_side_entries_as_the_local_one(
     ray_local: object, tiny_model: Callable[[str], Path], tmp_path: Path
