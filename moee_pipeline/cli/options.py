@@ -113,8 +113,8 @@ def side_prompt_options(command: Callable[..., Any]) -> Callable[..., Any]:
             f"--{side}-prompt",
             f"{side}_prompt",
             default=None,
-            help=f"The {side}s' own prompt (as --prompt takes it) for Retrieval tasks; default "
-            "the --prompt value. Other task types use --prompt.",
+            help=f"The {side}s' own prompt (as --prompt takes it) for Retrieval and Reranking; "
+            "default the --prompt value. Other task types use --prompt.",
         )(command)
     return command
 

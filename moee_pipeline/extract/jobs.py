@@ -1,12 +1,13 @@
 """Which cache entries the extraction of one task makes: one per prompt, or one per side.
 
 Without `--query-prompt`/`--document-prompt` every prompt is one entry holding every text of
-the task, as always. With them, a retrieval task whose two sides have different templates gets
-two entries: the queries under the query prompt, the documents under the document prompt, each
-holding only its side's texts (as mteb's `prompt_type` recorded them, beside the snapshot); a
-side whose template is a plain run's finds that run's entry complete and computes nothing. A
-task without sides (the paper's six types) is extracted under the `--prompt` value, which the
-side options do not change. Torch-free: the collection plans with it before the model loads.
+the task, as always. With them, a task whose texts have sides (Retrieval, and Reranking, whose
+queries and documents mteb encodes alike) gets two entries where the sides' templates differ:
+the queries under the query prompt, the documents under the document prompt, each holding only
+its side's texts (as mteb's `prompt_type` recorded them, beside the snapshot); a side whose
+template is a plain run's finds that run's entry complete and computes nothing. A task without
+sides (the other types) is extracted under the `--prompt` value, which the side options do not
+change. Torch-free: the collection plans with it before the model loads.
 """
 
 from __future__ import annotations

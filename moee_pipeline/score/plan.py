@@ -7,12 +7,13 @@ missing extraction is one line before any evaluation or worker starts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from moee_pipeline.cache import layout, store
+from moee_pipeline.cache.snapshots import read_snapshot_manifest, read_text_sides
 from moee_pipeline.prompts import prompt_id
 from moee_pipeline.score.config import ScoreConfig
 from moee_pipeline.sides import pair_label, parse_label
-from moee_pipeline.vocabulary import RETRIEVAL
 
 __all__ = ["UnitKey", "check_extracted", "entry_prompts", "plan_units", "resolve_tasks"]
 
@@ -51,9 +52,8 @@ def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
 
 def plan_units(config: ScoreConfig) -> list[UnitKey]:
     """Every (task, prompt) of the run in the serial order: task by task, prompts within; a
-    Retrieval task of two templates (`config.sides`) is one unit of both entries."""
-    from moee_pipeline.tasks import task_type
-
+    task with queries and documents (Retrieval, Reranking) under two templates (`config.sides`)
+    is one unit of both entries."""
     prompts = list(dict.fromkeys(prompt_id(p) for p in config.prompts))
     pair = config.sides
     if pair is None:
@@ -61,10 +61,21 @@ def plan_units(config: ScoreConfig) -> list[UnitKey]:
     label = pair_label(pair.query, pair.document)
     every = list(dict.fromkeys([*prompts, pair.query, pair.document]))
     return [
-        (task, label if task_type(task) == RETRIEVAL else prompt)
+        (task, label if has_sides(task, cache_dir=config.cache_dir) else prompt)
         for task in resolve_tasks(config, every)
         for prompt in prompts
     ]
+
+
+def has_sides(task: str, *, cache_dir: Path) -> bool:
+    """Whether the texts recorded for the task's evaluation have sides (queries, documents):
+    what extraction split into one entry per side (extract/jobs.py), read from the same record."""
+    manifest = read_snapshot_manifest(layout.snapshot_dir(cache_dir, task)) or {}
+    for split in manifest.get("eval_splits") or []:
+        recorded = read_text_sides(task, split, cache_dir=cache_dir)
+        if recorded and any(recorded.values()):
+            return True
+    return False
 
 
 def entry_prompts(prompt: str) -> list[str]:

@@ -19,7 +19,7 @@ from tests.support.cli import cli, cli_ok
 from tests.support.ndcg import ndcg_at_10
 from tests.support.scores import read_scores
 
-TASK, OTHER = "MoeeToyRetrieval", "MoeeToySTS"
+TASK, OTHER, RERANKING = "MoeeToyRetrieval", "MoeeToySTS", "MoeeToyReranking"
 QUERY_TEMPLATE = "Find documents for: {text}"
 QUERY_ID = resolve_prompt(QUERY_TEMPLATE).id
 LABEL = pair_label(QUERY_ID, "none")
@@ -72,14 +72,18 @@ def test_two_templates_score_from_both_entries_with_both_prompts_in_provenance(
     tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
     model, cache, results = tiny_model("olmoe"), tmp_path / "cache", tmp_path / "results"
-    common = ("--model", str(model), "--cache-dir", str(cache), "--tasks", f"{TASK},{OTHER}")
+    tasks = f"{TASK},{OTHER},{RERANKING}"
+    common = ("--model", str(model), "--cache-dir", str(cache), "--tasks", tasks)
     out = cli_ok("extract", *common, "--query-prompt", QUERY_TEMPLATE)
     assert f"{OTHER} [none]:" in out  # a task without sides: under --prompt
+    assert f"{RERANKING} [{QUERY_ID}]: 12 rows" in out  # reranking has queries and documents
     score = ("score", *common, "--output", str(results), "--method", "RW", "--method", "HS")
     cli_ok(*score, "--query-prompt", QUERY_TEMPLATE)
     rows = {(r["task"], r["prompt"], r["method"]): r for r in read_scores(results)}
     assert set(rows) == {
-        (t, p, m) for t, p in ((TASK, LABEL), (OTHER, "none")) for m in ("RW", "HS")
+        (t, p, m)
+        for t, p in ((TASK, LABEL), (OTHER, "none"), (RERANKING, LABEL))
+        for m in ("RW", "HS")
     }
     entries = [layout.task_dir(cache, model=str(model), prompt_id=p, task=TASK)
                for p in (QUERY_ID, "none")]  # fmt: skip
@@ -96,6 +100,7 @@ def test_two_templates_score_from_both_entries_with_both_prompts_in_provenance(
     cli_ok("score", *common, "--output", str(tmp_path / "auto"), "--method", "MoEE-sum",
            "--weight", "auto", "--query-prompt", QUERY_TEMPLATE)  # fmt: skip
     (auto,) = [r for r in read_scores(tmp_path / "auto") if r["task"] == TASK]
+    assert {r["prompt"] for r in read_scores(tmp_path / "auto")} == {LABEL, "none"}
     assert (auto["prompt"], auto["weight_rule"]) == (LABEL, "auto")
     assert float(auto["weight"]) > 0 and 0.0 < float(auto["main_score"]) <= 1.0
     # the documents' entry holds only them: a plain score names the extraction it needs
