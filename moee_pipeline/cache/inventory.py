@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from moee_pipeline.cache import completeness, layout, parts, store
+from moee_pipeline.sides import held_sides
 from moee_pipeline.units import format_bytes
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class InventoryRow:
     size_bytes: int
     made: str | None
     path: str
+    #: The sides of a retrieval task the entry holds (its own template per side), else None.
+    sides: tuple[str, ...] | None = None
 
     @property
     def progress(self) -> float | None:
@@ -152,6 +155,7 @@ def _entry_row(
         size_bytes=size,
         made=made,
         path=str(directory),
+        sides=tuple(sorted(held)) if (held := held_sides(meta)) is not None else None,
     )
 
 
@@ -183,6 +187,12 @@ def _state(row: InventoryRow) -> str:
     return row.status
 
 
+def _state_of_sides(row: InventoryRow) -> str:
+    """The state, saying which side an entry of one side holds (`sides.py`)."""
+    state = _state(row)
+    return state if row.sides is None else f"{state} ({', '.join(row.sides)} side)"
+
+
 def format_inventory(rows: Sequence[InventoryRow]) -> str:
     """A plain-text table for the terminal."""
     headers: tuple[str, ...] = ("model", "prompt", "task", "rows", "RW (layers x experts)")
@@ -199,7 +209,7 @@ def format_inventory(rows: Sequence[InventoryRow]) -> str:
                 rw,
                 str(row.hidden_size or "?"),
                 format_bytes(row.size_bytes),
-                _state(row),
+                _state_of_sides(row),
                 row.made or "?",
             )
         )

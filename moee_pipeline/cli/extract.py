@@ -22,6 +22,7 @@ from moee_pipeline.cli.options import (
     prompts_option,
     ray_address_option,
     resolve_model,
+    side_prompt_options,
     split_csv,
     task_options,
 )
@@ -43,6 +44,7 @@ RAY_DEFAULTS = RayOptions()
 @click.option("--revision", default=None, help="Model revision (branch, tag or commit).")
 @task_options(default_help="Default: the paper's 19 tasks.")
 @prompts_option
+@side_prompt_options
 @click.option(
     "--quantization",
     type=click.Choice(QUANTIZATIONS),
@@ -153,6 +155,8 @@ def extract(
     benchmark: str | None,
     skip_unsupported: bool,
     prompts: tuple[str, ...],
+    query_prompt: str | None,
+    document_prompt: str | None,
     quantization: Quantization | None,
     dtype: str | None,
     device: str,
@@ -225,6 +229,8 @@ def extract(
             ),
             data_dir=data_dir,
             splits=split_csv(splits),
+            query_prompt=_side_prompt(query_prompt, cache_dir),
+            document_prompt=_side_prompt(document_prompt, cache_dir),
         )
         summaries = runner.run(request)
         reported = False
@@ -243,6 +249,10 @@ def extract(
         raise
     except USER_ERRORS as error:
         raise one_line(error) from error
+
+
+def _side_prompt(spec: str | None, cache_dir: str | None) -> Prompt | None:
+    return None if spec is None else _prompt(spec, cache_root(cache_dir))
 
 
 def _prompt(spec: str, cache_dir: Path) -> Prompt:

@@ -36,6 +36,7 @@ __all__ = [
     "prompts_option",
     "ray_address_option",
     "resolve_model",
+    "side_prompt_options",
     "split_csv",
     "task_options",
 ]
@@ -102,6 +103,21 @@ prompts_option = click.option(
     help="none, prompteol, a one-word prompt name, a template with {text}, or a cache id "
     "(custom-xxxxxxxx); repeatable.",
 )
+
+
+def side_prompt_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--query-prompt` and `--document-prompt`: a retrieval task's sides under their own
+    templates (sides.py), each defaulting to the one --prompt value."""
+    for side in ("document", "query"):
+        command = click.option(
+            f"--{side}-prompt",
+            f"{side}_prompt",
+            default=None,
+            help=f"The {side}s' own prompt (as --prompt takes it) for Retrieval and Reranking; "
+            "default the --prompt value. Other task types use --prompt.",
+        )(command)
+    return command
+
 
 data_dir_option = click.option(
     "--data-dir",

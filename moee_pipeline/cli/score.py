@@ -24,6 +24,7 @@ from moee_pipeline.cli.options import (
     prompts_option,
     ray_address_option,
     resolve_model,
+    side_prompt_options,
     split_csv,
     task_options,
 )
@@ -79,6 +80,7 @@ def split_weights(values: tuple[float | WeightRule, ...]) -> tuple[tuple[float, 
 @click.command()
 @model_option
 @prompts_option
+@side_prompt_options
 @task_options(default_help="Default: every complete cached task.")
 @click.option(
     "--method",
@@ -185,6 +187,8 @@ def score(
     *,
     model: str,
     prompts: tuple[str, ...],
+    query_prompt: str | None,
+    document_prompt: str | None,
     tasks: str | None,
     task_types: str | None,
     benchmark: str | None,
@@ -222,6 +226,8 @@ def score(
         config = ScoreConfig(
             model=resolve_model(model),
             prompts=prompts,
+            query_prompt=query_prompt,
+            document_prompt=document_prompt,
             tasks=tuple(listed) if listed else None,
             task_types=tuple(types) if types else None,
             skipped=tuple(skipped.items()),

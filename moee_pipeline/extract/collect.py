@@ -7,6 +7,7 @@ prompt or rerun) is read from its snapshot without mteb or datasets.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -14,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from moee_pipeline.cache import completeness, layout, snapshots, sources, staging, store
+from moee_pipeline.extract.jobs import EntryJob, task_jobs, task_text_sides, two_templates
 from moee_pipeline.extract.recorder import TaskRecorder
 from moee_pipeline.extract.request import ExtractRequest
 from moee_pipeline.extract.reuse import check_same_settings, expected_settings, extends_hs
 from moee_pipeline.extract.settings import ExtractOptions, TaskSummary
 from moee_pipeline.models.spec import ModelSpec
-from moee_pipeline.prompts import Prompt
+from moee_pipeline.sides import held_sides, merge_sides, texts_of_sides
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,18 @@ class TaskTexts:
     def texts(self) -> list[str]:
         """The texts, once recorded (the recorder is waited for here)."""
         return self.pending.result()
+
+
+def entry_jobs(request: ExtractRequest, item: TaskTexts) -> list[EntryJob]:
+    """The entries a task's extraction makes (extract/jobs.py); the texts' recorded sides are
+    read (once its texts are recorded: they are kept beside them) only where the two sides'
+    templates differ."""
+    query, document = request.query_prompt, request.document_prompt
+    sides = None
+    if two_templates(request.prompts, query, document):
+        item.pending.result()
+        sides = task_text_sides(item.name, item.splits, cache_dir=request.options.cache_dir)
+    return task_jobs(item.name, request.prompts, query=query, document=document, text_sides=sides)
 
 
 def _known(texts: list[str]) -> Future[list[str]]:
@@ -80,33 +94,40 @@ def _already_done(
     *,
     options: ExtractOptions,
     task: str,
-    prompts: Sequence[Prompt],
+    jobs: Callable[[], list[EntryJob]],
     texts: Callable[[], list[str]],
 ) -> list[TaskSummary] | None:
-    """Summaries when every prompt of a task is complete with these settings, else None.
+    """Summaries when every entry of a task (`jobs`) is complete with these settings, else None.
 
-    Complete means a manifest made with these settings and every one of the task's `texts`
-    (asked for only once every manifest is found) in its parts: an entry that lost a part with
-    its manifest record is extracted again, not reported complete. What a killed overwrite
-    left is finished or removed first. Settings that need the model (revision) are checked
-    again by `extract_task`.
+    Complete means a manifest made with these settings, holding the job's side (or every
+    text), and every one of its texts (asked for only once every manifest is found) in its
+    parts: an entry that lost a part with its manifest record is extracted again, not
+    reported complete. What a killed overwrite left is finished or removed first. Settings
+    that need the model (revision) are checked again by `extract_task`.
     """
-    summaries = []
-    for prompt in prompts:
-        key = layout.EntryKey.of(model=spec.model, prompt_id=prompt.id, task=task)
+    summaries, wanted = [], []
+    for job in jobs():
+        key = layout.EntryKey.of(model=spec.model, prompt_id=job.prompt.id, task=task)
         folder = key.path(options.cache_dir)
         staging.recover(options.cache_dir, key)
         manifest = store.read_manifest(folder)
         if manifest is None:
             return None
-        expected = expected_settings(spec, options=options, prompt=prompt)
+        expected = expected_settings(spec, options=options, prompt=job.prompt)
         check_same_settings(manifest, expected, where=folder)
         if extends_hs(manifest, options, where=folder, complete=True):
             return None
-        summaries.append(TaskSummary(task, prompt.id, manifest["rows"], 0, 0.0, folder, True))
-    wanted = texts()
-    if any(completeness.lacking(s.path, wanted) for s in summaries):
-        return None
+        held = held_sides(manifest)
+        if merge_sides(held, job.sides) != held:  # holds the other side only
+            return None
+        summaries.append(TaskSummary(task, job.prompt.id, manifest["rows"], 0, 0.0, folder, True))
+        wanted.append(job)
+    every = texts()
+    for summary, job in zip(summaries, wanted, strict=True):
+        if completeness.lacking(
+            summary.path, texts_of_sides(every, job.text_sides or {}, job.sides)
+        ):
+            return None
     return summaries
 
 
@@ -128,6 +149,13 @@ class TaskCollection:
         self.recorder = TaskRecorder(
             names, cache_dir=options.cache_dir, data_dir=request.data_dir, splits=request.splits
         )
+        self._jobs: dict[str, list[EntryJob]] = {}
+
+    def jobs(self, item: TaskTexts) -> list[EntryJob]:
+        """The entries a task makes (`entry_jobs`), worked out once per run."""
+        if item.name not in self._jobs:
+            self._jobs[item.name] = entry_jobs(self.request, item)
+        return self._jobs[item.name]
 
     def __enter__(self) -> TaskCollection:
         return self
@@ -152,7 +180,7 @@ class TaskCollection:
                     request.spec,
                     options=options,
                     task=name,
-                    prompts=request.prompts,
+                    jobs=functools.partial(lambda lazy: self.jobs(lazy.get()), item),
                     texts=item.texts,
                 )
             if complete is not None:

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from moee_pipeline.extract.settings import (
 from moee_pipeline.extract.shared import copy_shared_rows, shared_sources
 from moee_pipeline.extract.writer import PartWriter
 from moee_pipeline.prompts import Prompt
+from moee_pipeline.sides import Sides, held_sides, merge_sides, texts_of_sides
 from moee_pipeline.vocabulary import StoreDtype
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class TaskPlan:
     directory: Path
     final: Path
     manifest_name: str
-    texts: list[str]  # every text of the task, deduplicated
+    texts: list[str]  # every text the entry holds (of its sides), deduplicated
     mine: list[str]  # this shard's texts
     todo: list[str]  # this shard's texts not yet in a complete part
     encoded: list[Encoded]  # `todo`, prompted and tokenized, in the same order
@@ -171,6 +172,10 @@ class TaskPlan:
     #: What an entry extended to every layer's HS stored (`--extend`): its rows keep these.
     kept: store.Features | None = None
     kept_rows: Mapping[str, int] = field(default_factory=dict)  # text id -> row of `kept`
+    #: The sides of a retrieval task the entry holds once done (None: every text), and the
+    #: two sides' prompt specs of the run that made it one side's entry.
+    sides: Sides | None = None
+    side_prompts: Mapping[str, str] | None = None
     #: Rows copied from other tasks' entries of the same model and prompt (extract/shared.py).
     copied: int = 0
     #: What the parts store their vectors as (`_store_dtype`).
@@ -180,6 +185,17 @@ class TaskPlan:
     def staged(self) -> bool:
         """Whether the run builds a replacement beside the entry (--overwrite, an extension)."""
         return self.directory != self.final
+
+
+def _held_manifest(final: Path, name: str, *, overwrite: bool) -> dict[str, Any] | None:
+    """The entry's manifest (this shard's, else the whole one); one an --overwrite replaces may
+    be unreadable (it is rebuilt), and then only its sides are unknown."""
+    try:
+        return store.read_manifest(final, name) or store.read_manifest(final)
+    except store.CacheError:
+        if not overwrite:
+            raise
+        return None
 
 
 def plan_task(
@@ -192,6 +208,9 @@ def plan_task(
     settings: dict[str, Any],
     model_id: str,
     splits: Sequence[str] = (),
+    sides: Sides | None = None,
+    text_sides: Mapping[str, Collection[str]] | None = None,
+    side_prompts: Mapping[str, str] | None = None,
 ) -> TaskPlan | TaskSummary:
     """Everything before the forward passes: the resume logic, shared by every engine.
 
@@ -199,6 +218,10 @@ def plan_task(
     model loads); a cache entry made with others is refused. Returns a skipped summary when the
     task is already complete for `splits` and holds every one of `texts`. Called under the
     entry's lock; every refusal comes before anything is written or removed.
+
+    `sides` asks for one side of a retrieval task only (its own template: `sides.py`), the
+    texts `text_sides` records as that side; a complete entry holding other sides (or all) is
+    extended to hold both, never narrowed, so one entry serves every run of its template.
     """
     start = time.perf_counter()
     key = layout.EntryKey.of(model=model_id, prompt_id=prompt.id, task=task)
@@ -207,12 +230,19 @@ def plan_task(
     manifest_name = store.manifest_name(shard)
     check_texts(task, texts)
     staging.recover(options.cache_dir, key, held=shard)  # what a killed overwrite left
-    done = None
-    if not options.overwrite:
-        done = store.read_manifest(final, manifest_name) or store.read_manifest(final)
+    every = list(dict.fromkeys(texts))  # every text of the task
+    if sides is not None and text_sides is None:
+        raise ValueError("an entry of one side needs each text's recorded sides")
+    done = _held_manifest(final, manifest_name, overwrite=options.overwrite)
+    # an entry keeps the sides it held (an --overwrite rebuilds them all): never narrowed
+    target = sides if done is None else merge_sides(held_sides(done), sides)
+    if options.overwrite:
+        done = None
     dtype = _store_dtype(final, options, done)
     settings = {**settings, "store_dtype": dtype}
-    texts = list(dict.fromkeys(texts))
+    texts = texts_of_sides(every, text_sides or {}, target)
+    if target is not None:
+        check_texts(f"{task} ({', '.join(sorted(target))} side)", texts)
     mine = _select_shard(texts, shard)
     prefix = parts.part_prefix(shard)
     staged = options.overwrite  # build beside the entry and swap it in at the end
@@ -235,7 +265,9 @@ def plan_task(
             check_same_settings(done, settings, where=final)
             extend = extends_hs(done, options, where=final, complete=True)
             lacking = sum(parts.text_id(t) not in have for t in mine)
-            if set(splits) <= set(done.get("splits") or splits) and not lacking and not extend:
+            same_sides = target == held_sides(done)
+            done_before = set(splits) <= set(done.get("splits") or splits) and not lacking
+            if done_before and not extend and same_sides:
                 if shard[1] > 1 and store.read_manifest(final) is None:
                     store.combine_shards(final, shard[1], done)  # a swap stopped before it
                 return TaskSummary(task, prompt.id, done["rows"], 0, 0.0, final, skipped=True)
@@ -246,7 +278,7 @@ def plan_task(
             staged, records = True, done.get("parts") or {}
             ours = _part_records_of(final, prefix)
             seed = {} if extend else {name: records.get(name) for name in ours}
-        gone = have - {parts.text_id(t) for t in texts}
+        gone = have - {parts.text_id(t) for t in every}
         if gone:
             raise ExtractionError(
                 f"{final} holds {len(gone)} text(s) that {task} no longer has (its data "
@@ -308,6 +340,8 @@ def plan_task(
         kept_rows=kept_rows,
         copied=copied,
         store_dtype=dtype,
+        sides=target,
+        side_prompts=side_prompts if target is not None else None,
     )
 
 
@@ -385,6 +419,8 @@ def finish_task(
         "shard": list(options.shard),
         "texts_in_task": len(plan.texts),
         "splits": plan.splits,
+        **({"sides": sorted(plan.sides)} if plan.sides is not None else {}),
+        **({"side_prompts": dict(plan.side_prompts)} if plan.side_prompts else {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "parts": _part_records(
             plan.directory, parts.part_prefix(options.shard), {**plan.seeded, **(records or {})}

@@ -28,6 +28,7 @@ from moee_pipeline.extract.entries import (
     plan_task,
 )
 from moee_pipeline.extract.hooks import PooledBatch, RouterCapture, check_finite, forward_pooled
+from moee_pipeline.extract.jobs import EntryJob, side_kwargs
 from moee_pipeline.extract.progress import RunBar
 from moee_pipeline.extract.runinfo import run_metadata
 from moee_pipeline.extract.settings import ExtractionError, ExtractOptions, TaskSummary
@@ -73,8 +74,10 @@ def extract_task(
     model_id: str,
     splits: Sequence[str] = (),
     bar: RunBar | None = None,
+    job: EntryJob | None = None,
 ) -> TaskSummary:
-    """Extract (or finish extracting) one task's features under one prompt.
+    """Extract (or finish extracting) one task's features under one prompt (`job`: one side
+    of a retrieval task only, extract/jobs.py).
 
     `splits` names the evaluation splits `texts` cover; a complete entry made for fewer splits
     (or lacking some of `texts`) is completed with the missing texts, not skipped. One process
@@ -102,6 +105,7 @@ def extract_task(
             settings=metadata,
             model_id=model_id,
             splits=splits,
+            **side_kwargs(job),
         )
         if isinstance(plan, TaskSummary):
             return plan

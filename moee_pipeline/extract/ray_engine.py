@@ -20,7 +20,7 @@ import gc
 import json
 import logging
 import reprlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,6 +40,7 @@ from moee_pipeline.extract.entries import (
     plan_task,
 )
 from moee_pipeline.extract.hooks import PooledBatch, check_finite
+from moee_pipeline.extract.jobs import EntryJob, side_kwargs
 from moee_pipeline.extract.progress import RunBar
 from moee_pipeline.extract.ray_actor import FeatureExtractor, blocks
 from moee_pipeline.extract.request import ExtractRequest, RayOptions
@@ -96,17 +97,19 @@ class RayEngine:
         if options.shard != (0, 1):
             raise MoeeError("--shard splits work without Ray; with --engine ray leave it at 0/1")
         with contextlib.ExitStack() as stack:
-            done, todo = stack.enter_context(TaskCollection(request)).split()
+            collection = stack.enter_context(TaskCollection(request))
+            done, todo = collection.split()
             yield from done
             if not todo:
                 return
             # one writer per entry, whichever engine: a concurrent run is refused before Ray
+            jobs = {item.name: collection.jobs(item) for item in todo}
             for item in todo:
-                for prompt in request.prompts:
+                for job in jobs[item.name]:
                     directory = layout.task_dir(
                         options.cache_dir,
                         model=request.spec.model,
-                        prompt_id=prompt.id,
+                        prompt_id=job.prompt.id,
                         task=item.name,
                     )
                     stack.enter_context(entry_lock(directory, shard=options.shard))
@@ -119,9 +122,7 @@ class RayEngine:
             spec = request.spec
             if spec.device == "auto":
                 spec = _for_workers(spec, gpus)
-            yield from _run(
-                ray, spec, todo, request.prompts, options, self.options, gpus, self.extractor
-            )
+            yield from _run(ray, spec, todo, jobs, options, self.options, gpus, self.extractor)
 
 
 def _for_workers(spec: ModelSpec, gpus: float) -> ModelSpec:
@@ -139,7 +140,7 @@ def _run(
     ray: Any,
     spec: ModelSpec,
     todo: list[TaskTexts],
-    prompts: Sequence[Prompt],
+    jobs: Mapping[str, Sequence[EntryJob]],
     options: ExtractOptions,
     ray_options: RayOptions,
     gpus: float,
@@ -153,7 +154,8 @@ def _run(
     block_rows = ray_options.block_rows or 4 * options.batch_size
     try:
         for item in todo:
-            for prompt in prompts:
+            for job in jobs[item.name]:
+                prompt = job.prompt
                 plan = plan_task(
                     tokenizer,
                     task=item.name,
@@ -163,6 +165,7 @@ def _run(
                     settings=expected_settings(spec, options=options, prompt=prompt),
                     model_id=spec.model,
                     splits=item.splits,
+                    **side_kwargs(job),
                 )
                 if isinstance(plan, TaskSummary):
                     yield plan

@@ -21,7 +21,9 @@ class ExtractRequest:
     """One extraction: every (task, prompt) of `tasks` x `prompts` with one model load.
 
     `data_dir` reads mteb's tasks from `<data_dir>/<Task>/<split>.parquet` instead of the Hub;
-    `splits` covers other evaluation splits than each task's own (None: the task's own).
+    `splits` covers other evaluation splits than each task's own (None: the task's own);
+    `query_prompt`/`document_prompt` give a retrieval task's sides their own templates, each
+    defaulting to the one prompt of `prompts` (extract/jobs.py).
     """
 
     spec: ModelSpec
@@ -30,9 +32,15 @@ class ExtractRequest:
     options: ExtractOptions = field(default_factory=ExtractOptions)
     data_dir: Path | None = None
     splits: Sequence[str] | None = None
+    query_prompt: Prompt | None = None
+    document_prompt: Prompt | None = None
 
     def __post_init__(self) -> None:
-        """Hold tuples whatever sequences were given, so a request never changes once made."""
+        """Hold tuples whatever sequences were given, so a request never changes once made;
+        refuse side prompts beside several prompts."""
+        from moee_pipeline.extract.jobs import two_templates
+
+        two_templates(self.prompts, self.query_prompt, self.document_prompt)
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "prompts", tuple(self.prompts))
         if self.splits is not None:

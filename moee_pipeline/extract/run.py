@@ -45,15 +45,16 @@ class LocalEngine:
             loaded = load_model(spec)
             with RunBar(enabled=request.options.progress) as bar:  # the run's one bar
                 for item in todo:
-                    for prompt in request.prompts:
+                    for job in collection.jobs(item):
                         yield extract_task(
                             loaded,
                             task=item.name,
                             texts=item.texts,
-                            prompt=prompt,
+                            prompt=job.prompt,
                             options=request.options,
                             model_id=request.spec.model,
                             splits=item.splits,
+                            job=job,
                             bar=bar,
                         )
 
@@ -66,11 +67,22 @@ def run_extract(
     options: ExtractOptions | None = None,
     data_dir: Path | None = None,
     splits: Sequence[str] | None = None,
+    query_prompt: Prompt | None = None,
+    document_prompt: Prompt | None = None,
 ) -> Iterator[TaskSummary]:
     """Extract every (task, prompt) locally, loading the model once; yields a summary per pair.
 
     The local engine's run of the `ExtractRequest` of the same arguments; `options` defaults to
     `ExtractOptions()` (cache in $MOEE_CACHE_DIR or ./cache).
     """
-    request = ExtractRequest(spec, tasks, prompts, options or ExtractOptions(), data_dir, splits)
+    request = ExtractRequest(
+        spec,
+        tasks,
+        prompts,
+        options or ExtractOptions(),
+        data_dir,
+        splits,
+        query_prompt=query_prompt,
+        document_prompt=document_prompt,
+    )
     return LocalEngine().run(request)

@@ -13,6 +13,8 @@ from typing import Any
 
 from moee_pipeline.cache.layout import cache_root, check_outside_cache
 from moee_pipeline.errors import MoeeError
+from moee_pipeline.prompts import prompt_id
+from moee_pipeline.sides import SidePrompts, SidesError, side_prompts
 from moee_pipeline.vocabulary import (
     AUTO,
     ENGINES,
@@ -49,6 +51,10 @@ class ScoreConfig:
 
     model: str
     prompts: tuple[str, ...] = ("none",)
+    #: A retrieval task's queries' and documents' own prompts (sides.py), each defaulting to
+    #: the one `prompts` value; other task types are scored under `prompts`.
+    query_prompt: str | None = None
+    document_prompt: str | None = None
     tasks: tuple[str, ...] | None = None
     task_types: tuple[str, ...] | None = None
     #: Tasks of a benchmark left out as of a type we do not score, (task, type): written beside
@@ -108,8 +114,32 @@ class ScoreConfig:
             raise ScoreError(f"--workers {self.workers}: use 1 or more")
         if self.chunk_rows < 1:
             raise ScoreError(f"--chunk-rows {self.chunk_rows}: use 1 or more")
+        self._check_sides()
         # results inside the cache it reads (or the default one) would be taken for cache data
         check_outside_cache(self.output, option="--output", caches=(self.cache_dir, cache_root()))
+
+    @property
+    def sides(self) -> SidePrompts[str] | None:
+        """The sides' prompt ids where they differ (a retrieval task's unit of two entries)."""
+        pair = side_prompts(
+            self.prompts, query=self.query_prompt, document=self.document_prompt, plain="none"
+        )
+        if pair is None:
+            return None
+        ids = SidePrompts(prompt_id(pair.query), prompt_id(pair.document))
+        return ids if ids.query != ids.document else None
+
+    def _check_sides(self) -> None:
+        try:
+            pair = self.sides
+        except SidesError as error:
+            raise ScoreError(str(error)) from None
+        if pair is not None and self.zscore_fit == "task":
+            raise ScoreError(
+                "--zscore-fit task fits on every row of an entry, and a side's entry may hold "
+                "the other side's texts too: with --query-prompt/--document-prompt use "
+                "--zscore-fit split"
+            )
 
     def _selections(self) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
         """Each selection by its option: None (tasks, types) means every one, empty nothing."""

@@ -27,9 +27,11 @@ from mteb.results import TaskResult
 from moee_pipeline.cache.parts import text_id
 from moee_pipeline.errors import MoeeError
 from moee_pipeline.score.vectors import VectorSource, as_source
+from moee_pipeline.sides import side_of
 from moee_pipeline.tasks import private_copy
 from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.meta import encoder_meta
+from moee_pipeline.vocabulary import DOCUMENT, Side
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,9 @@ class CachedEncoder(AbsEncoder):
         name: model name shown in mteb's results ("org/name" form).
         revision: model revision shown in mteb's results.
         hint: appended to the missing-text error, e.g. the extract command to run.
+        sides: text_id -> row per side, where a retrieval task's queries and documents have
+            rows of their own (two templates, `score.sided`): each text mteb encodes is looked
+            up in the rows of the side its `prompt_type` names.
     """
 
     mteb_model_meta: ModelMeta  # always set: mteb's protocol requires it
@@ -87,20 +92,33 @@ class CachedEncoder(AbsEncoder):
         name: str = "moee/cached",
         revision: str = "cached",
         hint: str = "",
+        sides: Mapping[Side, Mapping[str, int]] | None = None,
     ) -> None:
         source = as_source(embeddings)
         if source.rows < len(set(index.values())):
             raise ValueError(f"{source.rows} embeddings of width {source.dim} do not fit the index")
         self._index = index
+        self._sides = sides
         self._vectors = source
         self._hint = hint
         #: The most rows one `encode` call asked for (what a chunked search bounds).
         self.largest_encode = 0
         self.mteb_model_meta = encoder_meta(name=name, revision=revision, embed_dim=source.dim)
 
-    def rows_for(self, texts: Sequence[str], *, task_name: str) -> np.ndarray:
-        """Row numbers of `texts` in the cache; raises MissingTextsError naming the task."""
-        return cache_rows(texts, self._index, where=task_name, hint=self._hint)
+    def rows_for(
+        self, texts: Sequence[str], *, task_name: str, side: Side | None = None
+    ) -> np.ndarray:
+        """Row numbers of `texts` in the cache (in `side`'s rows, where sides have their own);
+        raises MissingTextsError naming the task."""
+        index = self._index
+        if self._sides is not None:
+            if side is None:
+                raise MissingTextsError(
+                    f"{task_name}: mteb encoded texts as neither queries nor documents, but "
+                    "each side has its own prompt"
+                )
+            index = self._sides[side]
+        return cache_rows(texts, index, where=task_name, hint=self._hint)
 
     def encode(
         self,
@@ -118,7 +136,7 @@ class CachedEncoder(AbsEncoder):
             if "text" not in batch:
                 raise MissingTextsError(f"{task_metadata.name} feeds non-text inputs")
             texts.extend(batch["text"])
-        rows = self.rows_for(texts, task_name=task_metadata.name)
+        rows = self.rows_for(texts, task_name=task_metadata.name, side=side_of(prompt_type))
         self.largest_encode = max(self.largest_encode, len(rows))
         return self._vectors.take(rows)
 
@@ -174,7 +192,7 @@ def _in_cache_order(view: AbsTask, split: str, encoder: CachedEncoder) -> None:
         if not data or data.get("corpus") is None:
             continue
         corpus = data["corpus"]
-        rows = encoder.rows_for(document_texts(corpus), task_name=view.metadata.name)
+        rows = encoder.rows_for(document_texts(corpus), task_name=view.metadata.name, side=DOCUMENT)
         order = np.argsort(rows, kind="stable")
         if (order != np.arange(len(order))).any():
             data["corpus"] = corpus.select(order)

@@ -7,14 +7,18 @@ missing extraction is one line before any evaluation or worker starts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from moee_pipeline.cache import layout, store
+from moee_pipeline.cache.snapshots import read_snapshot_manifest, read_text_sides
 from moee_pipeline.prompts import prompt_id
 from moee_pipeline.score.config import ScoreConfig
+from moee_pipeline.sides import pair_label, parse_label
 
-__all__ = ["UnitKey", "check_extracted", "plan_units", "resolve_tasks"]
+__all__ = ["UnitKey", "check_extracted", "entry_prompts", "plan_units", "resolve_tasks"]
 
-#: One unit of a run: (task name, prompt id).
+#: One unit of a run: (task name, prompt id), or for a retrieval task whose sides have their
+#: own templates, (task name, `sides.pair_label` of the two ids).
 UnitKey = tuple[str, str]
 
 
@@ -47,9 +51,37 @@ def resolve_tasks(config: ScoreConfig, prompt_ids: Sequence[str]) -> list[str]:
 
 
 def plan_units(config: ScoreConfig) -> list[UnitKey]:
-    """Every (task, prompt) of the run in the serial order: task by task, prompts within."""
+    """Every (task, prompt) of the run in the serial order: task by task, prompts within; a
+    task with queries and documents (Retrieval, Reranking) under two templates (`config.sides`)
+    is one unit of both entries."""
     prompts = list(dict.fromkeys(prompt_id(p) for p in config.prompts))
-    return [(task, prompt) for task in resolve_tasks(config, prompts) for prompt in prompts]
+    pair = config.sides
+    if pair is None:
+        return [(task, prompt) for task in resolve_tasks(config, prompts) for prompt in prompts]
+    label = pair_label(pair.query, pair.document)
+    every = list(dict.fromkeys([*prompts, pair.query, pair.document]))
+    return [
+        (task, label if has_sides(task, cache_dir=config.cache_dir) else prompt)
+        for task in resolve_tasks(config, every)
+        for prompt in prompts
+    ]
+
+
+def has_sides(task: str, *, cache_dir: Path) -> bool:
+    """Whether the texts recorded for the task's evaluation have sides (queries, documents):
+    what extraction split into one entry per side (extract/jobs.py), read from the same record."""
+    manifest = read_snapshot_manifest(layout.snapshot_dir(cache_dir, task)) or {}
+    for split in manifest.get("eval_splits") or []:
+        recorded = read_text_sides(task, split, cache_dir=cache_dir)
+        if recorded and any(recorded.values()):
+            return True
+    return False
+
+
+def entry_prompts(prompt: str) -> list[str]:
+    """The prompt ids of the entries a unit reads: its own, or a pair's two."""
+    pair = parse_label(prompt)
+    return [prompt] if pair is None else [pair.query, pair.document]
 
 
 def check_extracted(config: ScoreConfig, units: Sequence[UnitKey]) -> None:
@@ -58,7 +90,12 @@ def check_extracted(config: ScoreConfig, units: Sequence[UnitKey]) -> None:
     Reads manifests only; a unit without one raises the error `read_features` gives, which
     names the extract command to run.
     """
-    for name, prompt in units:
-        where = layout.task_dir(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
-        if store.read_manifest(where) is None:
-            store.read_features(config.cache_dir, model=config.model, prompt_id=prompt, task=name)
+    for name, label in units:
+        for prompt in entry_prompts(label):
+            where = layout.task_dir(
+                config.cache_dir, model=config.model, prompt_id=prompt, task=name
+            )
+            if store.read_manifest(where) is None:
+                store.read_features(
+                    config.cache_dir, model=config.model, prompt_id=prompt, task=name
+                )

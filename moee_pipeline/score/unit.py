@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from moee_pipeline.cache import layout
-from moee_pipeline.cache.snapshots import read_encoded_texts
+from moee_pipeline.cache.snapshots import read_encoded_texts, read_text_sides
 from moee_pipeline.cache.source import RowReader, open_source
 from moee_pipeline.quiet import quiet_libraries
 from moee_pipeline.score.combine import Combination
@@ -35,14 +35,22 @@ from moee_pipeline.score.encoder import (
     evaluate_split,
     row_index,
 )
-from moee_pipeline.score.plan import UnitKey
+from moee_pipeline.score.plan import UnitKey, entry_prompts
 from moee_pipeline.score.results import save_split_result
-from moee_pipeline.score.rows import Provenance, ScoreRow, experiment_kwargs
+from moee_pipeline.score.rows import ScoreRow, experiment_kwargs
+from moee_pipeline.score.sided import (
+    JoinedRows,
+    fit_rows,
+    joined,
+    provenance_of,
+    side_index,
+)
 from moee_pipeline.score.standardise import Standardiser
 from moee_pipeline.score.sweep import combinations
 from moee_pipeline.score.weights import auto_weight, pair_cosines, sample_pairs
+from moee_pipeline.sides import SidePrompts, parse_label
 from moee_pipeline.tasks.meta import encoder_meta
-from moee_pipeline.vocabulary import SUM
+from moee_pipeline.vocabulary import DOCUMENT, QUERY, SUM, Side
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
@@ -50,6 +58,9 @@ if TYPE_CHECKING:
 __all__ = ["Progress", "TaskLoader", "Unit", "score_one", "score_unit"]
 
 logger = logging.getLogger(__name__)
+
+#: text_id -> row per side, for a unit of two entries (`score.sided.side_index`).
+SideIndex = dict[Side, dict[str, int]]
 
 
 class Progress(Protocol):
@@ -92,7 +103,11 @@ class _SplitRun:
 
 @dataclass(frozen=True)
 class Unit:
-    """One (task, prompt) of a run: its loaded task, cached features and where rows go."""
+    """One (task, prompt) of a run: its loaded task, cached features and where rows go.
+
+    A retrieval task whose sides have their own templates reads two entries as one
+    (`score.sided.JoinedRows`); `prompt` is then the pair's label.
+    """
 
     config: ScoreConfig
     task: AbsTask
@@ -101,14 +116,24 @@ class Unit:
     splits: tuple[str, ...]
 
     @property
+    def pair(self) -> SidePrompts[str] | None:
+        """The two sides' prompt ids of a unit of two entries, else None."""
+        return parse_label(self.prompt)
+
+    @property
     def name(self) -> str:
         return str(self.task.metadata.name)
 
     @property
     def hint(self) -> str:
-        c = self.config
+        c, pair = self.config, self.pair
+        prompts = (
+            f"--prompt {self.prompt}"
+            if pair is None
+            else f"--query-prompt {pair.query} --document-prompt {pair.document}"
+        )
         return (
-            f"run `moee extract --model {c.model} --prompt {self.prompt} --tasks {self.name} "
+            f"run `moee extract --model {c.model} {prompts} --tasks {self.name} "
             f"--splits {','.join(self.splits)}`"
         )
 
@@ -136,11 +161,19 @@ def _rows_of(texts: Sequence[str], index: dict[str, int], unit: Unit, split: str
     return cache_rows(texts, index, where=f"{unit.name}/{split}", hint=unit.hint)
 
 
-def _auto_pairs(unit: Unit, split: str, index: dict[str, int]) -> np.ndarray:
-    """Row pairs the auto weight is fitted on: the pairs the evaluation scores, else a sample."""
+def _auto_pairs(
+    unit: Unit, split: str, index: dict[str, int], sides: SideIndex | None = None
+) -> np.ndarray:
+    """Row pairs the auto weight is fitted on: the pairs the evaluation scores, else a sample
+    (retrieval's are (query, document): with two templates, each from its side's rows)."""
     from moee_pipeline.tasks.pairs import evaluation_pairs
 
     pairs = evaluation_pairs(unit.task, split)
+    if pairs is not None and sides is not None:
+        where = f"{unit.name}/{split}"
+        queries = cache_rows([q for q, _ in pairs], sides[QUERY], where=where, hint=unit.hint)
+        documents = cache_rows([d for _, d in pairs], sides[DOCUMENT], where=where, hint=unit.hint)
+        return np.stack([queries, documents], axis=1)
     if pairs is not None:
         flat = [t for pair in pairs for t in pair]
         return _rows_of(flat, index, unit, split).reshape(-1, 2)
@@ -178,19 +211,21 @@ def score_unit(
     """
     config, feats = unit.config, unit.features
     index = row_index(feats.text_ids)
-    provenance = Provenance.of(feats.manifest, zscore_fit=config.zscore_fit)
+    sides = side_index(feats) if isinstance(feats, JoinedRows) else None
+    provenance = provenance_of(feats, zscore_fit=config.zscore_fit)
     slug = layout.model_slug(config.model)
     revision = str(feats.manifest.get("revision") or "unknown")
     task_fit: _SplitRun | None = None
     rows: list[ScoreRow] = []
     for split in unit.splits:
         if config.zscore_fit == "split":
-            fit = _rows_of(_encoded_texts(unit, split), index, unit, split)
+            fit = _fit_rows(unit, split, index, sides)
             run = _SplitRun(features=feats, fit_rows=fit, chunk_rows=config.chunk_rows)
         else:
             task_fit = task_fit or _SplitRun(feats, None, chunk_rows=config.chunk_rows)
             run = task_fit
-        pairs = _auto_pairs(unit, split, index) if any(not c.resolved for c in combos) else None
+        auto = any(not c.resolved for c in combos)
+        pairs = _auto_pairs(unit, split, index, sides) if auto else None
         done: dict[tuple[object, ...], TaskScore] = {}
         for combo in combos:
             if progress is not None:
@@ -207,7 +242,11 @@ def score_unit(
                     experiment=experiment_kwargs(unit.prompt, resolved, provenance),
                 )
                 encoder = CachedEncoder(
-                    index=index, embeddings=vectors, name=meta.name or "", hint=unit.hint
+                    index=index,
+                    embeddings=vectors,
+                    name=meta.name or "",
+                    hint=unit.hint,
+                    sides=sides,
                 )
                 done[key], result = evaluate_split(
                     unit.task, encoder=encoder, split=split, corpus_chunk_size=config.chunk_rows
@@ -218,6 +257,21 @@ def score_unit(
             if progress is not None:
                 progress.evaluated()
     return rows
+
+
+def _fit_rows(unit: Unit, split: str, index: dict[str, int], sides: SideIndex | None) -> np.ndarray:
+    """The rows of the texts the split encodes: with two templates, each side's texts in its
+    own entry (queries and documents together, one set of statistics)."""
+    texts = _encoded_texts(unit, split)
+    if sides is None:
+        return _rows_of(texts, index, unit, split)
+    recorded = read_text_sides(unit.name, split, cache_dir=unit.config.cache_dir)
+    if recorded is None:
+        raise ScoreError(
+            f"{unit.name}/{split}: the record of its texts does not say which are queries and "
+            f"which documents; re-extract ({unit.hint})"
+        )
+    return fit_rows(texts, recorded, sides, where=f"{unit.name}/{split}", hint=unit.hint)
 
 
 @dataclass
@@ -257,18 +311,21 @@ def score_one(
     """
     name, prompt = key
     combos = combinations(config)
-    source = open_source(
-        config.cache_dir,
-        model=config.model,
-        prompt_id=prompt,
-        task=name,
-        columns=_columns(combos),
-    )
-    features = source if source.rows > config.chunk_rows else source.load(_columns(combos))
+    columns = _columns(combos)
+    readers = [_reader(config, name, p, columns) for p in entry_prompts(prompt)]
+    features = joined(readers, where=f"{name} [{prompt}]")
     with quiet_libraries():
         task, splits = (tasks or TaskLoader(config)).load(name)
         unit = Unit(config, task, prompt, features, splits)
         return score_unit(unit, combos, progress=progress)
+
+
+def _reader(config: ScoreConfig, task: str, prompt: str, columns: list[str]) -> RowReader:
+    """One entry's features: held in memory up to `chunk_rows` rows, else read in chunks."""
+    source = open_source(
+        config.cache_dir, model=config.model, prompt_id=prompt, task=task, columns=columns
+    )
+    return source if source.rows > config.chunk_rows else source.load(columns)
 
 
 def _columns(combos: Sequence[Combination]) -> list[str]:

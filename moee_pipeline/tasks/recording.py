@@ -24,11 +24,12 @@ from moee_pipeline.cache.layout import snapshot_dir
 from moee_pipeline.cache.snapshots import merge_split_texts, read_encoded_texts, write_encoded_texts
 from moee_pipeline.errors import first_line
 from moee_pipeline.quiet import quiet_libraries
+from moee_pipeline.sides import side_of
 from moee_pipeline.tasks.labels import eager_labels
 from moee_pipeline.tasks.loading import eval_splits, private_copy
 from moee_pipeline.tasks.meta import encoder_meta
 from moee_pipeline.tasks.registry import TaskError
-from moee_pipeline.vocabulary import SIDES, Side
+from moee_pipeline.vocabulary import SIDES
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class _TextRecorder(AbsEncoder):
     ) -> np.ndarray:
         """Record the batch texts (and their side) and return one random vector per text."""
         n = 0
-        side = _side(prompt_type)
+        side = side_of(prompt_type)
         for batch in inputs:
             if "text" not in batch:
                 raise TaskError(f"{task_metadata.name} feeds non-text inputs; only text tasks work")
@@ -78,12 +79,6 @@ class _TextRecorder(AbsEncoder):
                     found.add(side)
             n += len(texts)
         return self._rng.standard_normal((n, _RECORD_DIM)).astype(np.float32)
-
-
-def _side(prompt_type: Any) -> Side | None:
-    """mteb's prompt type as our side (`vocabulary.SIDES`), None for texts without one."""
-    value = getattr(prompt_type, "value", prompt_type)
-    return next((side for side in SIDES if side == value), None)
 
 
 def text_sides(recorder: _TextRecorder, texts: Sequence[str]) -> list[str]:

@@ -717,6 +717,20 @@ CASES: list[Case] = [
         "extract with --splits test,validation",
         lambda c: c.score("--split", "validation"),
     ),
+    Case(
+        "--query-prompt beside two --prompt values",
+        "take one --prompt (the other side's default)",
+        "run one --prompt at a time",
+        lambda c: c.extract(
+            "--tasks", TASK, "--prompt", "none", "--prompt", "style", "--query-prompt", "tone"
+        ),
+    ),
+    Case(
+        "--document-prompt with --zscore-fit task",
+        "with --query-prompt/--document-prompt use --zscore-fit split",
+        "use --zscore-fit split",
+        lambda c: c.score("--document-prompt", "style", "--zscore-fit", "task"),
+    ),
 ]
 
 

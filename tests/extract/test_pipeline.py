@@ -319,6 +319,7 @@ def test_complete_entry_with_other_settings_is_refused(
     with pytest.raises(ExtractionError, match="other settings"):
         run(loaded, model_dir, tmp_path, max_length=32)
     from moee_pipeline.extract.collect import _already_done
+    from moee_pipeline.extract.jobs import EntryJob
 
     spec = ModelSpec(str(model_dir), dtype="bfloat16")
     with pytest.raises(ExtractionError, match="dtype"):
@@ -326,7 +327,7 @@ def test_complete_entry_with_other_settings_is_refused(
             spec,
             options=options(tmp_path),
             task="T",
-            prompts=[resolve_prompt("prompteol")],
+            jobs=lambda: [EntryJob(resolve_prompt("prompteol"))],
             texts=lambda: TEXTS,
         )
 
